@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane for tests and for poking at by hand: etcd,
+# kube-apiserver and kube-controller-manager on 127.0.0.1, built from the Kubernetes Go
+# modules (hack/control-plane/) and cached outside the repository.
+#
+#   hack/control-plane.sh build    build the binaries once per Kubernetes version (cached)
+#   hack/control-plane.sh up       start one in the background; prints `export KUBECONFIG=...`
+#   hack/control-plane.sh down     stop what `up` started
+#   hack/control-plane.sh status   say whether it runs and whether it is ready
+#   hack/control-plane.sh paths    print, as JSON, where the binaries are and whether they are built
+#
+# Environment:
+#   SWITCHYARD_CACHE     cache root (default: ~/.cache/switchyard); binaries go to
+#                        $SWITCHYARD_CACHE/control-plane/<kubernetes version>/
+#   KUBEBUILDER_ASSETS   a directory with etcd, kube-apiserver and kube-controller-manager
+#                        (and optionally kubectl): used instead of building those
+#
+# See docs/control-plane.md.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+module="$repo/hack/control-plane"
+state="$repo/.cache/control-plane"
+pidfile="$state/control-plane.pid"
+
+k8s_version=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$module/go.mod")
+cache="${SWITCHYARD_CACHE:-${HOME}/.cache/switchyard}/control-plane/${k8s_version}"
+server_programs=(etcd kube-apiserver kube-controller-manager)
+
+die() {
+	echo "control-plane: $*" >&2
+	exit 1
+}
+
+# assets_usable tells whether KUBEBUILDER_ASSETS holds the server programs.
+assets_usable() {
+	[[ -n ${KUBEBUILDER_ASSETS:-} ]] || return 1
+	local name
+	for name in "${server_programs[@]}"; do
+		[[ -x "$KUBEBUILDER_ASSETS/$name" ]] || return 1
+	done
+}
+
+# stamp hashes what a binary is built from, so that a change to the sources rebuilds it.
+stamp() { # stamp DIR: the Go module's requirements and the command's sources
+	(cd "$module" && cat go.mod go.sum "$1"/*.go | sha256sum | cut -d' ' -f1)
+}
+supervisor_stamp() { stamp cmd/control-plane; }
+kube_stamp() { stamp cmd/kube; }
+
+built() { # built NAME STAMP
+	[[ -x "$cache/$1" && -f "$cache/$1.stamp" && $(cat "$cache/$1.stamp") == "$2" ]]
+}
+
+# need_kube tells whether the big multi-call binary is needed: always, unless
+# KUBEBUILDER_ASSETS provides every program including kubectl.
+need_kube() {
+	! { assets_usable && [[ -x "$KUBEBUILDER_ASSETS/kubectl" ]]; }
+}
+
+bin_dir() {
+	if assets_usable; then echo "$KUBEBUILDER_ASSETS"; else echo "$cache"; fi
+}
+
+kubectl_path() {
+	if assets_usable && [[ -x "$KUBEBUILDER_ASSETS/kubectl" ]]; then
+		echo "$KUBEBUILDER_ASSETS/kubectl"
+	else
+		echo "$cache/kubectl"
+	fi
+}
+
+is_built() {
+	built control-plane "$(supervisor_stamp)" || return 1
+	if need_kube; then
+		built kube "$(kube_stamp)" || return 1
+	fi
+}
+
+go_build() { # go_build PACKAGE OUTPUT
+	local minor=${k8s_version#v1.}
+	minor=${minor%%.*}
+	# The version variables make /version, kubectl version and helm see a real release.
+	local ldflags="-s -w"
+	local pkg
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ldflags+=" -X ${pkg}.gitVersion=${k8s_version} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
+		ldflags+=" -X ${pkg}.gitTreeState=clean"
+	done
+	(cd "$module" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$2" "$1")
+}
+
+cmd_build() {
+	if ! command -v go >/dev/null 2>&1; then
+		die "Go is not installed. Building the test control plane needs Go $(awk '$1 == "go" { print $2; exit }' "$module/go.mod") or newer (https://go.dev/dl/), or KUBEBUILDER_ASSETS pointing at etcd, kube-apiserver, kube-controller-manager and kubectl binaries (the small launcher is still built with Go)."
+	fi
+	mkdir -p "$cache"
+	# Parallel test workers may all ask for a build: one builds, the others wait for it.
+	exec 9>"$cache/.lock"
+	flock 9
+	local s
+	s=$(supervisor_stamp)
+	if ! built control-plane "$s"; then
+		echo "control-plane: building the launcher" >&2
+		go_build ./cmd/control-plane "$cache/control-plane.tmp"
+		mv -f "$cache/control-plane.tmp" "$cache/control-plane"
+		echo "$s" >"$cache/control-plane.stamp"
+	fi
+	if need_kube; then
+		s=$(kube_stamp)
+		if ! built kube "$s"; then
+			echo "control-plane: building etcd, kube-apiserver, kube-controller-manager and kubectl ${k8s_version} into ${cache}" >&2
+			echo "control-plane: the first build takes a long time (see docs/control-plane.md); later ones reuse the cache" >&2
+			local start=$SECONDS
+			go_build ./cmd/kube "$cache/kube.tmp"
+			mv -f "$cache/kube.tmp" "$cache/kube"
+			local name
+			for name in "${server_programs[@]}" kubectl; do
+				ln -sfn kube "$cache/$name"
+			done
+			echo "$s" >"$cache/kube.stamp"
+			echo "control-plane: built in $((SECONDS - start))s" >&2
+		fi
+	fi
+	flock -u 9
+}
+
+cmd_paths() {
+	local ok=false
+	if is_built; then ok=true; fi
+	printf '{"built":%s,"version":"%s","controlPlane":"%s","binDir":"%s","kubectl":"%s"}\n' \
+		"$ok" "$k8s_version" "$cache/control-plane" "$(bin_dir)" "$(kubectl_path)"
+}
+
+running_pid() {
+	[[ -f $pidfile ]] || return 1
+	local pid
+	pid=$(cat "$pidfile")
+	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+	# A stale pid file may name a process that reused the number.
+	grep -q control-plane "/proc/$pid/cmdline" 2>/dev/null || return 1
+	echo "$pid"
+}
+
+cmd_up() {
+	if pid=$(running_pid); then
+		echo "control-plane: already running (pid $pid)" >&2
+		echo "export KUBECONFIG=$state/kubeconfig"
+		return 0
+	fi
+	is_built || cmd_build
+	mkdir -p "$state"
+	rm -f "$state/ready.json"
+	local start=$EPOCHREALTIME
+	# setsid makes the launcher lead a process group of its own, so `down` can end the
+	# launcher and everything it started without touching anything else.
+	setsid "$cache/control-plane" run --dir "$state" --bin-dir "$(bin_dir)" \
+		</dev/null >"$state/control-plane.log" 2>&1 &
+	local pid=$!
+	echo "$pid" >"$pidfile"
+	local deadline=$((SECONDS + 180))
+	until [[ -f $state/ready.json ]]; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			rm -f "$pidfile"
+			tail -n 40 "$state/control-plane.log" >&2
+			die "failed to start; logs in $state/logs/"
+		fi
+		((SECONDS < deadline)) || {
+			cmd_down
+			die "not ready after 180s; logs in $state/logs/"
+		}
+		sleep 0.1
+	done
+	local elapsed
+	elapsed=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+	echo "control-plane: ready in ${elapsed}s at $(sed -n 's/.*"server":"\([^"]*\)".*/\1/p' "$state/ready.json") (pid $pid, logs in $state/logs/)" >&2
+	echo "export KUBECONFIG=$state/kubeconfig"
+}
+
+cmd_down() {
+	local pid
+	if ! pid=$(running_pid); then
+		rm -f "$pidfile"
+		echo "control-plane: not running" >&2
+		return 0
+	fi
+	# The launcher stops its programs in order on SIGTERM; the group kill afterwards only
+	# matters if it could not.
+	kill -TERM "$pid" 2>/dev/null || true
+	local deadline=$((SECONDS + 30))
+	while kill -0 -- "-$pid" 2>/dev/null && ((SECONDS < deadline)); do
+		sleep 0.1
+	done
+	if kill -0 -- "-$pid" 2>/dev/null; then
+		echo "control-plane: still running after 30s, killing process group $pid" >&2
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	fi
+	rm -f "$pidfile"
+	echo "control-plane: stopped" >&2
+}
+
+cmd_status() {
+	local pid
+	if ! pid=$(running_pid); then
+		echo "control-plane: not running"
+		return 3
+	fi
+	if [[ -f $state/ready.json ]] && "$(kubectl_path)" --kubeconfig "$state/kubeconfig" get --raw /readyz >/dev/null 2>&1; then
+		echo "control-plane: ready (pid $pid), $(cat "$state/ready.json")"
+		echo "export KUBECONFIG=$state/kubeconfig"
+	else
+		echo "control-plane: running (pid $pid) but not ready; logs in $state/logs/"
+		return 1
+	fi
+}
+
+case "${1:-}" in
+build) cmd_build ;;
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+paths) cmd_paths ;;
+*)
+	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,120 @@
+// Command control-plane runs a throwaway Kubernetes control plane for tests: etcd,
+// kube-apiserver and kube-controller-manager on loopback, on free ports, with a fresh PKI
+// and an admin kubeconfig. It stays in the foreground and stops everything it started when
+// it gets SIGINT, SIGTERM or SIGHUP, when one of its programs dies, or (with
+// --watch-parent) when the process that started it goes away.
+//
+// It uses only the standard library, so it builds in seconds even where the Kubernetes
+// programs come from KUBEBUILDER_ASSETS instead of from this module.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != "run" {
+		fmt.Fprintln(os.Stderr, "usage: control-plane run --dir DIR [flags]   (control-plane run -h lists the flags)")
+		os.Exit(2)
+	}
+	if err := run(os.Args[2:]); err != nil {
+		fmt.Fprintf(os.Stderr, "control-plane: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("control-plane run", flag.ContinueOnError)
+	var opts options
+	fs.StringVar(&opts.dir, "dir", "", "state directory: pki/, etcd/, logs/, kubeconfig, ready.json (its old contents are replaced)")
+	fs.StringVar(&opts.binDir, "bin-dir", "", "directory holding etcd, kube-apiserver and kube-controller-manager (default: this program's directory)")
+	fs.StringVar(&opts.controllers, "controllers", defaultControllers, "kube-controller-manager --controllers; empty runs no controller manager")
+	fs.StringVar(&opts.serviceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "kube-apiserver --service-cluster-ip-range")
+	fs.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long startup may take")
+	fs.BoolVar(&opts.watchParent, "watch-parent", false, "stop when the parent process exits")
+	fs.BoolVar(&opts.removeDir, "remove-dir", false, "remove --dir entirely on exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if opts.dir == "" {
+		return errors.New("--dir is required")
+	}
+	dir, err := filepath.Abs(opts.dir)
+	if err != nil {
+		return err
+	}
+	opts.dir = dir
+	if opts.binDir == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		opts.binDir = filepath.Dir(self)
+	}
+
+	// Signals and the parent watch cancel the same context that bounds startup, so a
+	// stop request during a slow start is honoured at once.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-signals
+		cancel(stopRequest(fmt.Sprintf("got %v", sig)))
+	}()
+	if opts.watchParent {
+		go watchParent(ctx, cancel)
+	}
+
+	cp := &controlPlane{opts: opts, exits: newExits()}
+	err = cp.start(ctx)
+	if err == nil {
+		err = cp.wait(ctx)
+	}
+	cp.stop()
+	if opts.removeDir {
+		if rmErr := os.RemoveAll(opts.dir); rmErr != nil && err == nil {
+			err = rmErr
+		}
+	}
+	var stop stopRequest
+	if err != nil && errors.As(context.Cause(ctx), &stop) {
+		// A stop request is how a run normally ends; what it interrupted is no failure.
+		fmt.Fprintf(os.Stderr, "control-plane: stopped (%s)\n", stop)
+		return nil
+	}
+	return err
+}
+
+// stopRequest is the cancellation cause for a signal or a vanished parent, which end a
+// run normally, as opposed to a program that failed.
+type stopRequest string
+
+func (s stopRequest) Error() string { return string(s) }
+
+// watchParent cancels ctx once this process is re-parented, which is how Linux tells a
+// child that its parent died (even by SIGKILL, when no cleanup handler of the parent ran).
+func watchParent(ctx context.Context, cancel context.CancelCauseFunc) {
+	parent := os.Getppid()
+	ticker := time.NewTicker(250 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if os.Getppid() != parent {
+				cancel(stopRequest(fmt.Sprintf("parent process %d exited", parent)))
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// pki is what the control plane's TLS needs, as PEM. ECDSA P-256 throughout: key
+// generation is instant (RSA would add a noticeable pause to every fresh start) and
+// kube-apiserver, client-go, kubectl and Node's TLS all accept it.
+type pki struct {
+	caCert, caKey           []byte
+	servingCert, servingKey []byte
+	adminCert, adminKey     []byte
+	controllerManagerCert   []byte
+	controllerManagerKey    []byte
+	serviceAccountKey       []byte // signs service account tokens
+	serviceAccountPub       []byte // verifies them
+}
+
+type certSpec struct {
+	commonName   string
+	organization []string
+	dnsNames     []string
+	ips          []net.IP
+	usage        x509.ExtKeyUsage
+}
+
+// newPKI makes a CA and the certificates signed by it. serviceIP is the first address of
+// the service range: in-cluster clients reach the API server as kubernetes.default there.
+func newPKI(serviceIP net.IP) (*pki, error) {
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	caTemplate := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "switchyard-test-ca"},
+		NotBefore:             now.Add(-time.Hour), // tolerate a little clock skew
+		NotAfter:              now.Add(365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, caKey.Public(), caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	p := &pki{caCert: pemBlock("CERTIFICATE", caDER)}
+	if p.caKey, err = ecKeyPEM(caKey); err != nil {
+		return nil, err
+	}
+
+	issue := func(spec certSpec) (certPEM, keyPEM []byte, err error) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		template := &x509.Certificate{
+			SerialNumber: serial(),
+			Subject:      pkix.Name{CommonName: spec.commonName, Organization: spec.organization},
+			DNSNames:     spec.dnsNames,
+			IPAddresses:  spec.ips,
+			NotBefore:    now.Add(-time.Hour),
+			NotAfter:     now.Add(365 * 24 * time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{spec.usage},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, template, ca, key.Public(), caKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		keyPEM, err = ecKeyPEM(key)
+		return pemBlock("CERTIFICATE", der), keyPEM, err
+	}
+
+	if p.servingCert, p.servingKey, err = issue(certSpec{
+		commonName: "kube-apiserver",
+		dnsNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+			"kubernetes.default.svc.cluster.local"},
+		ips:   []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, serviceIP},
+		usage: x509.ExtKeyUsageServerAuth,
+	}); err != nil {
+		return nil, err
+	}
+	// system:masters is the group that RBAC always authorizes: the tests' admin.
+	if p.adminCert, p.adminKey, err = issue(certSpec{
+		commonName: "switchyard-admin", organization: []string{"system:masters"},
+		usage: x509.ExtKeyUsageClientAuth,
+	}); err != nil {
+		return nil, err
+	}
+	// The controller manager gets the identity that the bootstrap RBAC policy expects; with
+	// --use-service-account-credentials each controller then acts as its own service
+	// account, as in a real cluster, so RBAC is exercised rather than bypassed.
+	if p.controllerManagerCert, p.controllerManagerKey, err = issue(certSpec{
+		commonName: "system:kube-controller-manager",
+		usage:      x509.ExtKeyUsageClientAuth,
+	}); err != nil {
+		return nil, err
+	}
+
+	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if p.serviceAccountKey, err = ecKeyPEM(saKey); err != nil {
+		return nil, err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(saKey.Public())
+	if err != nil {
+		return nil, err
+	}
+	p.serviceAccountPub = pemBlock("PUBLIC KEY", pubDER)
+	return p, nil
+}
+
+// write stores the PKI under dir with the file names that the command lines use.
+func (p *pki) write(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		"ca.crt": p.caCert, "ca.key": p.caKey,
+		"apiserver.crt": p.servingCert, "apiserver.key": p.servingKey,
+		"admin.crt": p.adminCert, "admin.key": p.adminKey,
+		"controller-manager.crt": p.controllerManagerCert, "controller-manager.key": p.controllerManagerKey,
+		"sa.key": p.serviceAccountKey, "sa.pub": p.serviceAccountPub,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ecKeyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pemBlock("EC PRIVATE KEY", der), nil
+}
+
+func pemBlock(kind string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der})
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return n
+}
