@@ -1,0 +1,138 @@
+/**
+ * Standalone mode: turn a validated gateway.yaml into the same route table the
+ * operator produces, so both paths share everything after "table".
+ */
+import { readFileSync } from 'node:fs';
+import { parseDuration } from './duration.ts';
+import { formatPath } from './load.ts';
+import type { GatewayConfig, RouteConfig, UpstreamConfig } from './schema.ts';
+import { RouteTableSchema, type Route, type RouteTable, type Upstream } from '../table/schema.ts';
+import { tableVersion } from '../table/version.ts';
+
+/** The table compiled from a file, and what is wrong with it but not fatal. */
+export interface CompiledConfig {
+  table: RouteTable;
+  /** e.g. a route naming an upstream that does not exist: that route answers 503. */
+  warnings: string[];
+}
+
+const ms = (v: string | number | undefined): number | undefined => (v === undefined ? undefined : parseDuration(v));
+
+function pathType(route: RouteConfig): Route['path']['type'] {
+  if (route.path_type) return route.path_type;
+  return /[{*]/.test(route.path) ? 'Template' : 'Exact';
+}
+
+/** `route_limits` keys are paths where `*` stands for the rest of the path. */
+function globMatches(pattern: string, path: string): boolean {
+  if (pattern === path) return true;
+  if (!pattern.includes('*')) return false;
+  const rx = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.+')}$`);
+  return rx.test(path);
+}
+
+function rateLimitFor(config: GatewayConfig, route: RouteConfig): Route['rateLimit'] {
+  const rl = config.middleware.rate_limiting;
+  if (!rl || !rl.enabled) return undefined;
+  const windowMs = ms(rl.window) ?? 60_000;
+  if (route.rate_limit !== undefined) return { limit: route.rate_limit, windowMs };
+  // The most specific key wins: an exact path before globs, a longer glob before a shorter one.
+  const keys = Object.keys(rl.route_limits).sort((a, b) => Number(b === route.path) - Number(a === route.path) || b.length - a.length || (a < b ? -1 : 1));
+  for (const key of keys) if (globMatches(key, route.path)) return { limit: rl.route_limits[key] as number, windowMs };
+  return rl.default_limit !== undefined ? { limit: rl.default_limit, windowMs } : undefined;
+}
+
+function corsFor(config: GatewayConfig, route: RouteConfig): Route['cors'] {
+  const base = config.middleware.cors;
+  if (!base && !route.cors) return undefined;
+  const merged = { ...(base ?? {}), ...(route.cors ?? {}) };
+  return {
+    allowedOrigins: merged.allowed_origins ?? [],
+    allowedMethods: merged.allowed_methods ?? ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
+    allowedHeaders: merged.allowed_headers ?? ['Content-Type', 'Authorization'],
+    exposedHeaders: merged.exposed_headers ?? [],
+    allowCredentials: merged.allow_credentials ?? false,
+    maxAgeSeconds: merged.max_age ?? 0,
+  };
+}
+
+function compileUpstream(config: GatewayConfig, name: string, u: UpstreamConfig, file: string): Upstream {
+  return {
+    name,
+    endpoints: u.discovery.endpoints.map((url) => ({ url: new URL(url).origin, weight: 1 })),
+    loadBalancer: u.load_balancer.type,
+    healthCheck: u.health_check && {
+      path: u.health_check.path,
+      intervalMs: ms(u.health_check.interval) as number,
+      timeoutMs: ms(u.health_check.timeout) as number,
+      healthyThreshold: u.health_check.healthy_threshold,
+      unhealthyThreshold: u.health_check.unhealthy_threshold,
+    },
+    circuitBreaker: u.circuit_breaker && {
+      failureThreshold: u.circuit_breaker.failure_threshold,
+      openMs: ms(u.circuit_breaker.timeout) as number,
+      successThreshold: u.circuit_breaker.success_threshold,
+    },
+    timeoutMs: ms(u.timeout ?? config.server.timeouts.upstream_timeout),
+    pool: {
+      connectionsPerEndpoint: u.max_connections ?? 128,
+      keepAliveTimeoutMs: ms(config.server.timeouts.keepalive_timeout) ?? 60_000,
+      connectTimeoutMs: 5_000,
+    },
+    tls: u.tls && {
+      caPem: u.tls.ca_file ? readFileSync(u.tls.ca_file, 'utf8') : undefined,
+      serverName: u.tls.server_name,
+      insecureSkipVerify: u.tls.insecure_skip_verify,
+    },
+  };
+}
+
+/** Compiles a validated config into a route table. `file` is used in messages only. */
+export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): CompiledConfig {
+  const warnings: string[] = [];
+  const upstreams = Object.entries(config.upstreams)
+    .map(([name, u]) => compileUpstream(config, name, u, file))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const known = new Set(upstreams.map((u) => u.name));
+  const seen = new Map<string, number>();
+  const defaultTimeout = ms(config.server.timeouts.request_timeout);
+
+  // Routes keep file order: among identical matches the first one listed wins.
+  const routes: Route[] = config.routes.map((r, i) => {
+    const base = r.name ?? r.path;
+    const n = (seen.get(base) ?? 0) + 1;
+    seen.set(base, n);
+    const backends = r.backends ?? [{ upstream: r.upstream as string, weight: 1 }];
+    const missing = backends.filter((b) => !known.has(b.upstream)).map((b) => b.upstream);
+    let invalid: string | undefined;
+    if (missing.length > 0) {
+      invalid = `upstream ${missing.map((m) => `"${m}"`).join(', ')} is not defined`;
+      warnings.push(`${file}: ${formatPath(['routes', i, r.upstream ? 'upstream' : 'backends'])}: ${invalid} in "upstreams"; the route answers 503 until it is`);
+    }
+    const retries = r.retries && {
+      attempts: r.retries.attempts,
+      on: r.retries.on ?? ['connect-failure', 'reset', '503'],
+      nonIdempotent: r.retries.non_idempotent,
+      backoffMs: ms(r.retries.backoff) ?? 25,
+    };
+    return {
+      id: n === 1 ? base : `${base}#${n}`,
+      hosts: r.hosts.map((h) => h.toLowerCase()),
+      path: { type: pathType(r), value: r.path },
+      methods: r.methods,
+      backends,
+      timeoutMs: ms(r.timeout) ?? defaultTimeout,
+      auth: { required: r.auth_required, roles: r.required_roles, permissions: r.required_permissions },
+      rateLimit: rateLimitFor(config, r),
+      cors: corsFor(config, r),
+      retries,
+      rewritePath: r.rewrite_path,
+      invalid,
+    };
+  });
+
+  // Hash after defaults are filled in, so that equal tables get equal versions whoever wrote them.
+  const table = RouteTableSchema.parse({ routes, upstreams, version: 'unversioned' });
+  table.version = tableVersion(table);
+  return { table, warnings };
+}

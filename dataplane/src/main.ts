@@ -1,0 +1,113 @@
+/**
+ * The data plane's command line: `switchyard-dataplane --config gateway.yaml`.
+ * Wiring only: read the config, start the gateway, handle signals.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfigFile } from './config/load.ts';
+import { compileConfig } from './config/compile.ts';
+import { createLogger } from './observability/logger.ts';
+import { Gateway } from './server/gateway.ts';
+
+const HELP = `Usage: switchyard-dataplane --config <file> [options]
+
+Runs the Switchyard gateway data plane.
+
+Options:
+  -c, --config <file>     gateway.yaml to serve (routes, upstreams, auth, middleware, observability).
+                          Also read from GATEWAY_CONFIG. \${VAR} in the file is taken from the environment;
+                          GATEWAY_* variables override settings (see docs/configuration.md).
+      --no-watch          do not reload when the config file changes (SIGHUP and POST /reload still do)
+      --check             validate the config, print the compiled route table summary, and exit
+      --log-level <level> trace, debug, info, warn, error, fatal or silent (overrides the config)
+  -h, --help              show this help
+  -v, --version           print the version
+
+Ports (from the config's "server" section): traffic http_port (8080), https_port (8443, when
+server.tls is set), admin_port (8081, on admin_bind_address 127.0.0.1), metrics_port (9090).
+Signals: SIGHUP reloads the config; SIGTERM and SIGINT drain and stop.
+`;
+
+/** Runs the CLI; resolves with the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'no-watch': { type: 'boolean' },
+        check: { type: 'boolean' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`switchyard-dataplane: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (args.version) {
+    const pkg = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  const file = args.config ?? process.env.GATEWAY_CONFIG;
+  if (!file) {
+    process.stderr.write(`switchyard-dataplane: --config <file> is required\n\n${HELP}`);
+    return 2;
+  }
+
+  let loaded;
+  try {
+    loaded = await loadConfigFile(file);
+    if (args.check) {
+      const { table, warnings } = compileConfig(loaded.config, file);
+      for (const w of [...loaded.warnings, ...warnings]) process.stderr.write(`warning: ${w}\n`);
+      process.stdout.write(`${file}: ok, ${table.routes.length} routes, ${table.upstreams.length} upstreams, table version ${table.version}\n`);
+      return 0;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`switchyard-dataplane: invalid configuration\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      return 1;
+    }
+    throw err;
+  }
+
+  const logging = loaded.config.observability.logging;
+  const log = createLogger({ level: args['log-level'] ?? logging.level, destination: logging.output.type });
+  for (const w of loaded.warnings) log.warn({ event: 'config_warning' }, w);
+  if (loaded.overrides.length > 0) log.info({ event: 'config_overrides', overrides: loaded.overrides }, 'settings overridden from the environment');
+
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start({ config: loaded.config, configFile: file, watch: !args['no-watch'], log });
+  } catch (err) {
+    const message = err instanceof ConfigError ? err.problems.join('\n  ') : (err as Error).message;
+    process.stderr.write(`switchyard-dataplane: cannot start: ${message}\n`);
+    log.flush();
+    return 1;
+  }
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ event: 'signal', signal }, `received ${signal}`);
+      gateway.stop().then(
+        () => log.flush(() => resolve(0)),
+        (err: unknown) => {
+          log.error({ event: 'shutdown_failed', err }, 'shutdown failed');
+          log.flush(() => resolve(1));
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => void gateway.reload('SIGHUP'));
+  });
+}

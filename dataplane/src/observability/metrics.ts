@@ -1,0 +1,54 @@
+/**
+ * Prometheus metrics. Label sets are bounded: routes and upstreams come from the
+ * table (never from the request), status is reduced to its class.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Every metric the data plane exports, on one registry per process. */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'route' | 'method' | 'status_class'>;
+  readonly requestDuration: Histogram<'route'>;
+  readonly upstreamDuration: Histogram<'upstream' | 'status_class'>;
+  readonly upstreamErrors: Counter<'upstream' | 'kind'>;
+  readonly inFlight: Gauge;
+  readonly responseBytes: Counter<'route'>;
+  readonly tableInfo: Gauge<'version' | 'source'>;
+  readonly tableRoutes: Gauge;
+  readonly tableLoadedAt: Gauge;
+  readonly reloads: Counter<'result'>;
+  readonly rejectedRequests: Counter<'code'>;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.requests = new Counter({ name: 'switchyard_requests_total', help: 'Requests answered, by route, method and status class.', labelNames: ['route', 'method', 'status_class'], registers });
+    this.requestDuration = new Histogram({ name: 'switchyard_request_duration_seconds', help: 'Time from request received to response finished.', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers });
+    this.upstreamDuration = new Histogram({ name: 'switchyard_upstream_duration_seconds', help: 'Time from upstream request sent to upstream response headers.', labelNames: ['upstream', 'status_class'], buckets: LATENCY_BUCKETS, registers });
+    this.upstreamErrors = new Counter({ name: 'switchyard_upstream_errors_total', help: 'Upstream attempts that failed without a response, by kind.', labelNames: ['upstream', 'kind'], registers });
+    this.inFlight = new Gauge({ name: 'switchyard_requests_in_flight', help: 'Requests being handled now.', registers });
+    this.responseBytes = new Counter({ name: 'switchyard_response_bytes_total', help: 'Response body bytes sent to clients.', labelNames: ['route'], registers });
+    this.tableInfo = new Gauge({ name: 'switchyard_table_info', help: 'The route table being served (value 1), by version and source.', labelNames: ['version', 'source'], registers });
+    this.tableRoutes = new Gauge({ name: 'switchyard_table_routes', help: 'Routes in the table being served.', registers });
+    this.tableLoadedAt = new Gauge({ name: 'switchyard_table_loaded_timestamp_seconds', help: 'When the table being served was applied.', registers });
+    this.reloads = new Counter({ name: 'switchyard_table_reloads_total', help: 'Attempts to apply a new route table, by result.', labelNames: ['result'], registers });
+    this.rejectedRequests = new Counter({ name: 'switchyard_rejected_requests_total', help: 'Requests answered by the gateway itself with an error, by error code.', labelNames: ['code'], registers });
+    this.reloads.inc({ result: 'applied' }, 0);
+    this.reloads.inc({ result: 'rejected' }, 0);
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_process_' });
+  }
+
+  /** Records which table is live; the previous version's series is dropped. */
+  setTable(version: string, source: string, routes: number): void {
+    this.tableInfo.reset();
+    this.tableInfo.set({ version, source }, 1);
+    this.tableRoutes.set(routes);
+    this.tableLoadedAt.set(Date.now() / 1000);
+  }
+}
+
+/** "2xx" for 204 and so on; label values stay few. */
+export function statusClass(status: number): string {
+  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+}

@@ -1,0 +1,79 @@
+/**
+ * Every answer the gateway gives on its own behalf: one code, one status, one
+ * JSON shape `{"error":{"code","message","requestId"}}`. Clients and dashboards
+ * key on `code`, which never changes meaning.
+ */
+import type { ServerResponse } from 'node:http';
+import type { RequestContext } from '../pipeline/context.ts';
+
+/** The stable error codes and the HTTP status each maps to. */
+export const ERROR_STATUS = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  route_not_found: 404,
+  method_not_allowed: 405,
+  request_timeout: 408,
+  payload_too_large: 413,
+  uri_too_long: 414,
+  rate_limited: 429,
+  request_header_fields_too_large: 431,
+  internal_error: 500,
+  bad_gateway: 502,
+  route_unavailable: 503,
+  no_healthy_upstream: 503,
+  circuit_open: 503,
+  shutting_down: 503,
+  upstream_timeout: 504,
+} as const;
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** An error the gateway answers itself, with optional extra response headers. */
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly headers: Record<string, string> | undefined;
+  constructor(code: ErrorCode, message: string, headers?: Record<string, string>) {
+    super(message);
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+    this.headers = headers;
+  }
+}
+
+/** The JSON body for an error; shared by every listener. */
+export function errorBody(code: ErrorCode, message: string, requestId: string | undefined): string {
+  return JSON.stringify({ error: { code, message, ...(requestId ? { requestId } : {}) } });
+}
+
+/** Writes a GatewayError as the response, unless headers already went out; returns the body bytes sent. */
+export function sendError(res: ServerResponse, err: GatewayError, requestId: string | undefined): number {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return 0;
+  }
+  const body = errorBody(err.code, err.message, requestId);
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...err.headers,
+  };
+  if (requestId) headers['x-request-id'] = requestId;
+  res.writeHead(err.status, headers);
+  if (res.req.method === 'HEAD') {
+    res.end();
+    return 0;
+  }
+  res.end(body);
+  return Buffer.byteLength(body);
+}
+
+/** Answers a request with an error, with the headers stages added (CORS, rate limits), and records it. */
+export function respondWithError(ctx: RequestContext, err: GatewayError): void {
+  ctx.errorCode = err.code;
+  const extra = ctx.responseHeaders;
+  if (extra && !ctx.res.headersSent) for (const k of Object.keys(extra)) ctx.res.setHeader(k, extra[k] as string);
+  ctx.bytesOut = sendError(ctx.res, err, ctx.requestId);
+}

@@ -1,0 +1,248 @@
+/**
+ * One attempt to send a request to one endpoint and stream the answer back.
+ *
+ * Bodies stream both ways with backpressure: the client's request is piped
+ * into undici, and each upstream chunk is written to the client; when the
+ * client is slow the upstream read is paused. Nothing buffers a whole body.
+ */
+import type { Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestContext } from '../pipeline/context.ts';
+import type { EndpointRuntime } from '../upstream/upstream.ts';
+import { GatewayError } from './errors.ts';
+
+/** Headers that describe one connection, never the message (RFC 9110 section 7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'http2-settings',
+]);
+
+/** Request headers the gateway sets itself, so client-sent values never pass. */
+const GATEWAY_SET = new Set(['x-forwarded-proto', 'x-forwarded-host', 'x-request-id', 'expect']);
+
+function connectionTokens(raw: readonly string[]): Set<string> | undefined {
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).length !== 10 || (raw[i] as string).toLowerCase() !== 'connection') continue;
+    for (const t of (raw[i + 1] as string).split(',')) {
+      const name = t.trim().toLowerCase();
+      if (name !== '') (tokens ??= new Set()).add(name);
+    }
+  }
+  return tokens;
+}
+
+/**
+ * The headers sent upstream: the client's, less hop-by-hop headers (and those the
+ * client named in `Connection`), less any `X-User-*` header the client sent,
+ * plus the forwarding headers and the identity the gateway vouches for.
+ */
+export function upstreamRequestHeaders(ctx: RequestContext, extra?: readonly string[]): string[] {
+  const raw = ctx.req.rawHeaders;
+  const named = connectionTokens(raw);
+  const out: string[] = [];
+  let forwardedFor = '';
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || GATEWAY_SET.has(lower) || named?.has(lower) || lower.startsWith('x-user-')) continue;
+    if (lower === 'x-forwarded-for') {
+      forwardedFor = forwardedFor === '' ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1] as string}`;
+      continue;
+    }
+    out.push(name, raw[i + 1] as string);
+  }
+  out.push('x-forwarded-for', forwardedFor === '' ? ctx.clientIp : `${forwardedFor}, ${ctx.clientIp}`);
+  out.push('x-forwarded-proto', ctx.tls ? 'https' : 'http');
+  if (ctx.host !== '') out.push('x-forwarded-host', ctx.host);
+  out.push('x-request-id', ctx.requestId);
+  const id = ctx.identity;
+  if (id) {
+    out.push('x-user-id', id.subject, 'x-user-roles', id.roles.join(','), 'x-user-permissions', id.permissions.join(','));
+  }
+  if (extra) for (const h of extra) out.push(h);
+  return out;
+}
+
+/** The upstream's response headers less hop-by-hop ones, plus the gateway's own. */
+function clientResponseHeaders(raw: readonly (Buffer | string)[], ctx: RequestContext): string[] {
+  const strings: string[] = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) strings[i] = raw[i]!.toString('latin1');
+  const named = connectionTokens(strings);
+  const out: string[] = [];
+  for (let i = 0; i < strings.length; i += 2) {
+    const lower = (strings[i] as string).toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named?.has(lower) || lower === 'x-request-id') continue;
+    if (ctx.responseHeaders && Object.hasOwn(ctx.responseHeaders, lower)) continue;
+    out.push(strings[i] as string, strings[i + 1] as string);
+  }
+  out.push('x-request-id', ctx.requestId);
+  if (ctx.responseHeaders) for (const [k, v] of Object.entries(ctx.responseHeaders)) out.push(k, v);
+  return out;
+}
+
+/** How an attempt ended. */
+export type AttemptOutcome =
+  | { kind: 'responded'; status: number; bytes: number; upstreamMs: number }
+  /** Failed before any response byte reached the client: safe to answer with an error or retry. */
+  | { kind: 'failed'; error: GatewayError; failure: FailureKind; upstreamMs: number }
+  /** Failed after the response started, or the client went away: the connection is closed. */
+  | { kind: 'aborted'; status: number; bytes: number; reason: string; upstreamMs: number };
+
+/** Why an attempt failed, in the terms retry policies use. */
+export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'client-gone' | 'other';
+
+/** Maps a transport error from undici or the socket to an answer for the client. */
+export function classifyError(err: Error & { code?: string }): { failure: FailureKind; error: GatewayError } {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return { failure: 'connect-failure', error: new GatewayError('bad_gateway', `upstream connection failed (${err.code})`) };
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return { failure: 'connect-failure', error: new GatewayError('upstream_timeout', 'upstream connection timed out') };
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return { failure: 'timeout', error: new GatewayError('upstream_timeout', 'upstream did not answer in time') };
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return { failure: 'reset', error: new GatewayError('bad_gateway', 'upstream closed the connection') };
+    default:
+      return { failure: 'other', error: new GatewayError('bad_gateway', `upstream request failed${err.code ? ` (${err.code})` : ''}`) };
+  }
+}
+
+/** Options for one attempt. */
+export interface AttemptOptions {
+  path: string;
+  headers: string[];
+  body: Dispatcher.DispatchOptions['body'];
+  /** Time to response headers for this attempt. */
+  headersTimeoutMs: number;
+  /** Longest silence between response body chunks. */
+  bodyTimeoutMs: number;
+}
+
+/** The handler undici calls back while the response arrives. */
+class ResponseRelay implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private started = false;
+  private status = 0;
+  private bytes = 0;
+  private upstreamMs = 0;
+  private readonly sentAt = performance.now();
+  private readonly ctx: RequestContext;
+  private readonly done: (outcome: AttemptOutcome) => void;
+  private readonly onClientClose = (): void => {
+    if (!this.ctx.res.writableFinished) this.controller?.abort(new Error('client disconnected'));
+  };
+  private readonly onDrain = (): void => this.controller?.resume();
+
+  constructor(ctx: RequestContext, done: (outcome: AttemptOutcome) => void) {
+    this.ctx = ctx;
+    this.done = done;
+    ctx.res.once('close', this.onClientClose);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.ctx.res.destroyed) controller.abort(new Error('client disconnected'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: IncomingHttpHeaders, statusMessage?: string): void {
+    this.upstreamMs = performance.now() - this.sentAt;
+    const res = this.ctx.res;
+    const raw = (controller.rawHeaders ?? []) as (Buffer | string)[];
+    try {
+      const headers = clientResponseHeaders(raw, this.ctx);
+      if (statusMessage) res.writeHead(statusCode, statusMessage, headers);
+      else res.writeHead(statusCode, headers);
+    } catch (err) {
+      controller.abort(err as Error);
+      return;
+    }
+    this.started = true;
+    this.status = statusCode;
+    res.on('drain', this.onDrain);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.bytes += chunk.length;
+    this.ctx.bytesOut = this.bytes;
+    if (!this.ctx.res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.cleanup();
+    this.ctx.res.end();
+    this.done({ kind: 'responded', status: this.status, bytes: this.bytes, upstreamMs: this.upstreamMs });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.cleanup();
+    const res = this.ctx.res;
+    if (res.destroyed || (res.writableEnded && !res.writableFinished)) {
+      this.done({ kind: 'aborted', status: this.status || 499, bytes: this.bytes, reason: 'client disconnected', upstreamMs: this.upstreamMs });
+      return;
+    }
+    if (this.started) {
+      // Part of the response is already with the client: the only honest signal left is a broken connection.
+      res.destroy(err);
+      this.done({ kind: 'aborted', status: this.status, bytes: this.bytes, reason: err.message, upstreamMs: this.upstreamMs });
+      return;
+    }
+    if (this.ctx.req.destroyed && !this.ctx.req.complete) {
+      this.done({ kind: 'aborted', status: 499, bytes: 0, reason: 'client disconnected', upstreamMs: this.upstreamMs });
+      return;
+    }
+    const { failure, error } = classifyError(err as Error & { code?: string });
+    this.done({ kind: 'failed', error, failure, upstreamMs: performance.now() - this.sentAt });
+  }
+
+  private cleanup(): void {
+    this.ctx.res.off('close', this.onClientClose);
+    this.ctx.res.off('drain', this.onDrain);
+  }
+}
+
+/** Sends the request to `endpoint` and relays the response; never rejects. */
+export function forwardOnce(ctx: RequestContext, endpoint: EndpointRuntime, options: AttemptOptions): Promise<AttemptOutcome> {
+  return new Promise<AttemptOutcome>((resolve) => {
+    endpoint.inFlight++;
+    const finish = (outcome: AttemptOutcome): void => {
+      endpoint.inFlight--;
+      resolve(outcome);
+    };
+    const relay = new ResponseRelay(ctx, finish);
+    try {
+      endpoint.pool.dispatch(
+        {
+          path: options.path,
+          method: ctx.method as Dispatcher.HttpMethod,
+          headers: options.headers,
+          body: options.body,
+          headersTimeout: options.headersTimeoutMs,
+          bodyTimeout: options.bodyTimeoutMs,
+          // Only the route's retry policy decides about retries; undici must not replay on its own.
+          idempotent: false,
+          blocking: true,
+        },
+        relay,
+      );
+    } catch (err) {
+      relay.onResponseError(undefined as unknown as Dispatcher.DispatchController, err as Error);
+    }
+  });
+}

@@ -1,0 +1,70 @@
+/**
+ * The admin listener (default 127.0.0.1:8081, never the public port): what the
+ * gateway is serving and why. Secrets in the config are redacted.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Gateway } from './gateway.ts';
+
+const SECRET_KEYS = /secret|password|token|key$|key_file|private/i;
+
+/** A deep copy with every secret-looking value replaced. */
+export function redact(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redact);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.test(k) && v !== undefined && typeof v !== 'object' ? '[redacted]' : redact(v);
+    return out;
+  }
+  return value;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/** The admin request listener. */
+export function createAdminHandler(gw: Gateway): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const rt = gw.holder.current;
+    const route = `${req.method} ${url.pathname}`;
+    switch (route) {
+      case 'GET /':
+        return json(res, 200, { endpoints: ['GET /version', 'GET /config', 'GET /table', 'GET /routes', 'GET /upstreams', 'POST /reload'] });
+      case 'GET /version':
+        return json(res, 200, { version: rt?.version ?? null, source: rt?.source ?? null, routes: rt?.table.routes.length ?? 0 });
+      case 'GET /config':
+        return json(res, 200, redact(gw.config));
+      case 'GET /table':
+        return rt ? json(res, 200, redact(rt.table)) : json(res, 404, { error: { code: 'no_table', message: 'no route table has been applied yet' } });
+      case 'GET /routes': {
+        const text = rt ? rt.matcher.print() : '(no table)\n';
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(text.endsWith('\n') ? text : `${text}\n`);
+        return;
+      }
+      case 'GET /upstreams':
+        return json(
+          res,
+          200,
+          rt
+            ? [...rt.upstreams.values()].map((u) => ({
+                name: u.name,
+                loadBalancer: u.def.loadBalancer,
+                endpoints: u.endpoints.map((e) => ({ origin: e.origin, weight: e.weight, healthy: e.healthy, inFlight: e.inFlight })),
+              }))
+            : [],
+        );
+      case 'POST /reload':
+        gw.reload('admin').then(
+          (result) => json(res, result.applied ? 200 : 422, result),
+          (err: unknown) => json(res, 500, { error: String(err) }),
+        );
+        return;
+      default:
+        return json(res, 404, { error: { code: 'not_found', message: `no admin endpoint ${route}; GET / lists them` } });
+    }
+  };
+}

@@ -1,0 +1,241 @@
+/**
+ * The gateway process: listeners, the table holder, reloads and shutdown.
+ * Wiring only; the request path lives in handler.ts and below.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { compileConfig } from '../config/compile.ts';
+import { ConfigError, loadConfigFile } from '../config/load.ts';
+import { parseDuration } from '../config/duration.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { GatewayMetrics } from '../observability/metrics.ts';
+import { authStages, type TokenVerifier } from '../pipeline/auth.ts';
+import type { Stage } from '../pipeline/context.ts';
+import { TableHolder, type ApplyResult } from '../table/holder.ts';
+import type { Route } from '../table/schema.ts';
+import { PoolRegistry } from '../upstream/pools.ts';
+import { createAdminHandler } from './admin.ts';
+import { createRequestHandler, type LifecycleState } from './handler.ts';
+
+/** How the gateway is started. */
+export interface GatewayOptions {
+  config: GatewayConfig;
+  /** The file the config came from; watched for changes when `watch` is set. */
+  configFile?: string;
+  watch?: boolean;
+  log: Logger;
+  /** Where the table comes from: the config file (default) or nowhere yet (an operator will push one). */
+  tableSource?: 'file' | 'external';
+}
+
+/** Ports actually bound (useful when the config asked for port 0). */
+export interface BoundPorts {
+  http: number;
+  https: number | undefined;
+  admin: number | undefined;
+  metrics: number | undefined;
+}
+
+const listen = (server: http.Server, port: number, host: string): Promise<number> =>
+  new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+
+/** A running gateway. */
+export class Gateway {
+  readonly holder: TableHolder;
+  readonly metrics: GatewayMetrics;
+  readonly lifecycle: LifecycleState = { accepting: true, inFlight: 0 };
+  readonly log: Logger;
+  readonly pools = new PoolRegistry();
+  config: GatewayConfig;
+  ports: BoundPorts = { http: 0, https: undefined, admin: undefined, metrics: undefined };
+  private readonly options: GatewayOptions;
+  private readonly servers: http.Server[] = [];
+  private trafficServers: http.Server[] = [];
+  private watcher: FSWatcher | undefined;
+  private reloadTimer: NodeJS.Timeout | undefined;
+  private lastConfigHash: string | undefined;
+  private verifier: TokenVerifier | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(options: GatewayOptions) {
+    this.options = options;
+    this.config = options.config;
+    this.log = options.log;
+    this.metrics = new GatewayMetrics();
+    this.holder = new TableHolder(this.pools, (r) => this.stagesFor(r), this.metrics, this.log);
+  }
+
+  /** Starts listeners and, in file mode, applies the config's routes. Throws ConfigError on bad input. */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const gw = new Gateway(options);
+    if ((options.tableSource ?? 'file') === 'file') {
+      const { table, warnings } = compileConfig(options.config, options.configFile);
+      for (const w of warnings) gw.log.warn({ event: 'config_warning' }, w);
+      const result = gw.holder.apply(table, options.configFile ?? 'config');
+      if (!result.applied) throw new ConfigError([`${options.configFile ?? 'config'}: ${result.error}`]);
+      if (options.configFile) gw.lastConfigHash = hashText(readFileSync(options.configFile, 'utf8'));
+    }
+    try {
+      await gw.listen();
+    } catch (err) {
+      await gw.stop(0);
+      throw err;
+    }
+    if (options.watch && options.configFile) gw.watchConfig(options.configFile);
+    return gw;
+  }
+
+  /** The stages of one route, in request order. Security and resilience stages slot in here. */
+  private stagesFor(route: Route): Stage[] {
+    return [...authStages(route, this.verifier)];
+  }
+
+  private async listen(): Promise<void> {
+    const s = this.config.server;
+    const t = s.timeouts;
+    const trafficOptions: http.ServerOptions = {
+      requestTimeout: 0,
+      headersTimeout: parseDuration(t.client_header_timeout) ?? 10_000,
+      keepAliveTimeout: parseDuration(t.keepalive_timeout) ?? 60_000,
+      maxHeaderSize: s.limits.max_header_size,
+      requireHostHeader: true,
+    };
+    const handler = createRequestHandler({ holder: this.holder, metrics: this.metrics, log: this.log, accessLog: this.config.observability.logging.access_log, lifecycle: this.lifecycle }, false);
+    const plain = http.createServer(trafficOptions, handler);
+    plain.maxHeadersCount = s.limits.max_headers_count;
+    this.trafficServers.push(plain);
+    this.servers.push(plain);
+    this.ports.http = await listen(plain, s.http_port, s.bind_address);
+
+    if (s.tls) {
+      const secure = https.createServer(
+        { ...trafficOptions, cert: readFileSync(s.tls.cert_file), key: readFileSync(s.tls.key_file) },
+        createRequestHandler({ holder: this.holder, metrics: this.metrics, log: this.log, accessLog: this.config.observability.logging.access_log, lifecycle: this.lifecycle }, true),
+      );
+      secure.maxHeadersCount = s.limits.max_headers_count;
+      this.trafficServers.push(secure);
+      this.servers.push(secure);
+      this.ports.https = await listen(secure, s.https_port, s.bind_address);
+    }
+
+    const admin = http.createServer(createAdminHandler(this));
+    this.servers.push(admin);
+    this.ports.admin = await listen(admin, s.admin_port, s.admin_bind_address);
+
+    const metricsCfg = this.config.observability.metrics;
+    if (metricsCfg.prometheus_enabled) {
+      const server = http.createServer((req, res) => {
+        if (req.url !== metricsCfg.endpoint_path || (req.method !== 'GET' && req.method !== 'HEAD')) {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end(`metrics are at ${metricsCfg.endpoint_path}\n`);
+          return;
+        }
+        this.metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text),
+          (err: unknown) => res.writeHead(500).end(String(err)),
+        );
+      });
+      this.servers.push(server);
+      this.ports.metrics = await listen(server, s.metrics_port, s.bind_address);
+    }
+    this.log.info({ event: 'listening', ports: this.ports, bind: s.bind_address, admin_bind: s.admin_bind_address }, 'gateway listening');
+  }
+
+  /** Re-reads the config file and applies its routes; the old table serves on any failure. */
+  async reload(reason: string): Promise<ApplyResult> {
+    const file = this.options.configFile;
+    if (!file) return { applied: false, version: undefined, error: 'this gateway was not started from a config file' };
+    try {
+      const text = await readFile(file, 'utf8');
+      const hash = hashText(text);
+      if (hash === this.lastConfigHash && reason === 'watch') return { applied: true, version: this.holder.current?.version ?? '', unchanged: true };
+      const { config } = await loadConfigFile(file);
+      const { table, warnings } = compileConfig(config, file);
+      for (const w of warnings) this.log.warn({ event: 'config_warning' }, w);
+      for (const section of ['server', 'observability'] as const) {
+        if (JSON.stringify(config[section]) !== JSON.stringify(this.config[section])) {
+          this.log.warn({ event: 'config_restart_needed', section }, `changes under "${section}" take effect at the next restart`);
+        }
+      }
+      const result = this.holder.apply(table, file);
+      if (result.applied) this.lastConfigHash = hash;
+      this.log.info({ event: 'config_reload', reason, result }, 'config reloaded');
+      return result;
+    } catch (err) {
+      const error = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
+      this.metrics.reloads.inc({ result: 'rejected' });
+      this.log.error({ event: 'config_rejected', reason, error, serving: this.holder.current?.version ?? null }, 'config rejected; the previous table keeps serving');
+      return { applied: false, version: undefined, error };
+    }
+  }
+
+  private watchConfig(file: string): void {
+    // Watch the directory, not the file: editors and Kubernetes ConfigMaps replace the file (or a symlink) rather than writing into it.
+    const dir = path.dirname(path.resolve(file));
+    const base = path.basename(file);
+    this.watcher = watch(dir, (_event, name) => {
+      if (name !== null && name !== base && name !== '..data') return;
+      clearTimeout(this.reloadTimer);
+      this.reloadTimer = setTimeout(() => void this.reload('watch'), 100);
+    });
+    this.watcher.on('error', (err) => this.log.warn({ event: 'config_watch_failed', err: err.message }, 'cannot watch the config file; use SIGHUP or the admin /reload'));
+  }
+
+  /** Requests being handled now. */
+  get inFlight(): number {
+    return this.lifecycle.inFlight;
+  }
+
+  /**
+   * Graceful stop: readiness fails at once, then after the drain delay the
+   * listeners close, requests in flight get up to the grace period, and
+   * whatever is left is cut.
+   */
+  stop(gracePeriodMs?: number): Promise<void> {
+    this.stopping ??= this.doStop(gracePeriodMs);
+    return this.stopping;
+  }
+
+  private async doStop(gracePeriodMs?: number): Promise<void> {
+    const shutdown = this.config.server.shutdown;
+    const grace = gracePeriodMs ?? parseDuration(shutdown.grace_period) ?? 30_000;
+    const drainDelay = gracePeriodMs === 0 ? 0 : parseDuration(shutdown.drain_delay) ?? 0;
+    this.lifecycle.accepting = false;
+    this.watcher?.close();
+    clearTimeout(this.reloadTimer);
+    this.log.info({ event: 'shutdown_started', inFlight: this.lifecycle.inFlight, drainDelayMs: drainDelay, gracePeriodMs: grace }, 'shutting down');
+    if (drainDelay > 0) await new Promise((r) => setTimeout(r, drainDelay));
+    const closed = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    for (const s of this.servers) s.closeIdleConnections();
+    const deadline = Date.now() + grace;
+    while (this.lifecycle.inFlight > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      for (const s of this.trafficServers) s.closeIdleConnections();
+    }
+    const cut = this.lifecycle.inFlight;
+    for (const s of this.servers) s.closeAllConnections();
+    await Promise.all(closed);
+    await this.pools.closeAll(true);
+    this.log.info({ event: 'shutdown_complete', cutRequests: cut }, 'gateway stopped');
+  }
+
+  /** Sets the token verifier used by routes that require authentication. */
+  setVerifier(verifier: TokenVerifier | undefined): void {
+    this.verifier = verifier;
+  }
+}
+
+function hashText(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

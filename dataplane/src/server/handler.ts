@@ -1,0 +1,176 @@
+/**
+ * The request path of the traffic listeners:
+ * request id → normalize → built-in probes → match → stages → proxy,
+ * with one access-log line and the metrics written when the response closes.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../observability/logger.ts';
+import { statusClass, type GatewayMetrics } from '../observability/metrics.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+import { GatewayError, respondWithError as answer } from '../proxy/errors.ts';
+import { proxyRequest } from '../proxy/proxy.ts';
+import { normalizeTarget } from '../routing/normalize.ts';
+import type { TableHolder } from '../table/holder.ts';
+
+/** Process-wide flags the probes report. */
+export interface LifecycleState {
+  /** False while shutting down; /ready then answers 503. */
+  accepting: boolean;
+  /** Requests being handled now, for the graceful drain. */
+  inFlight: number;
+}
+
+/** What the handler needs. */
+export interface HandlerDeps {
+  holder: TableHolder;
+  metrics: GatewayMetrics;
+  log: Logger;
+  accessLog: boolean;
+  lifecycle: LifecycleState;
+}
+
+const VALID_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+
+function clientAddress(req: IncomingMessage): string {
+  const addr = req.socket.remoteAddress ?? '';
+  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+}
+
+function probe(res: ServerResponse, ok: boolean, body: Record<string, unknown>): void {
+  const text = JSON.stringify(body);
+  res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(res.req.method === 'HEAD' ? undefined : text);
+}
+
+/** Builds the listener for the traffic ports; `tls` says which one. */
+export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: IncomingMessage, res: ServerResponse) => void {
+  const { holder, metrics, log, lifecycle } = deps;
+
+  return (req, res) => {
+    const start = process.hrtime.bigint();
+    const offered = req.headers['x-request-id'];
+    const requestId = typeof offered === 'string' && VALID_REQUEST_ID.test(offered) ? offered : randomUUID();
+    const method = req.method ?? 'GET';
+    if (!lifecycle.accepting) res.setHeader('connection', 'close');
+    metrics.inFlight.inc();
+    lifecycle.inFlight++;
+
+    const ctx = {
+      req,
+      res,
+      requestId,
+      start,
+      method,
+      path: '',
+      query: '',
+      host: req.headers.host ?? '',
+      clientIp: clientAddress(req),
+      tls,
+      route: undefined,
+      params: {},
+      matchedPrefix: '',
+      identity: undefined,
+      responseHeaders: undefined,
+      upstream: undefined,
+      endpoint: undefined,
+      attempts: 0,
+      bytesOut: 0,
+      errorCode: undefined,
+    } as unknown as RequestContext;
+
+    res.once('close', () => finish(ctx, deps));
+
+    const target = normalizeTarget(req.url ?? '');
+    if (!target.ok) {
+      answer(ctx, new GatewayError('bad_request', `invalid request target: ${target.reason}`));
+      return;
+    }
+    (ctx as { path: string }).path = target.path;
+    (ctx as { query: string }).query = target.query;
+
+    if ((method === 'GET' || method === 'HEAD') && (target.path === '/health' || target.path === '/ready')) {
+      if (target.path === '/health') probe(res, true, { status: 'ok' });
+      else {
+        const rt = holder.current;
+        const ready = lifecycle.accepting && rt !== undefined;
+        probe(res, ready, { status: ready ? 'ready' : 'not ready', version: rt?.version ?? null, ...(lifecycle.accepting ? {} : { reason: 'shutting down' }), ...(rt ? {} : { reason: 'no route table yet' }) });
+      }
+      return;
+    }
+
+    const rt = holder.current;
+    if (!rt) {
+      answer(ctx, new GatewayError('route_unavailable', 'the gateway has no route table yet'));
+      return;
+    }
+    const m = rt.matcher.match(ctx.host, method, target.path);
+    if (m.kind === 'not-found') {
+      answer(ctx, new GatewayError('route_not_found', `no route for ${method} ${target.path}`));
+      return;
+    }
+    if (m.kind === 'method-not-allowed') {
+      answer(ctx, new GatewayError('method_not_allowed', `${method} is not allowed on ${target.path}`, { allow: m.allow.join(', ') }));
+      return;
+    }
+    ctx.route = m.route;
+    ctx.params = m.params;
+    ctx.matchedPrefix = m.matchedPrefix;
+    if (m.route.def.invalid !== undefined) {
+      answer(ctx, new GatewayError('route_unavailable', `route "${m.route.id}" cannot be served: ${m.route.def.invalid}`));
+      return;
+    }
+    run(ctx, deps).catch((err: unknown) => {
+      log.error({ event: 'request_failed', requestId, err }, 'unexpected error while handling a request');
+      answer(ctx, new GatewayError('internal_error', 'the gateway failed to handle the request'));
+    });
+  };
+}
+
+async function run(ctx: RequestContext, deps: HandlerDeps): Promise<void> {
+  const stages = ctx.route.stages;
+  for (let i = 0; i < stages.length; i++) {
+    const result = await (stages[i] as (typeof stages)[number])(ctx);
+    if (result !== undefined) {
+      answer(ctx, result);
+      return;
+    }
+    if (ctx.res.writableEnded) return;
+  }
+  await proxyRequest(ctx, deps.metrics);
+}
+
+function finish(ctx: RequestContext, deps: HandlerDeps): void {
+  const { metrics, log } = deps;
+  metrics.inFlight.dec();
+  deps.lifecycle.inFlight--;
+  const res = ctx.res;
+  const seconds = Number(process.hrtime.bigint() - ctx.start) / 1e9;
+  // A response that never finished was cut off: by the client (499, as nginx logs it) or by an upstream failure.
+  const status = res.writableFinished ? res.statusCode : res.headersSent ? res.statusCode : 499;
+  const routeId = ctx.route?.id ?? '';
+  metrics.requests.inc({ route: routeId, method: ctx.method, status_class: statusClass(status) });
+  metrics.requestDuration.observe({ route: routeId }, seconds);
+  if (ctx.errorCode) metrics.rejectedRequests.inc({ code: ctx.errorCode });
+  if (!deps.accessLog) return;
+  log.info(
+    {
+      event: 'access',
+      requestId: ctx.requestId,
+      method: ctx.method,
+      path: ctx.path || ctx.req.url,
+      host: ctx.host,
+      client: ctx.clientIp,
+      route: routeId || null,
+      upstream: ctx.upstream ?? null,
+      endpoint: ctx.endpoint?.origin ?? null,
+      attempts: ctx.attempts,
+      status,
+      completed: res.writableFinished,
+      durationMs: Math.round(seconds * 1e6) / 1e3,
+      bytesOut: ctx.bytesOut,
+      error: ctx.errorCode ?? null,
+    },
+    'request',
+  );
+}

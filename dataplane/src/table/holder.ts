@@ -1,0 +1,92 @@
+/**
+ * The one reference the request path reads. A new table is validated and fully
+ * built off the hot path, then swapped in with a single assignment; requests in
+ * flight keep the runtime they started with.
+ */
+import type { Pool } from 'undici';
+import type { z } from 'zod';
+import type { Logger } from '../observability/logger.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
+import { formatPath } from '../config/load.ts';
+import type { PoolRegistry } from '../upstream/pools.ts';
+import { buildRuntime, type StageFactory, type TableRuntime } from './runtime.ts';
+import { RouteTableSchema } from './schema.ts';
+import { tableVersion } from './version.ts';
+
+/** What happened to a table that was offered. */
+export type ApplyResult = { applied: true; version: string; unchanged: boolean } | { applied: false; version: string | undefined; error: string };
+
+/** Holds the live table and applies new ones. */
+export class TableHolder {
+  private live: TableRuntime | undefined;
+  private readonly pools: PoolRegistry;
+  private readonly stagesFor: StageFactory;
+  private readonly metrics: GatewayMetrics;
+  private readonly log: Logger;
+  private readonly listeners: ((rt: TableRuntime) => void)[] = [];
+
+  constructor(pools: PoolRegistry, stagesFor: StageFactory, metrics: GatewayMetrics, log: Logger) {
+    this.pools = pools;
+    this.stagesFor = stagesFor;
+    this.metrics = metrics;
+    this.log = log;
+  }
+
+  /** The live table, or undefined before the first one was applied. */
+  get current(): TableRuntime | undefined {
+    return this.live;
+  }
+
+  /** Called after each swap (health checkers, state files). */
+  onApplied(listener: (rt: TableRuntime) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Validates and applies a table. On any failure the old table keeps serving,
+   * the rejection is logged and counted, and the reason is returned.
+   */
+  apply(candidate: unknown, source: string): ApplyResult {
+    const claimed = typeof candidate === 'object' && candidate !== null ? (candidate as { version?: unknown }).version : undefined;
+    const version = typeof claimed === 'string' ? claimed : undefined;
+    const reject = (error: string): ApplyResult => {
+      this.metrics.reloads.inc({ result: 'rejected' });
+      this.log.error({ event: 'table_rejected', source, version, error, serving: this.live?.version ?? null }, 'route table rejected; the previous table keeps serving');
+      return { applied: false, version, error };
+    };
+    const parsed = RouteTableSchema.safeParse(candidate);
+    if (!parsed.success) {
+      return reject(describeIssues(parsed.error));
+    }
+    const table = parsed.data;
+    const actual = tableVersion(table);
+    if (table.version !== actual) return reject(`version: the table says "${table.version}" but its content hashes to "${actual}"`);
+    if (this.live?.version === table.version) return { applied: true, version: table.version, unchanged: true };
+
+    let next: TableRuntime;
+    try {
+      next = buildRuntime(table, source, this.pools, this.stagesFor, this.live);
+    } catch (err) {
+      return reject((err as Error).message);
+    }
+    const previous = this.live;
+    this.live = next;
+    this.retainPools();
+    this.metrics.reloads.inc({ result: 'applied' });
+    this.metrics.setTable(table.version, source, table.routes.length);
+    this.log.info({ event: 'table_applied', source, version: table.version, previous: previous?.version ?? null, routes: table.routes.length, upstreams: table.upstreams.length }, 'route table applied');
+    for (const l of this.listeners) l(next);
+    return { applied: true, version: table.version, unchanged: false };
+  }
+
+  private retainPools(): void {
+    const live = new Set<Pool>();
+    for (const u of this.live?.upstreams.values() ?? []) for (const e of u.endpoints) live.add(e.pool);
+    this.pools.retainOnly(live);
+  }
+}
+
+/** A zod issue list as one line, for logs and acknowledgements. */
+export function describeIssues(err: z.ZodError): string {
+  return err.issues.map((i) => `${formatPath(i.path as (string | number)[])}: ${i.message}`).join('; ');
+}

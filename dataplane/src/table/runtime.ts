@@ -1,0 +1,76 @@
+/**
+ * A table made ready to serve: the matcher, the upstreams with their pools, and
+ * each route's stages, all built before the swap so the hot path only reads.
+ */
+import { compileMatcher, type Matcher } from '../routing/matcher.ts';
+import type { Stage } from '../pipeline/context.ts';
+import { buildUpstreams, type UpstreamRuntime } from '../upstream/upstream.ts';
+import type { PoolRegistry } from '../upstream/pools.ts';
+import type { Route, RouteTable } from './schema.ts';
+
+/** A route of the live table. */
+export class RouteRuntime {
+  readonly id: string;
+  readonly hosts: string[];
+  readonly path: Route['path'];
+  readonly methods: string[];
+  readonly def: Route;
+  readonly stages: readonly Stage[];
+  private readonly backends: { upstream: UpstreamRuntime | undefined; weight: number; current: number }[];
+  private readonly totalWeight: number;
+
+  constructor(def: Route, upstreams: ReadonlyMap<string, UpstreamRuntime>, stages: readonly Stage[]) {
+    this.id = def.id;
+    this.hosts = def.hosts;
+    this.path = def.path;
+    this.methods = def.methods;
+    this.def = def;
+    this.stages = stages;
+    this.backends = def.backends.filter((b) => b.weight > 0).map((b) => ({ upstream: upstreams.get(b.upstream), weight: b.weight, current: 0 }));
+    this.totalWeight = this.backends.reduce((n, b) => n + b.weight, 0);
+  }
+
+  /**
+   * The upstream for this request. Weighted backends use smooth weighted round
+   * robin, so a 90/10 canary gets exactly 10 of every 100 requests, spread out.
+   */
+  pickBackend(): UpstreamRuntime | undefined {
+    const list = this.backends;
+    if (list.length === 1) return list[0]?.upstream;
+    let best: (typeof list)[number] | undefined;
+    for (const b of list) {
+      b.current += b.weight;
+      if (!best || b.current > best.current) best = b;
+    }
+    if (!best) return undefined;
+    best.current -= this.totalWeight;
+    return best.upstream;
+  }
+}
+
+/** Everything the request path needs from one table version. */
+export interface TableRuntime {
+  readonly table: RouteTable;
+  readonly version: string;
+  /** Where the table came from: a file path or the operator's URL. */
+  readonly source: string;
+  readonly matcher: Matcher<RouteRuntime>;
+  readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
+}
+
+/** Builds the stages of one route; supplied by whoever owns the pipeline's dependencies. */
+export type StageFactory = (route: Route) => Stage[];
+
+/** Builds a runtime for a validated table. Throws (naming the route) if the matcher cannot be built. */
+export function buildRuntime(
+  table: RouteTable,
+  source: string,
+  pools: PoolRegistry,
+  stagesFor: StageFactory,
+  previous?: TableRuntime,
+): TableRuntime {
+  const upstreams = buildUpstreams(table.upstreams, pools, previous?.upstreams);
+  const routes = table.routes.map((r) => new RouteRuntime(r, upstreams, stagesFor(r)));
+  const matcher = compileMatcher(routes);
+  return { table, version: table.version, source, matcher, upstreams };
+}

@@ -1,0 +1,172 @@
+/**
+ * The route table: the contract between whoever produces routes (the standalone
+ * config compiler, the operator) and the data plane that serves them.
+ *
+ * The consumer owns the schema: the data plane validates every table it is
+ * given with `RouteTableSchema` before building anything from it, and the
+ * operator imports the same schema to check its own output.
+ *
+ * Durations are integer milliseconds; names are stable identifiers; ordering of
+ * every array is part of the contract (see `canonicalTable`).
+ */
+import { z } from 'zod';
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+const durationMs = z.number().int().min(0).max(24 * 3600 * 1000);
+
+export const PathMatchSchema = z.object({
+  /**
+   * Exact: the whole path equals `value`.
+   * Prefix: `value` or `value/...` (segment-aware: /api matches /api/x, not /apix).
+   * Template: segments may be `{name}` (one segment) or `*` (one segment; as the
+   * last segment it matches the rest of the path, one or more segments).
+   */
+  type: z.enum(['Exact', 'Prefix', 'Template']),
+  value: z.string().startsWith('/', 'a path must start with "/"'),
+});
+export type PathMatch = z.infer<typeof PathMatchSchema>;
+
+export const BackendRefSchema = z.object({
+  upstream: z.string().min(1),
+  weight: z.number().int().min(0).max(1_000_000).default(1),
+});
+
+export const AuthPolicySchema = z.object({
+  required: z.boolean().default(false),
+  /** Any of these roles grants access (empty: any authenticated caller). */
+  roles: z.array(z.string()).default([]),
+  /** All of these permissions are needed. */
+  permissions: z.array(z.string()).default([]),
+});
+
+export const RateLimitPolicySchema = z.object({
+  /** Requests allowed per window and client key. */
+  limit: z.number().int().min(0),
+  windowMs: durationMs.min(1).default(60_000),
+});
+
+export const CorsPolicySchema = z.object({
+  allowedOrigins: z.array(z.string()),
+  allowedMethods: z.array(z.string()),
+  allowedHeaders: z.array(z.string()),
+  exposedHeaders: z.array(z.string()).default([]),
+  allowCredentials: z.boolean().default(false),
+  maxAgeSeconds: z.number().int().min(0).default(0),
+});
+
+export const RetryPolicySchema = z.object({
+  attempts: z.number().int().min(0).max(10).default(0),
+  on: z.array(z.enum(['connect-failure', 'reset', '502', '503', '504'])).default(['connect-failure', 'reset', '503']),
+  /** Retry non-idempotent methods too. */
+  nonIdempotent: z.boolean().default(false),
+  backoffMs: durationMs.default(25),
+});
+
+export const RouteSchema = z.object({
+  /** Stable identifier: `namespace/name[#index]` from the operator, `routes[i]` from a file. */
+  id: z.string().min(1),
+  /** Empty: any host. Entries are exact host names or `*.suffix` wildcards, lower case, no port. */
+  hosts: z.array(z.string()).default([]),
+  path: PathMatchSchema,
+  /** Empty: any method. */
+  methods: z.array(z.enum(HTTP_METHODS)).default([]),
+  backends: z.array(BackendRefSchema).min(1),
+  /** Total time allowed for the upstream to start answering, retries included. */
+  timeoutMs: durationMs.optional(),
+  auth: AuthPolicySchema.default({ required: false, roles: [], permissions: [] }),
+  rateLimit: RateLimitPolicySchema.optional(),
+  cors: CorsPolicySchema.optional(),
+  retries: RetryPolicySchema.optional(),
+  /** Replace the matched prefix (Prefix routes) or the whole path (Exact) with this. */
+  rewritePath: z.string().startsWith('/').optional(),
+  /** Set when this route cannot be served (e.g. an unknown upstream): it answers 503 with this message. */
+  invalid: z.string().optional(),
+  /** Where the route came from, for status reporting; opaque to the data plane. */
+  source: z
+    .object({ kind: z.string(), namespace: z.string().optional(), name: z.string(), generation: z.number().int().optional() })
+    .optional(),
+});
+export type Route = z.infer<typeof RouteSchema>;
+
+export const EndpointSchema = z.object({
+  /** `http://host:port` or `https://host:port`. */
+  url: z.url({ protocol: /^https?$/ }),
+  weight: z.number().int().min(1).max(1000).default(1),
+  /** Optional zone or pod name, for logs and metrics only. */
+  name: z.string().optional(),
+});
+export type Endpoint = z.infer<typeof EndpointSchema>;
+
+export const HealthCheckSchema = z.object({
+  path: z.string().startsWith('/'),
+  intervalMs: durationMs.min(100),
+  timeoutMs: durationMs.min(1),
+  healthyThreshold: z.number().int().min(1).default(2),
+  unhealthyThreshold: z.number().int().min(1).default(3),
+});
+
+export const CircuitBreakerSchema = z.object({
+  failureThreshold: z.number().int().min(1),
+  /** How long the breaker stays open before letting probes through. */
+  openMs: durationMs.min(1),
+  successThreshold: z.number().int().min(1).default(1),
+});
+
+export const UpstreamSchema = z.object({
+  name: z.string().min(1),
+  endpoints: z.array(EndpointSchema),
+  loadBalancer: z.enum(['RoundRobin', 'LeastRequest', 'Random']).default('RoundRobin'),
+  healthCheck: HealthCheckSchema.optional(),
+  circuitBreaker: CircuitBreakerSchema.optional(),
+  /** Per-attempt time to first response byte and between body chunks. */
+  timeoutMs: durationMs.optional(),
+  pool: z
+    .object({
+      connectionsPerEndpoint: z.number().int().min(1).max(10_000).default(128),
+      keepAliveTimeoutMs: durationMs.min(1).default(60_000),
+      connectTimeoutMs: durationMs.min(1).default(5_000),
+    })
+    .default({ connectionsPerEndpoint: 128, keepAliveTimeoutMs: 60_000, connectTimeoutMs: 5_000 }),
+  tls: z
+    .object({
+      /** PEM bundle to trust instead of the system roots. */
+      caPem: z.string().optional(),
+      serverName: z.string().optional(),
+      insecureSkipVerify: z.boolean().default(false),
+    })
+    .optional(),
+  source: z
+    .object({ kind: z.string(), namespace: z.string().optional(), name: z.string(), generation: z.number().int().optional() })
+    .optional(),
+});
+export type Upstream = z.infer<typeof UpstreamSchema>;
+
+export const RouteTableSchema = z
+  .object({
+    /** Hash of the canonical table without this field; see `tableVersion`. */
+    version: z.string().min(1),
+    routes: z.array(RouteSchema),
+    upstreams: z.array(UpstreamSchema),
+  })
+  .superRefine((table, ctx) => {
+    const names = new Set<string>();
+    table.upstreams.forEach((u, i) => {
+      if (names.has(u.name)) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'name'], message: `duplicate upstream name "${u.name}"` });
+      names.add(u.name);
+    });
+    const ids = new Set<string>();
+    table.routes.forEach((r, i) => {
+      if (ids.has(r.id)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'id'], message: `duplicate route id "${r.id}"` });
+      ids.add(r.id);
+      if (r.invalid !== undefined) return;
+      r.backends.forEach((b, j) => {
+        if (!names.has(b.upstream)) {
+          ctx.addIssue({ code: 'custom', path: ['routes', i, 'backends', j, 'upstream'], message: `unknown upstream "${b.upstream}"` });
+        }
+      });
+    });
+  });
+export type RouteTable = z.infer<typeof RouteTableSchema>;
+export type RouteTableInput = z.input<typeof RouteTableSchema>;

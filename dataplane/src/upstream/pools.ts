@@ -1,0 +1,65 @@
+/**
+ * Connection pools to endpoints, shared across table versions: a reload that
+ * keeps an endpoint keeps its warm connections; a pool whose endpoint left
+ * the table is closed gracefully, so requests already on it finish.
+ */
+import { Pool } from 'undici';
+import type { Upstream } from '../table/schema.ts';
+
+/** Pool settings that, when changed, need a new pool. */
+function poolKey(origin: string, u: Upstream): string {
+  const tls = u.tls ? `${u.tls.serverName ?? ''}|${u.tls.insecureSkipVerify}|${u.tls.caPem ?? ''}` : '';
+  return `${origin}|${u.pool.connectionsPerEndpoint}|${u.pool.keepAliveTimeoutMs}|${u.pool.connectTimeoutMs}|${tls}`;
+}
+
+/** Owns every upstream connection pool of the process. */
+export class PoolRegistry {
+  private pools = new Map<string, Pool>();
+
+  /** The pool for this endpoint of this upstream, created on first use. */
+  get(origin: string, upstream: Upstream): Pool {
+    const key = poolKey(origin, upstream);
+    let pool = this.pools.get(key);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connections: upstream.pool.connectionsPerEndpoint,
+        keepAliveTimeout: upstream.pool.keepAliveTimeoutMs,
+        keepAliveMaxTimeout: Math.max(upstream.pool.keepAliveTimeoutMs, 1000),
+        // Pipelining would let one slow response delay others on the same connection.
+        pipelining: 1,
+        connect: {
+          timeout: upstream.pool.connectTimeoutMs,
+          ...(upstream.tls
+            ? {
+                ca: upstream.tls.caPem,
+                servername: upstream.tls.serverName,
+                rejectUnauthorized: !upstream.tls.insecureSkipVerify,
+              }
+            : {}),
+        },
+      });
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  /** Closes pools not in `live`; requests already on them finish first. */
+  retainOnly(live: ReadonlySet<Pool>): void {
+    for (const [key, pool] of this.pools) {
+      if (live.has(pool)) continue;
+      this.pools.delete(key);
+      pool.close().catch(() => undefined);
+    }
+  }
+
+  /** Closes every pool; with `force`, in-flight requests are aborted. */
+  async closeAll(force = false): Promise<void> {
+    const all = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.allSettled(all.map((p) => (force ? p.destroy() : p.close())));
+  }
+
+  get size(): number {
+    return this.pools.size;
+  }
+}
