@@ -67,14 +67,22 @@ export type MatchResult<R> =
       /** Prefix routes: the matched prefix; trailing-`*` templates: the path before the `*`; never ends in '/'. Full-length matches: the whole path. */
       matchedPrefix: string;
     }
-  | { kind: 'method-not-allowed'; allow: string[] }
+  | {
+      kind: 'method-not-allowed';
+      /** For the Allow header: sorted, unique, HEAD included wherever GET is. */
+      allow: string[];
+    }
   | { kind: 'not-found' };
 
 /** A compiled route table, safe to share: `match()` keeps no state between calls. */
 export interface Matcher<R extends MatchableRoute> {
+  /** `host` is the raw Host header; `path` must already be normalized and query-free. */
   match(host: string, method: string, path: string): MatchResult<R>;
+  /** The tries as text, for the admin endpoint. */
   print(): string;
+  /** How many routes were compiled, shadowed ones included. */
   readonly size: number;
+  /** Routes (per host and method) that can never win because an earlier route has the same shape; `'*'` means any. */
   readonly shadowed: ReadonlyArray<{ route: string; by: string; method: string; host: string }>;
 }
 

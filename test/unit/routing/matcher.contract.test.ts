@@ -1,0 +1,814 @@
+/**
+ * The routing contract: one table of cases, run against every matcher
+ * implementation. `reference` is a deliberately naive linear scan written
+ * straight from the rules in docs/routing.md; the trie must agree with it case
+ * by case, and on randomly generated tables too.
+ */
+import { describe, expect, it } from 'vitest';
+import { compileMatcher, RouteCompileError, type MatchableRoute, type Matcher, type MatchResult } from '../../../dataplane/src/routing/matcher.ts';
+
+type PathType = MatchableRoute['path']['type'];
+
+function route(id: string, type: PathType, value: string, methods: string[] = [], hosts: string[] = []): MatchableRoute {
+  return { id, hosts, methods, path: { type, value } };
+}
+
+// ---------------------------------------------------------------------------
+// Reference implementation: every route is checked for every request.
+// ---------------------------------------------------------------------------
+
+type Candidate = { route: MatchableRoute; index: number; rank: number[]; shape: string; params: Record<string, string>; prefix: string };
+
+/** Which shape a route has and whether it matches `segs`; rank orders candidates most specific first. */
+function evaluate(r: MatchableRoute, index: number, path: string): Candidate | null {
+  const segs = path.slice(1).split('/');
+  const { type, value } = r.path;
+  const tsegs = value.slice(1).split('/');
+  const kindOf = (t: string): number => (type === 'Template' && /^\{.*\}$/.test(t) ? 1 : type === 'Template' && t === '*' ? 2 : 0);
+  const token = (t: string): string => ['s:' + t, 'p', 'w'][kindOf(t)] as string;
+  const fits = (t: string, s: string): boolean => (kindOf(t) === 0 ? t === s : s !== '');
+  const paramsOf = (base: string[]): Record<string, string> => {
+    const params: Record<string, string> = {};
+    base.forEach((t, i) => {
+      if (kindOf(t) === 1) params[t.slice(1, -1)] = segs[i] as string;
+    });
+    return params;
+  };
+  if (type === 'Prefix') {
+    const base = value === '/' ? [] : value.replace(/\/$/, '').slice(1).split('/');
+    if (segs.length < base.length || !base.every((t, i) => t === segs[i])) return null;
+    const rank = [1, -base.length, ...base.map(() => 0), 1];
+    return { route: r, index, rank, shape: 'P|' + base.map(token).join('/'), params: {}, prefix: base.length ? '/' + base.join('/') : '' };
+  }
+  if (type === 'Template' && tsegs[tsegs.length - 1] === '*') {
+    const base = tsegs.slice(0, -1);
+    if (segs.length <= base.length || segs[base.length] === '' || !base.every((t, i) => fits(t, segs[i] as string))) return null;
+    const rank = [1, -base.length, ...base.map(kindOf), 0];
+    const params = { ...paramsOf(base), '*': segs.slice(base.length).join('/') };
+    return { route: r, index, rank, shape: 'R|' + base.map(token).join('/'), params, prefix: base.length ? '/' + segs.slice(0, base.length).join('/') : '' };
+  }
+  if (segs.length !== tsegs.length || !tsegs.every((t, i) => fits(t, segs[i] as string))) return null;
+  return { route: r, index, rank: [0, ...tsegs.map(kindOf)], shape: 'E|' + tsegs.map(token).join('/'), params: paramsOf(tsegs), prefix: path };
+}
+
+function compareRank(a: Candidate, b: Candidate): number {
+  for (let i = 0; i < Math.max(a.rank.length, b.rank.length); i++) {
+    const d = (a.rank[i] ?? 0) - (b.rank[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return a.index - b.index;
+}
+
+function referenceHost(host: string): string {
+  let h = host.startsWith('[') && host.includes(']') ? host.slice(0, host.indexOf(']') + 1) : (host.split(':')[0] as string);
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  return h.toLowerCase();
+}
+
+/** The linear-scan matcher. Input validation is not what it checks, so it borrows the trie's. */
+function referenceMatcher<R extends MatchableRoute>(routes: readonly R[]): Matcher<R> {
+  const validated = compileMatcher(routes);
+  const shadowed: Array<{ route: string; by: string; method: string; host: string }> = [];
+  const owners = new Map<string, string>();
+  routes.forEach((r) => {
+    const shape = shapeOf(r);
+    const hosts = r.hosts.length ? [...new Set(r.hosts.map((h) => h.toLowerCase()))] : ['*'];
+    const methods = r.methods.length ? [...new Set(r.methods)] : ['*'];
+    for (const host of hosts) {
+      for (const method of methods) {
+        const key = `${host} ${shape} ${method}`;
+        const by = owners.get(key);
+        if (by !== undefined) shadowed.push({ route: r.id, by, method, host });
+        else owners.set(key, r.id);
+      }
+    }
+  });
+
+  function inTier(routesOfTier: Array<[R, number]>, method: string, path: string): MatchResult<R> {
+    const candidates = routesOfTier.map(([r, i]) => evaluate(r, i, path)).filter((c): c is Candidate => c !== null);
+    candidates.sort(compareRank);
+    for (let i = 0; i < candidates.length; ) {
+      let j = i;
+      while (j < candidates.length && (candidates[j] as Candidate).shape === (candidates[i] as Candidate).shape) j++;
+      const group = candidates.slice(i, j);
+      const chosen =
+        group.find((c) => c.route.methods.includes(method)) ??
+        (method === 'HEAD' ? group.find((c) => c.route.methods.includes('GET')) : undefined) ??
+        group.find((c) => c.route.methods.length === 0);
+      if (chosen) return { kind: 'match', route: chosen.route as R, params: chosen.params, matchedPrefix: chosen.prefix };
+      i = j;
+    }
+    if (candidates.length === 0) return { kind: 'not-found' };
+    const allow = new Set(candidates.flatMap((c) => c.route.methods));
+    if (allow.has('GET')) allow.add('HEAD');
+    return { kind: 'method-not-allowed', allow: [...allow].sort() };
+  }
+
+  return {
+    size: routes.length,
+    shadowed,
+    print: () => validated.print(),
+    match(host, method, path) {
+      const h = referenceHost(host);
+      const indexed = routes.map((r, i) => [r, i] as [R, number]);
+      const tiers: Array<Array<[R, number]>> = [indexed.filter(([r]) => r.hosts.some((x) => x.toLowerCase() === h))];
+      const suffixes = [...new Set(routes.flatMap((r) => r.hosts.filter((x) => x.startsWith('*.')).map((x) => x.slice(1).toLowerCase())))];
+      suffixes.sort((a, b) => b.length - a.length);
+      for (const s of suffixes) {
+        if (h.endsWith(s) && h.length > s.length) tiers.push(indexed.filter(([r]) => r.hosts.some((x) => x.slice(1).toLowerCase() === s && x.startsWith('*.'))));
+      }
+      tiers.push(indexed.filter(([r]) => r.hosts.length === 0));
+      for (const tier of tiers) {
+        const res = inTier(tier, method, path);
+        if (res.kind !== 'not-found') return res;
+      }
+      return { kind: 'not-found' };
+    },
+  };
+}
+
+function shapeOf(r: MatchableRoute): string {
+  // Evaluate against a path of the route's own shape, built by filling every variable segment.
+  const filled = r.path.value.replace(/\{[^}]*\}/g, 'x').replace(/\*/g, 'x');
+  return (evaluate(r, 0, filled) as Candidate).shape;
+}
+
+// ---------------------------------------------------------------------------
+// The cases.
+// ---------------------------------------------------------------------------
+
+/** Route id, or the full shape of a match, or a status. */
+type Expected = string | { id: string; params?: Record<string, string>; prefix?: string } | 404 | [405, string];
+
+interface Case {
+  name: string;
+  routes: MatchableRoute[];
+  /** `'METHOD /path'` or `'METHOD /path @host'`, and what it must give. */
+  requests: Array<[string, Expected]>;
+  shadowed?: Array<{ route: string; by: string; method: string; host: string }>;
+}
+
+const cases: Case[] = [
+  // Paths -------------------------------------------------------------------
+  {
+    name: 'Exact: trailing slash makes a different path',
+    routes: [route('a', 'Exact', '/a'), route('a/', 'Exact', '/a/'), route('root', 'Exact', '/')],
+    requests: [
+      ['GET /a', { id: 'a', prefix: '/a' }],
+      ['GET /a/', 'a/'],
+      ['GET /', 'root'],
+      ['GET /a/b', 404],
+      ['GET /ab', 404],
+    ],
+  },
+  {
+    name: 'Prefix is segment-aware',
+    routes: [route('api', 'Prefix', '/api')],
+    requests: [
+      ['GET /api', { id: 'api', prefix: '/api' }],
+      ['GET /api/', { id: 'api', prefix: '/api' }],
+      ['GET /api/x/y', { id: 'api', prefix: '/api' }],
+      ['GET /apix', 404],
+      ['GET /ap', 404],
+      ['GET /', 404],
+    ],
+  },
+  {
+    name: 'Prefix value with a trailing slash behaves like without',
+    routes: [route('api', 'Prefix', '/api/')],
+    requests: [
+      ['GET /api', { id: 'api', prefix: '/api' }],
+      ['GET /api/v1', { id: 'api', prefix: '/api' }],
+      ['GET /apiv1', 404],
+    ],
+  },
+  {
+    name: 'Prefix / matches everything with an empty matched prefix',
+    routes: [route('all', 'Prefix', '/')],
+    requests: [
+      ['GET /', { id: 'all', prefix: '' }],
+      ['GET /x/y/', { id: 'all', prefix: '' }],
+    ],
+  },
+  {
+    name: 'Template {name} captures one non-empty segment',
+    routes: [route('user', 'Template', '/users/{id}'), route('repo', 'Template', '/orgs/{org}/repos/{repo_name}')],
+    requests: [
+      ['GET /users/42', { id: 'user', params: { id: '42' }, prefix: '/users/42' }],
+      ['GET /users/%C3%A9', { id: 'user', params: { id: '%C3%A9' } }],
+      ['GET /users/', 404],
+      ['GET /users', 404],
+      ['GET /users/1/2', 404],
+      ['GET /orgs/acme/repos/gw', { id: 'repo', params: { org: 'acme', repo_name: 'gw' } }],
+    ],
+  },
+  {
+    name: 'Template with a trailing slash needs the slash',
+    routes: [route('t', 'Template', '/users/{id}/')],
+    requests: [
+      ['GET /users/1/', { id: 't', params: { id: '1' } }],
+      ['GET /users/1', 404],
+    ],
+  },
+  {
+    name: 'Template * in the middle is one non-empty segment, not captured',
+    routes: [route('mid', 'Template', '/a/*/c')],
+    requests: [
+      ['GET /a/b/c', { id: 'mid', params: {} }],
+      ['GET /a/c', 404],
+      ['GET /a/b/x/c', 404],
+    ],
+  },
+  {
+    name: 'Template trailing * is one or more segments, captured as *',
+    routes: [route('files', 'Template', '/files/*')],
+    requests: [
+      ['GET /files/a', { id: 'files', params: { '*': 'a' }, prefix: '/files' }],
+      ['GET /files/a/b/c', { id: 'files', params: { '*': 'a/b/c' }, prefix: '/files' }],
+      ['GET /files/a/', { id: 'files', params: { '*': 'a/' } }],
+      ['GET /files/', 404],
+      ['GET /files', 404],
+      ['GET /filesx/a', 404],
+    ],
+  },
+  {
+    name: 'Template /* matches any non-root path',
+    routes: [route('star', 'Template', '/*')],
+    requests: [
+      ['GET /x', { id: 'star', params: { '*': 'x' }, prefix: '' }],
+      ['GET /x/y', { id: 'star', params: { '*': 'x/y' }, prefix: '' }],
+      ['GET /', 404],
+    ],
+  },
+  {
+    name: 'Template params before a trailing *',
+    routes: [route('obj', 'Template', '/buckets/{bucket}/*/*')],
+    requests: [
+      ['GET /buckets/b1/v/k/e/y', { id: 'obj', params: { bucket: 'b1', '*': 'k/e/y' }, prefix: '/buckets/b1/v' }],
+      ['GET /buckets/b1/v', 404],
+    ],
+  },
+  {
+    name: 'Template without {} or * behaves like Exact (and collides with it)',
+    routes: [route('exact', 'Exact', '/a/b'), route('tmpl', 'Template', '/a/b')],
+    requests: [
+      ['GET /a/b', 'exact'],
+      ['GET /a/b/', 404],
+    ],
+    shadowed: [{ route: 'tmpl', by: 'exact', method: '*', host: '*' }],
+  },
+  // Precedence --------------------------------------------------------------
+  {
+    name: 'full-length beats prefix-like, even a longer one',
+    routes: [route('prefix', 'Prefix', '/a/b'), route('rest', 'Template', '/a/*'), route('param', 'Template', '/{x}/{y}')],
+    requests: [
+      ['GET /a/b', { id: 'param', params: { x: 'a', y: 'b' } }],
+      ['GET /a/b/c', 'prefix'],
+      ['GET /a/c/d', 'rest'],
+    ],
+  },
+  {
+    name: 'full-length: static beats {param} beats * at the same position',
+    routes: [route('star', 'Template', '/u/*/x'), route('param', 'Template', '/u/{id}/x'), route('static', 'Exact', '/u/me/x')],
+    requests: [
+      ['GET /u/me/x', 'static'],
+      ['GET /u/42/x', { id: 'param', params: { id: '42' } }],
+    ],
+  },
+  {
+    name: 'full-length: * is used when nothing more specific matches',
+    routes: [route('star', 'Template', '/u/*/x'), route('param', 'Template', '/u/{id}/y')],
+    requests: [
+      ['GET /u/1/x', 'star'],
+      ['GET /u/1/y', 'param'],
+    ],
+  },
+  {
+    name: 'full-length: segments compare left to right',
+    routes: [route('left-param', 'Template', '/{a}/x'), route('left-static', 'Template', '/x/{b}')],
+    requests: [
+      ['GET /x/x', { id: 'left-static', params: { b: 'x' } }],
+      ['GET /y/x', { id: 'left-param', params: { a: 'y' } }],
+    ],
+  },
+  {
+    name: 'full-length: a param branch is tried when the static branch dead-ends',
+    routes: [route('static', 'Exact', '/a/b/c'), route('param', 'Template', '/a/{x}/d')],
+    requests: [
+      ['GET /a/b/d', { id: 'param', params: { x: 'b' } }],
+      ['GET /a/b/c', 'static'],
+    ],
+  },
+  {
+    name: 'Exact beats Prefix with the same value',
+    routes: [route('prefix', 'Prefix', '/api'), route('exact', 'Exact', '/api')],
+    requests: [
+      ['GET /api', 'exact'],
+      ['GET /api/', 'prefix'],
+      ['GET /api/x', 'prefix'],
+    ],
+  },
+  {
+    name: 'prefix-like: the longer prefix wins',
+    routes: [route('all', 'Prefix', '/'), route('a', 'Prefix', '/a'), route('ab', 'Prefix', '/a/b')],
+    requests: [
+      ['GET /a/b/c', { id: 'ab', prefix: '/a/b' }],
+      ['GET /a/bc', { id: 'a', prefix: '/a' }],
+      ['GET /b', { id: 'all', prefix: '' }],
+    ],
+  },
+  {
+    name: 'prefix-like: depth beats static over param',
+    routes: [route('api', 'Prefix', '/api'), route('tenant', 'Template', '/{tenant}/v1/*')],
+    requests: [
+      ['GET /api/v1/x', { id: 'tenant', params: { tenant: 'api', '*': 'x' }, prefix: '/api/v1' }],
+      ['GET /api/v2/x', 'api'],
+    ],
+  },
+  {
+    name: 'prefix-like at equal depth: static beats param',
+    routes: [route('user-rest', 'Template', '/u/{id}/*'), route('me', 'Prefix', '/u/me')],
+    requests: [
+      ['GET /u/me/x', 'me'],
+      ['GET /u/you/x', { id: 'user-rest', params: { id: 'you', '*': 'x' } }],
+    ],
+  },
+  {
+    name: 'prefix-like at equal depth and base: trailing * beats Prefix',
+    routes: [route('prefix', 'Prefix', '/files'), route('rest', 'Template', '/files/*')],
+    requests: [
+      ['GET /files/a', { id: 'rest', params: { '*': 'a' }, prefix: '/files' }],
+      ['GET /files', { id: 'prefix', prefix: '/files' }],
+      ['GET /files/', 'prefix'],
+    ],
+  },
+  {
+    name: 'identical shape and method: the first registered wins',
+    routes: [
+      route('first', 'Template', '/u/{id}', ['GET']),
+      route('second', 'Template', '/u/{name}', ['GET', 'POST']),
+      route('p1', 'Prefix', '/api'),
+      route('p2', 'Prefix', '/api/'),
+    ],
+    requests: [
+      ['GET /u/1', { id: 'first', params: { id: '1' } }],
+      ['POST /u/1', { id: 'second', params: { name: '1' } }],
+      ['HEAD /u/1', 'first'],
+      ['GET /api/x', 'p1'],
+    ],
+    shadowed: [
+      { route: 'second', by: 'first', method: 'GET', host: '*' },
+      { route: 'p2', by: 'p1', method: '*', host: '*' },
+    ],
+  },
+  // Methods -----------------------------------------------------------------
+  {
+    name: 'no methods means any method, extension methods included',
+    routes: [route('any', 'Exact', '/x')],
+    requests: [
+      ['GET /x', 'any'],
+      ['PURGE /x', 'any'],
+      ['get /x', 'any'],
+    ],
+  },
+  {
+    name: 'a less specific path that takes the method is used',
+    routes: [route('exact-get', 'Exact', '/x', ['GET']), route('catch-all', 'Prefix', '/')],
+    requests: [
+      ['GET /x', 'exact-get'],
+      ['POST /x', 'catch-all'],
+    ],
+  },
+  {
+    name: 'no candidate takes the method: 405 with the sorted union',
+    routes: [
+      route('exact', 'Exact', '/x', ['GET']),
+      route('tmpl', 'Template', '/{p}', ['PUT', 'POST']),
+      route('prefix', 'Prefix', '/x', ['DELETE']),
+      route('elsewhere', 'Exact', '/y', ['PATCH']),
+    ],
+    requests: [
+      ['PATCH /x', [405, 'DELETE, GET, HEAD, POST, PUT']],
+      ['GET /z', [405, 'POST, PUT']],
+      ['GET /x/deeper', [405, 'DELETE']],
+      ['PATCH /y', 'elsewhere'],
+      ['GET /', 404],
+    ],
+  },
+  {
+    name: 'methods are case-sensitive',
+    routes: [route('get', 'Exact', '/x', ['GET'])],
+    requests: [
+      ['get /x', [405, 'GET, HEAD']],
+      ['Get /x', [405, 'GET, HEAD']],
+    ],
+  },
+  {
+    name: 'HEAD is served by the GET route',
+    routes: [route('get', 'Exact', '/x', ['GET']), route('head-elsewhere', 'Prefix', '/', ['HEAD'])],
+    requests: [
+      ['HEAD /x', 'get'],
+      ['HEAD /y', 'head-elsewhere'],
+    ],
+  },
+  {
+    name: 'an explicit HEAD route on the same path takes HEAD from the GET route',
+    routes: [route('get', 'Exact', '/x', ['GET']), route('head', 'Exact', '/x', ['HEAD'])],
+    requests: [
+      ['HEAD /x', 'head'],
+      ['GET /x', 'get'],
+      ['POST /x', [405, 'GET, HEAD']],
+    ],
+  },
+  {
+    name: 'within one path, a named method beats no method list (HEAD follows GET)',
+    routes: [route('any', 'Exact', '/x'), route('post', 'Exact', '/x', ['POST']), route('get', 'Exact', '/x', ['GET'])],
+    requests: [
+      ['POST /x', 'post'],
+      ['GET /x', 'get'],
+      ['HEAD /x', 'get'],
+      ['PUT /x', 'any'],
+    ],
+  },
+  {
+    name: 'HEAD with no GET route falls back to the any-method route',
+    routes: [route('post', 'Exact', '/x', ['POST']), route('any', 'Exact', '/x')],
+    requests: [['HEAD /x', 'any']],
+  },
+  // Hosts -------------------------------------------------------------------
+  {
+    name: 'exact host: case-insensitive, port and trailing dot ignored',
+    routes: [route('api', 'Prefix', '/', [], ['api.example.com']), route('v6', 'Prefix', '/', [], ['[::1]'])],
+    requests: [
+      ['GET /x @api.example.com', 'api'],
+      ['GET /x @API.Example.COM:8443', 'api'],
+      ['GET /x @api.example.com.', 'api'],
+      ['GET /x @api.example.com.:80', 'api'],
+      ['GET /x @[::1]:8080', 'v6'],
+      ['GET /x @[::1]', 'v6'],
+      ['GET /x @www.example.com', 404],
+      ['GET /x @', 404],
+    ],
+  },
+  {
+    name: 'route host entries are case-insensitive too',
+    routes: [route('api', 'Prefix', '/', [], ['API.Example.com'])],
+    requests: [['GET /x @api.example.com', 'api']],
+  },
+  {
+    name: 'wildcard host needs at least one label before the suffix',
+    routes: [route('wild', 'Prefix', '/', [], ['*.example.com'])],
+    requests: [
+      ['GET / @a.example.com', 'wild'],
+      ['GET / @a.b.example.com:8080', 'wild'],
+      ['GET / @A.EXAMPLE.COM', 'wild'],
+      ['GET / @example.com', 404],
+      ['GET / @aexample.com', 404],
+      ['GET / @example.com.evil', 404],
+    ],
+  },
+  {
+    name: 'host tiers: exact, then the longest wildcard suffix, then no host',
+    routes: [
+      route('any', 'Prefix', '/'),
+      route('wild', 'Prefix', '/', [], ['*.example.com']),
+      route('wild-api', 'Prefix', '/', [], ['*.api.example.com']),
+      route('exact', 'Prefix', '/', [], ['x.api.example.com']),
+    ],
+    requests: [
+      ['GET / @x.api.example.com', 'exact'],
+      ['GET / @y.api.example.com', 'wild-api'],
+      ['GET / @api.example.com', 'wild'],
+      ['GET / @example.com', 'any'],
+      ['GET / @other.test', 'any'],
+    ],
+  },
+  {
+    name: 'a host tier falls through only on not-found',
+    routes: [
+      route('host-post', 'Exact', '/x', ['POST'], ['api.example.com']),
+      route('host-only', 'Exact', '/only', [], ['api.example.com']),
+      route('wild-get', 'Exact', '/w', ['GET'], ['*.example.com']),
+      route('any-get', 'Prefix', '/', ['GET']),
+    ],
+    requests: [
+      ['GET /x @api.example.com', [405, 'POST']],
+      ['POST /x @api.example.com', 'host-post'],
+      ['GET /y @api.example.com', 'any-get'],
+      ['POST /w @api.example.com', [405, 'GET, HEAD']],
+      ['GET /x @other.test', 'any-get'],
+      ['POST /x @other.test', [405, 'GET, HEAD']],
+    ],
+  },
+  {
+    name: 'routes without hosts match any host, and a missing Host',
+    routes: [route('any', 'Exact', '/x')],
+    requests: [
+      ['GET /x @anything.test:1', 'any'],
+      ['GET /x @', 'any'],
+    ],
+  },
+  {
+    name: 'the same route under several hosts; shadowing is per host',
+    routes: [
+      route('a', 'Exact', '/x', ['GET'], ['a.test', '*.b.test']),
+      route('b', 'Exact', '/x', ['GET'], ['*.b.test', 'c.test']),
+    ],
+    requests: [
+      ['GET /x @a.test', 'a'],
+      ['GET /x @z.b.test', 'a'],
+      ['GET /x @c.test', 'b'],
+    ],
+    shadowed: [{ route: 'b', by: 'a', method: 'GET', host: '*.b.test' }],
+  },
+  // Shadowing ---------------------------------------------------------------
+  {
+    name: 'shadowing is reported per method; overlapping method sets keep their other methods',
+    routes: [
+      route('any1', 'Exact', '/x'),
+      route('any2', 'Exact', '/x'),
+      route('get', 'Exact', '/x', ['GET', 'GET']),
+      route('get-put', 'Exact', '/x', ['GET', 'PUT']),
+    ],
+    requests: [
+      ['GET /x', 'get'],
+      ['PUT /x', 'get-put'],
+      ['POST /x', 'any1'],
+    ],
+    shadowed: [
+      { route: 'any2', by: 'any1', method: '*', host: '*' },
+      { route: 'get-put', by: 'get', method: 'GET', host: '*' },
+    ],
+  },
+  {
+    name: 'different shapes never shadow each other',
+    routes: [
+      route('exact', 'Exact', '/a'),
+      route('prefix', 'Prefix', '/a'),
+      route('rest', 'Template', '/a/*'),
+      route('slash', 'Exact', '/a/'),
+      route('param', 'Template', '/{x}'),
+    ],
+    requests: [
+      ['GET /a', 'exact'],
+      ['GET /a/', 'slash'],
+      ['GET /a/b', 'rest'],
+      ['GET /b', 'param'],
+    ],
+    shadowed: [],
+  },
+];
+
+function parseRequest(spec: string): { method: string; path: string; host: string } {
+  const [method, path, host] = spec.split(' ') as [string, string, string | undefined];
+  return { method, path, host: host === undefined ? 'example.test' : host.slice(1) };
+}
+
+/** The parts of a result a case talks about, so failures print small diffs. */
+function summarize(result: MatchResult<MatchableRoute>, expected: Expected): unknown {
+  if (result.kind === 'not-found') return 404;
+  if (result.kind === 'method-not-allowed') return [405, result.allow.join(', ')];
+  if (typeof expected === 'string') return result.route.id;
+  if (typeof expected === 'object' && !Array.isArray(expected)) {
+    const out: { id: string; params?: Record<string, string>; prefix?: string } = { id: result.route.id };
+    if (expected.params !== undefined) out.params = { ...result.params };
+    if (expected.prefix !== undefined) out.prefix = result.matchedPrefix;
+    return out;
+  }
+  return { id: result.route.id, params: { ...result.params } };
+}
+
+const implementations: Array<{ name: string; compile: <R extends MatchableRoute>(routes: readonly R[]) => Matcher<R> }> = [
+  { name: 'trie (compileMatcher)', compile: compileMatcher },
+  { name: 'reference (linear scan)', compile: referenceMatcher },
+];
+
+for (const impl of implementations) {
+  describe(`routing contract: ${impl.name}`, () => {
+    for (const c of cases) {
+      it(c.name, () => {
+        const matcher = impl.compile(c.routes);
+        expect(matcher.size).toBe(c.routes.length);
+        for (const [spec, expected] of c.requests) {
+          const { method, path, host } = parseRequest(spec);
+          const got = summarize(matcher.match(host, method, path), expected);
+          expect({ request: spec, result: got }).toEqual({ request: spec, result: expected });
+        }
+        if (c.shadowed !== undefined) expect(matcher.shadowed).toEqual(c.shadowed);
+      });
+    }
+  });
+}
+
+describe('RouteCompileError names the route and the problem', () => {
+  const bad: Array<[string, MatchableRoute, RegExp]> = [
+    ['mixed literal and param', route('r1', 'Template', '/a/b{id}'), /segment "b\{id\}" mixes literal text and a parameter/],
+    ['param then literal', route('r1', 'Template', '/a/{id}.json'), /mixes literal text and a parameter/],
+    ['two params in one segment', route('r1', 'Template', '/{a}{b}'), /mixes literal text and a parameter/],
+    ['unbalanced open brace', route('r2', 'Template', '/a/{id'), /segment "\{id" has an unbalanced brace/],
+    ['unbalanced close brace', route('r2', 'Template', '/a/id}'), /unbalanced/],
+    ['nested braces', route('r2', 'Template', '/a/{{id}}'), /nested brace/],
+    ['empty param name', route('r3', 'Template', '/a/{}'), /empty parameter name/],
+    ['invalid param name', route('r3', 'Template', '/a/{1st}'), /invalid parameter name/],
+    ['duplicate param name', route('r4', 'Template', '/{id}/x/{id}'), /duplicate parameter name "id"/],
+    ['star mixed with literal', route('r5', 'Template', '/files/a*'), /"\*" must be the whole segment/],
+    ['path without leading slash', route('r6', 'Exact', 'api'), /must start with "\/"/],
+    ['empty path', route('r6', 'Prefix', ''), /must start with "\/"/],
+    ['double slash', route('r7', 'Prefix', '/api//v1'), /not in normalized form; requests for it arrive as "\/api\/v1"/],
+    ['dot segment', route('r7', 'Exact', '/a/../b'), /not in normalized form/],
+    ['lower-case escape', route('r7', 'Exact', '/caf%c3%a9'), /arrive as "\/caf%C3%A9"/],
+    ['encoded slash', route('r7', 'Exact', '/a%2Fb'), /encoded slash/],
+    ['query', route('r8', 'Exact', '/a?b=1'), /must not contain a query/],
+    ['braces outside Template', route('r9', 'Exact', '/users/{id}'), /braces are only meaningful in a Template path/],
+    ['star outside Template', route('r9', 'Prefix', '/files/*'), /"\*" is only a wildcard in a Template path/],
+    ['unknown type', { id: 'r10', hosts: [], methods: [], path: { type: 'Regex' as PathType, value: '/x' } }, /unknown path type "Regex"/],
+    ['lower-case method', route('m1', 'Exact', '/x', ['get']), /method "get" is not an upper-case HTTP method token/],
+    ['empty method', route('m1', 'Exact', '/x', ['']), /method "" is not/],
+    ['host *', route('h1', 'Exact', '/x', [], ['*']), /host "\*" is not allowed: an empty hosts list already matches any host/],
+    ['host with port', route('h2', 'Exact', '/x', [], ['api.example.com:8080']), /must not include a port/],
+    ['inner wildcard', route('h3', 'Exact', '/x', [], ['api.*.com']), /"\*" is only allowed as the whole first label/],
+    ['partial wildcard label', route('h3', 'Exact', '/x', [], ['*api.example.com']), /whole first label/],
+    ['bare wildcard', route('h3', 'Exact', '/x', [], ['*.']), /must not end with a dot/],
+    ['trailing dot', route('h4', 'Exact', '/x', [], ['api.example.com.']), /must not end with a dot/],
+    ['invalid host', route('h5', 'Exact', '/x', [], ['api example.com']), /not a valid host name/],
+    ['empty host', route('h5', 'Exact', '/x', [], ['']), /is empty/],
+  ];
+  for (const [name, r, message] of bad) {
+    it(name, () => {
+      let caught: unknown;
+      try {
+        compileMatcher([route('fine', 'Prefix', '/'), r]);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(RouteCompileError);
+      const err = caught as RouteCompileError;
+      expect(err.routeId).toBe(r.id);
+      expect(err.message).toContain(`route "${r.id}"`);
+      expect(err.message).toMatch(message);
+      expect(err.name).toBe('RouteCompileError');
+    });
+  }
+
+  it('duplicate route ids', () => {
+    expect(() => compileMatcher([route('same', 'Exact', '/a'), route('same', 'Exact', '/b')])).toThrow(/route "same": duplicate route id/);
+  });
+
+  it('accepts everything the table schema allows in a well-formed route', () => {
+    const ok = compileMatcher([
+      route('a', 'Template', '/v1/{user-id}/{_x}/*/files/*', ['GET', 'M-SEARCH'], ['*.example.com', '[::1]', 'xn--bcher-kva.example', 'svc_1.ns.svc']),
+      route('b', 'Exact', '/caf%C3%A9/~user/a.b-c_d'),
+    ]);
+    expect(ok.size).toBe(2);
+  });
+});
+
+describe('trie specifics', () => {
+  it('reuses one frozen empty params object for routes without params', () => {
+    const m = compileMatcher([route('a', 'Exact', '/a'), route('b', 'Prefix', '/b')]);
+    const r1 = m.match('h', 'GET', '/a');
+    const r2 = m.match('h', 'GET', '/b/c');
+    if (r1.kind !== 'match' || r2.kind !== 'match') throw new Error('expected matches');
+    expect(r1.params).toBe(r2.params);
+    expect(Object.isFrozen(r1.params)).toBe(true);
+    expect(Object.keys(r1.params)).toEqual([]);
+  });
+
+  it('params cannot reach the prototype', () => {
+    const m = compileMatcher([route('p', 'Template', '/{__proto__}/{constructor}')]);
+    const r = m.match('h', 'GET', '/x/y');
+    if (r.kind !== 'match') throw new Error('expected a match');
+    expect(r.params['__proto__']).toBe('x');
+    expect(r.params['constructor']).toBe('y');
+    expect(Object.keys(r.params).sort()).toEqual(['__proto__', 'constructor']);
+  });
+
+  it('a request path that is not origin-form is not found', () => {
+    const m = compileMatcher([route('all', 'Prefix', '/')]);
+    expect(m.match('h', 'GET', '*').kind).toBe('not-found');
+    expect(m.match('h', 'GET', '').kind).toBe('not-found');
+  });
+
+  it('is independent of the input array after compiling', () => {
+    const routes = [route('a', 'Exact', '/a')];
+    const m = compileMatcher(routes);
+    routes.length = 0;
+    expect(m.match('h', 'GET', '/a').kind).toBe('match');
+    expect(m.size).toBe(1);
+  });
+
+  it('print() draws each host tier as a tree', () => {
+    const m = compileMatcher([
+      route('all', 'Prefix', '/'),
+      route('home', 'Exact', '/', ['GET']),
+      route('user', 'Template', '/api/users/{id}', ['GET', 'DELETE']),
+      route('me', 'Exact', '/api/users/me', ['GET']),
+      route('files', 'Template', '/files/*', ['GET']),
+      route('files-prefix', 'Prefix', '/files'),
+      route('mid', 'Template', '/a/*/b'),
+      route('admin', 'Prefix', '/', [], ['admin.example.com']),
+      route('tenants', 'Exact', '/x', ['POST', 'PUT'], ['*.example.com']),
+    ]);
+    expect(m.print()).toBe(
+      [
+        'host admin.example.com',
+        '└── (root)  [prefix] admin (any)',
+        'host *.example.com',
+        '└── (root)',
+        '    └── /x  [exact] tenants (POST, PUT)',
+        'host (any)',
+        '└── (root)  [prefix] all (any)',
+        '    ├── /  [exact] home (GET)',
+        '    ├── /a',
+        '    │   └── /*',
+        '    │       └── /b  [exact] mid (any)',
+        '    ├── /api',
+        '    │   └── /users',
+        '    │       ├── /me  [exact] me (GET)',
+        '    │       └── /{id}  [exact] user (GET, DELETE)',
+        '    └── /files  [prefix] files-prefix (any)  [rest /*] files (GET)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('print() of an empty table is empty', () => {
+    expect(compileMatcher([]).print()).toBe('');
+    expect(compileMatcher([]).match('h', 'GET', '/').kind).toBe('not-found');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Differential: random tables, trie versus reference.
+// ---------------------------------------------------------------------------
+
+/** A small deterministic PRNG (mulberry32), so a failure reproduces from its seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('trie agrees with the reference on random tables', () => {
+  const words = ['a', 'b', 'c'];
+  const methodsPool = ['GET', 'HEAD', 'POST', 'PUT'];
+  const hostsPool = ['x.test', '*.test', '*.y.test', 'a.y.test'];
+
+  function randomTable(rand: () => number, size: number): MatchableRoute[] {
+    const pickOne = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+    const routes: MatchableRoute[] = [];
+    for (let i = 0; i < size; i++) {
+      const type = pickOne(['Exact', 'Prefix', 'Template', 'Template'] as const);
+      const depth = Math.floor(rand() * 4);
+      const segs: string[] = [];
+      for (let d = 0; d < depth; d++) {
+        if (type !== 'Template') segs.push(pickOne(words));
+        else segs.push(pickOne([...words, `{p${d}}`, '*']));
+      }
+      if (type === 'Template' && rand() < 0.3) segs.push('*');
+      let value = '/' + segs.join('/');
+      if (value !== '/' && rand() < 0.15) value += '/';
+      const methods = rand() < 0.3 ? [] : methodsPool.filter(() => rand() < 0.4);
+      const hosts = rand() < 0.6 ? [] : hostsPool.filter(() => rand() < 0.4);
+      routes.push(route(`r${i}`, type, value, methods, hosts));
+    }
+    return routes;
+  }
+
+  function randomRequest(rand: () => number): { host: string; method: string; path: string } {
+    const pickOne = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+    const depth = Math.floor(rand() * 5);
+    const segs: string[] = [];
+    for (let d = 0; d < depth; d++) segs.push(pickOne([...words, 'z']));
+    let path = '/' + segs.join('/');
+    if (path !== '/' && rand() < 0.2) path += '/';
+    return {
+      host: pickOne(['x.test', 'X.TEST:80', 'q.test', 'a.y.test', 'b.y.test', 'test', 'other']),
+      method: pickOne([...methodsPool, 'DELETE']),
+      path,
+    };
+  }
+
+  for (let seed = 1; seed <= 40; seed++) {
+    it(`seed ${seed}`, () => {
+      const rand = prng(seed);
+      const table = randomTable(rand, 4 + Math.floor(rand() * 20));
+      const trie = compileMatcher(table);
+      const reference = referenceMatcher(table);
+      expect(trie.shadowed).toEqual(reference.shadowed);
+      for (let i = 0; i < 300; i++) {
+        const { host, method, path } = randomRequest(rand);
+        const a = trie.match(host, method, path);
+        const b = reference.match(host, method, path);
+        const view = (r: MatchResult<MatchableRoute>): unknown =>
+          r.kind === 'match' ? { id: r.route.id, params: { ...r.params }, prefix: r.matchedPrefix } : r;
+        expect({ request: `${method} ${path} @${host}`, result: view(a) }).toEqual({ request: `${method} ${path} @${host}`, result: view(b) });
+      }
+    });
+  }
+});
