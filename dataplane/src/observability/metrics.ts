@@ -36,7 +36,13 @@ export class GatewayMetrics {
     this.rejectedRequests = new Counter({ name: 'switchyard_rejected_requests_total', help: 'Requests answered by the gateway itself with an error, by error code.', labelNames: ['code'], registers });
     this.reloads.inc({ result: 'applied' }, 0);
     this.reloads.inc({ result: 'rejected' }, 0);
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_process_' });
+    if (options.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_process_' });
+      // These three are gauges named like counters, which Prometheus' own linter rejects.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+        this.registry.removeSingleMetric(`switchyard_process_${name}`);
+      }
+    }
   }
 
   /** Records which table is live; the previous version's series is dropped. */

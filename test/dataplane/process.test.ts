@@ -1,0 +1,155 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { closedPort, echo, startUpstream } from '../support/upstreams.ts';
+
+const BIN = path.resolve('dataplane/bin/switchyard-dataplane.ts');
+const run = promisify(execFile);
+const children: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+function writeConfig(config: unknown): string {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'switchyard-cli-')), 'gateway.yaml');
+  writeFileSync(file, typeof config === 'string' ? config : stringify(config));
+  return file;
+}
+
+async function freePorts(n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await closedPort());
+  return out;
+}
+
+/** Starts the CLI and resolves once it logs that it listens. */
+async function startCli(file: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; logs: string[] }> {
+  const child = spawn(process.execPath, [BIN, '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const logs: string[] = [];
+  let buffer = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    buffer += d.toString();
+    const lines = buffer.split('\n');
+    buffer = lines.pop() ?? '';
+    logs.push(...lines);
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  for (let i = 0; i < 500; i++) {
+    if (logs.some((l) => l.includes('"event":"listening"'))) return { child, logs };
+    if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`gateway did not start: ${stderr}`);
+}
+
+const exited = (child: ChildProcess): Promise<number | null> => new Promise((r) => (child.exitCode !== null ? r(child.exitCode) : child.once('exit', (code) => r(code))));
+
+describe('command line', () => {
+  it('--help lists every flag', async () => {
+    const { stdout } = await run(process.execPath, [BIN, '--help']);
+    for (const flag of ['--config', '--no-watch', '--check', '--log-level', '--help', '--version']) expect(stdout).toContain(flag);
+  });
+
+  it('accepts the seed gateway.yaml as written', async () => {
+    const { stdout, stderr } = await run(process.execPath, [BIN, '--check', '--config', 'test/fixtures/seed-gateway.yaml'], { env: { ...process.env, JWT_SECRET: 's3cret' } });
+    expect(stdout).toMatch(/ok, 10 routes, 3 upstreams, table version [0-9a-f]{16}/);
+    // The seed's /health route names an upstream it never defines: served as 503, and said so.
+    expect(stderr).toContain('routes[9].upstream: upstream "health-service" is not defined');
+  });
+
+  it('exits non-zero naming the file, line, field and what was expected', async () => {
+    const file = writeConfig('routes:\n  - path: "/a"\n    upstream: "u"\n    methods: ["GET", "FETCH"]\n    auth_requried: true\nupstreams:\n  u:\n    discovery: { type: Static, endpoints: ["http://127.0.0.1:1"] }\n');
+    const err = await run(process.execPath, [BIN, '--config', file]).catch((e: { code: number; stderr: string }) => e);
+    expect((err as { code: number }).code).toBe(1);
+    const stderr = (err as { stderr: string }).stderr;
+    expect(stderr).toContain(`${file}:4: routes[0].methods[1]: expected one of GET`);
+    expect(stderr).toContain(`${file}:2: routes[0]: unknown key "auth_requried"`);
+  });
+
+  it('names a missing environment variable', async () => {
+    const file = writeConfig('auth:\n  jwt:\n    secret: "${NOT_SET_ANYWHERE}"\n');
+    const err = await run(process.execPath, [BIN, '--check', '--config', file], { env: { PATH: process.env.PATH } }).catch((e: { stderr: string }) => e);
+    expect((err as { stderr: string }).stderr).toContain('auth.jwt.secret: environment variable NOT_SET_ANYWHERE is not set');
+  });
+
+  it('takes GATEWAY_* overrides from the environment', async () => {
+    const up = await startUpstream(echo('u'));
+    const [port, admin, metrics] = await freePorts(3);
+    const file = writeConfig({ server: { bind_address: '127.0.0.1' }, routes: [{ path: '/x', upstream: 'u' }], upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } } });
+    try {
+      const { logs } = await startCli(file, { GATEWAY_SERVER_HTTP_PORT: String(port), GATEWAY_SERVER_ADMIN_PORT: String(admin), GATEWAY_SERVER_METRICS_PORT: String(metrics), GATEWAY_LOG_LEVEL: 'info' });
+      const res = await request(`http://127.0.0.1:${port}/x`);
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+      expect(logs.join('\n')).toContain('GATEWAY_SERVER_HTTP_PORT -> server.http_port');
+    } finally {
+      await up.close();
+    }
+  });
+});
+
+describe('process lifecycle', () => {
+  it('drains on SIGTERM: /ready turns 503, requests in flight finish, exit 0', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const up = await startUpstream((req, res) => {
+      if (req.url === '/slow') void gate.then(() => res.end('finished'));
+      else res.end('fast');
+    });
+    const [port, admin, metrics] = await freePorts(3);
+    const file = writeConfig({
+      server: { http_port: port, admin_port: admin, metrics_port: metrics, bind_address: '127.0.0.1', shutdown: { drain_delay: '300ms', grace_period: '10s' } },
+      routes: [{ path: '/slow', upstream: 'u' }],
+      upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+    });
+    try {
+      const { child, logs } = await startCli(file);
+      const base = `http://127.0.0.1:${port}`;
+      const inflight = request(`${base}/slow`).then(async (r) => ({ status: r.statusCode, body: await r.body.text() }));
+      await new Promise((r) => setTimeout(r, 100));
+      child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 100));
+      const ready = await request(`${base}/ready`, { reset: true });
+      expect(ready.statusCode).toBe(503);
+      await ready.body.dump();
+      expect(child.exitCode).toBe(null);
+      release();
+      expect(await inflight).toEqual({ status: 200, body: 'finished' });
+      expect(await exited(child)).toBe(0);
+      expect(logs.join('\n')).toContain('"event":"shutdown_complete","cutRequests":0');
+    } finally {
+      release();
+      await up.close();
+    }
+  });
+
+  it('reloads on SIGHUP', async () => {
+    const a = await startUpstream(echo('a'));
+    const [port, admin, metrics] = await freePorts(3);
+    const server = { http_port: port, admin_port: admin, metrics_port: metrics, bind_address: '127.0.0.1' };
+    const file = writeConfig({ server, routes: [{ path: '/one', upstream: 'u' }], upstreams: { u: { discovery: { type: 'Static', endpoints: [a.url] } } } });
+    try {
+      const { child } = await startCli(file);
+      writeFileSync(file, stringify({ server, routes: [{ path: '/two', upstream: 'u' }], upstreams: { u: { discovery: { type: 'Static', endpoints: [a.url] } } } }));
+      child.kill('SIGHUP');
+      let status = 0;
+      for (let i = 0; i < 100 && status !== 200; i++) {
+        const r = await request(`http://127.0.0.1:${port}/two`);
+        status = r.statusCode;
+        await r.body.dump();
+        if (status !== 200) await new Promise((r2) => setTimeout(r2, 20));
+      }
+      expect(status).toBe(200);
+    } finally {
+      await a.close();
+    }
+  });
+});
