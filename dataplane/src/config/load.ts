@@ -138,7 +138,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
-      doc.errors.map((e) => {
+      // The first few errors say it; the rest are usually echoes of the first.
+      doc.errors.slice(0, 3).map((e) => {
         const at = e.pos[0] !== undefined ? lines.linePos(e.pos[0]) : undefined;
         return `${file}${at ? `:${at.line}:${at.col}` : ''}: invalid YAML: ${e.message.split('\n')[0]}`;
       }),
@@ -180,7 +181,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const parsed = GatewayConfigSchema.safeParse(data);
+  const parsed = GatewayConfigSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
@@ -200,7 +201,8 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  return `${typeof value} ${JSON.stringify(value)}`;
+  // Strings are not echoed: the value may be a secret that landed in the wrong field.
+  return typeof value === 'string' ? 'a string' : `${typeof value} ${JSON.stringify(value)}`;
 }
 
 /** Reads and validates a config file. */
