@@ -56,7 +56,7 @@ function corsFor(config: GatewayConfig, route: RouteConfig): Route['cors'] {
   };
 }
 
-function compileUpstream(config: GatewayConfig, name: string, u: UpstreamConfig, file: string): Upstream {
+function compileUpstream(config: GatewayConfig, name: string, u: UpstreamConfig): Upstream {
   return {
     name,
     endpoints: u.discovery.endpoints.map((url) => ({ url: new URL(url).origin, weight: 1 })),
@@ -91,7 +91,7 @@ function compileUpstream(config: GatewayConfig, name: string, u: UpstreamConfig,
 export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): CompiledConfig {
   const warnings: string[] = [];
   const upstreams = Object.entries(config.upstreams)
-    .map(([name, u]) => compileUpstream(config, name, u, file))
+    .map(([name, u]) => compileUpstream(config, name, u))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const known = new Set(upstreams.map((u) => u.name));
   const seen = new Map<string, number>();

@@ -316,7 +316,7 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
     } else if (node.statics !== null) {
       child = node.statics.get(path.slice(pos, end));
     }
-    if (child != null) {
+    if (child !== null && child !== undefined) {
       const r = this.#walk(child, d + 1, end + 1);
       if (r !== null) return r;
     }
