@@ -2,11 +2,14 @@
  * The data plane's command line: `switchyard-dataplane --config gateway.yaml`.
  * Wiring only: read the config, start the gateway, handle signals.
  */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from './config/load.ts';
 import { compileConfig } from './config/compile.ts';
 import { createLogger } from './observability/logger.ts';
 import { Gateway } from './server/gateway.ts';
+import { OperatorSource } from './table/operator-source.ts';
 
 const HELP = `Usage: switchyard-dataplane --config <file> [options]
 
@@ -17,6 +20,13 @@ Options:
                           Also read from GATEWAY_CONFIG. \${VAR} in the file is taken from the environment;
                           GATEWAY_* variables override settings (see docs/configuration.md).
       --no-watch          do not reload when the config file changes (SIGHUP and POST /reload still do)
+      --operator <urls>   take the route table from the operator (comma-separated base URLs, tried in
+                          turn) instead of the file's routes and upstreams; the file is then the bootstrap
+                          config (server, auth, middleware, observability). Also SWITCHYARD_OPERATOR_URL.
+      --token-file <file> the bearer token for the operator (or SWITCHYARD_OPERATOR_TOKEN)
+      --dataplane-id <id> this data plane's name in the fleet (default: the host name, i.e. the pod name)
+      --state-dir <dir>   write each table applied from the operator here and boot from it, so a restart
+                          while the operator is away still serves
       --check             validate the config, print the compiled route table summary, and exit
       --log-level <level> trace, debug, info, warn, error, fatal or silent (overrides the config)
   -h, --help              show this help
@@ -36,6 +46,10 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c' },
         'no-watch': { type: 'boolean' },
+        operator: { type: 'string' },
+        'token-file': { type: 'string' },
+        'dataplane-id': { type: 'string' },
+        'state-dir': { type: 'string' },
         check: { type: 'boolean' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -85,9 +99,34 @@ export async function main(argv: string[]): Promise<number> {
   for (const w of loaded.warnings) log.warn({ event: 'config_warning' }, w);
   if (loaded.overrides.length > 0) log.info({ event: 'config_overrides', overrides: loaded.overrides }, 'settings overridden from the environment');
 
+  const operatorUrls = (args.operator ?? process.env.SWITCHYARD_OPERATOR_URL ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
+  let token = process.env.SWITCHYARD_OPERATOR_TOKEN ?? '';
+  if (operatorUrls.length > 0) {
+    if (args['token-file']) {
+      try {
+        token = readFileSync(args['token-file'], 'utf8').trim();
+      } catch (err) {
+        process.stderr.write(`switchyard-dataplane: cannot read --token-file: ${(err as Error).message}\n`);
+        return 1;
+      }
+    }
+    if (token === '') {
+      process.stderr.write('switchyard-dataplane: --operator needs a token: --token-file <file> or SWITCHYARD_OPERATOR_TOKEN\n');
+      return 2;
+    }
+    if (loaded.config.routes.length > 0 || Object.keys(loaded.config.upstreams).length > 0) {
+      log.warn({ event: 'config_warning' }, `${file}: routes and upstreams in the file are ignored: the operator provides the route table`);
+    }
+  }
+
   let gateway: Gateway;
+  let source: OperatorSource | undefined;
   try {
-    gateway = await Gateway.start({ config: loaded.config, configFile: file, watch: !args['no-watch'], log });
+    gateway = await Gateway.start({ config: loaded.config, configFile: file, watch: !args['no-watch'] && operatorUrls.length === 0, log, tableSource: operatorUrls.length > 0 ? 'external' : 'file' });
+    if (operatorUrls.length > 0) {
+      source = new OperatorSource({ urls: operatorUrls, token, id: args['dataplane-id'] ?? hostname(), holder: gateway.holder, log, stateDir: args['state-dir'] });
+      source.start();
+    }
   } catch (err) {
     const message = err instanceof ConfigError ? err.problems.join('\n  ') : (err as Error).message;
     process.stderr.write(`switchyard-dataplane: cannot start: ${message}\n`);
@@ -98,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       log.info({ event: 'signal', signal }, `received ${signal}`);
-      gateway.stop().then(
+      Promise.all([source?.stop(), gateway.stop()]).then(
         () => log.flush(() => resolve(0)),
         (err: unknown) => {
           log.error({ event: 'shutdown_failed', err }, 'shutdown failed');

@@ -156,6 +156,7 @@ export class Gateway {
   async reload(reason: string): Promise<ApplyResult> {
     const file = this.options.configFile;
     if (!file) return { applied: false, version: undefined, error: 'this gateway was not started from a config file' };
+    if (this.options.tableSource === 'external') return { applied: false, version: this.holder.current?.version, error: 'the route table comes from the operator; the config file holds only bootstrap settings, read at start' };
     try {
       const text = await readFile(file, 'utf8');
       const hash = hashText(text);

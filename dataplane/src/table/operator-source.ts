@@ -1,0 +1,180 @@
+/**
+ * Tables from the operator: subscribe to its NDJSON stream, apply each table
+ * through the same TableHolder a config file uses, acknowledge the result.
+ *
+ * Static stability: losing the operator changes nothing that is being served.
+ * The client reconnects with exponential backoff and full jitter (so a fleet
+ * does not reconnect in step), trying each configured URL in turn. With a
+ * state directory, every applied table is written to disk first, and a
+ * restart during an operator outage boots from it.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import type { Logger } from '../observability/logger.ts';
+import type { TableHolder } from './holder.ts';
+
+/** Options of the operator client. */
+export interface OperatorSourceOptions {
+  /** Operator base URLs, tried in turn. */
+  urls: string[];
+  token: string;
+  /** This data plane's name in the fleet (the pod name). */
+  id: string;
+  holder: TableHolder;
+  log: Logger;
+  stateDir?: string;
+  /** Reconnect if nothing (table or heartbeat) arrives for this long. */
+  idleTimeoutMs?: number;
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+const STATE_FILE = 'table.json';
+
+/** Loads the last applied table from a state directory, if there is one. */
+export function readStateTable(stateDir: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path.join(stateDir, STATE_FILE), 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes a table atomically: a crash leaves the old file or the new one, never half of one. */
+export function writeStateTable(stateDir: string, table: unknown): void {
+  mkdirSync(stateDir, { recursive: true });
+  const tmp = path.join(stateDir, `.${STATE_FILE}.${process.pid}.tmp`);
+  writeFileSync(tmp, JSON.stringify(table));
+  renameSync(tmp, path.join(stateDir, STATE_FILE));
+}
+
+/** Subscribes to the operator and keeps the holder's table current. */
+export class OperatorSource {
+  private readonly options: OperatorSourceOptions;
+  private readonly agent = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 10_000, bodyTimeout: 0, connect: { timeout: 5_000 } });
+  private stopped = false;
+  private abort: AbortController | undefined;
+  private attempt = 0;
+  private urlIndex = 0;
+  private loop: Promise<void> | undefined;
+  /** Connected to an operator right now. */
+  connected = false;
+
+  constructor(options: OperatorSourceOptions) {
+    this.options = options;
+  }
+
+  /** Applies the state directory's table, if any, then starts the subscription loop. */
+  start(): void {
+    const { stateDir, holder, log } = this.options;
+    if (stateDir) {
+      const saved = readStateTable(stateDir);
+      if (saved !== undefined) {
+        const result = holder.apply(saved, `${stateDir}/${STATE_FILE}`);
+        log.info({ event: 'state_table_loaded', result }, 'booted from the last applied table');
+      }
+    }
+    this.loop = this.run();
+  }
+
+  /** Stops subscribing; the last table keeps serving. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort?.abort();
+    await this.loop;
+    await this.agent.close();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const url = this.options.urls[this.urlIndex % this.options.urls.length] as string;
+      try {
+        await this.subscribe(url);
+      } catch (err) {
+        if (this.stopped) break;
+        this.options.log.warn({ event: 'operator_unreachable', operator: url, error: (err as Error).message, serving: this.options.holder.current?.version ?? null }, 'lost the operator; serving the last table');
+      }
+      this.connected = false;
+      if (this.stopped) break;
+      this.urlIndex++;
+      const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 250, maxMs: 10_000 };
+      const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(this.attempt, 16));
+      this.attempt++;
+      await new Promise((r) => setTimeout(r, Math.random() * ceiling));
+    }
+  }
+
+  private async subscribe(base: string): Promise<void> {
+    const { token, id, log } = this.options;
+    const applied = this.options.holder.current?.version;
+    const target = new URL('/v1/tables/watch', base);
+    target.searchParams.set('dataplane', id);
+    if (applied) target.searchParams.set('applied', applied);
+    this.abort = new AbortController();
+    const res = await request(target, { dispatcher: this.agent, headers: { authorization: `Bearer ${token}` }, signal: this.abort.signal });
+    if (res.statusCode !== 200) {
+      const text = (await res.body.text()).slice(0, 200);
+      throw new Error(`operator answered ${res.statusCode}: ${text.trim()}`);
+    }
+    this.connected = true;
+    log.info({ event: 'operator_connected', operator: base }, 'subscribed to the operator');
+    const idleMs = this.options.idleTimeoutMs ?? 35_000;
+    let idle = setTimeout(() => this.abort?.abort(new Error('no heartbeat from the operator')), idleMs);
+    let buffer = '';
+    try {
+      for await (const chunk of res.body) {
+        clearTimeout(idle);
+        idle = setTimeout(() => this.abort?.abort(new Error('no heartbeat from the operator')), idleMs);
+        this.attempt = 0;
+        buffer += (chunk as Buffer).toString('utf8');
+        let nl = buffer.indexOf('\n');
+        while (nl >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          if (line.trim() !== '') await this.onMessage(base, line);
+          nl = buffer.indexOf('\n');
+        }
+      }
+    } finally {
+      clearTimeout(idle);
+    }
+    throw new Error('the operator closed the stream');
+  }
+
+  private async onMessage(base: string, line: string): Promise<void> {
+    let message: { type?: unknown; table?: unknown };
+    try {
+      message = JSON.parse(line) as typeof message;
+    } catch {
+      this.options.log.warn({ event: 'operator_bad_message' }, 'ignored a line from the operator that is not JSON');
+      return;
+    }
+    if (message.type !== 'table') return;
+    const { holder, stateDir, log } = this.options;
+    const result = holder.apply(message.table, base);
+    if (result.applied && !result.unchanged && stateDir) {
+      try {
+        writeStateTable(stateDir, holder.current?.table);
+      } catch (err) {
+        log.warn({ event: 'state_write_failed', error: (err as Error).message }, 'cannot write the state directory; a restart without the operator would not serve');
+      }
+    }
+    const ack = result.applied ? { dataplane: this.options.id, version: result.version, applied: true } : { dataplane: this.options.id, version: result.version ?? 'unknown', applied: false, error: result.error };
+    await this.sendAck(base, ack);
+  }
+
+  private async sendAck(base: string, ack: object): Promise<void> {
+    try {
+      const res = await request(new URL('/v1/acks', base), {
+        dispatcher: this.agent,
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.options.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(ack),
+      });
+      await res.body.dump();
+      if (res.statusCode >= 300) this.options.log.warn({ event: 'ack_refused', status: res.statusCode }, 'the operator refused an acknowledgement');
+    } catch (err) {
+      this.options.log.warn({ event: 'ack_failed', error: (err as Error).message }, 'cannot acknowledge a table; it is applied anyway');
+    }
+  }
+}

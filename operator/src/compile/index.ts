@@ -1,0 +1,63 @@
+/**
+ * The one pure function of the operator: snapshot in, route table and
+ * statuses out. No I/O, no clock, no randomness: the same snapshot always
+ * gives the same table, with the same version.
+ */
+import { RouteTableSchema, type RouteTable } from '../../../dataplane/src/table/schema.ts';
+import { tableVersion } from '../../../dataplane/src/table/version.ts';
+import type { ConditionInput } from '../status/conditions.ts';
+import { compileRoutes } from './routes.ts';
+import type { Snapshot } from './snapshot.ts';
+import { compileUpstreams } from './upstreams.ts';
+
+/** What compile says about one object. */
+export interface ObjectStatus {
+  kind: 'GatewayRoute' | 'Upstream';
+  namespace: string;
+  name: string;
+  generation: number;
+  conditions: ConditionInput[];
+  readyEndpoints?: number;
+  totalEndpoints?: number;
+}
+
+/** The result of one compile run. */
+export interface CompileResult {
+  table: RouteTable;
+  /** Keyed `Kind/namespace/name`, sorted. */
+  statuses: Map<string, ObjectStatus>;
+  /** For each route in the table, the generation it was compiled from (for Programmed). */
+  routeGenerations: Map<string, number>;
+}
+
+const split = (key: string): { namespace: string; name: string } => {
+  const i = key.indexOf('/');
+  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+};
+
+/** Compiles a snapshot. */
+export function compile(snapshot: Snapshot): CompileResult {
+  const upstreams = compileUpstreams(snapshot);
+  const routes = compileRoutes(snapshot.routes, upstreams);
+
+  // Routes stay in age order (conflict order); upstreams are sorted by name.
+  const table = RouteTableSchema.parse({
+    version: 'unversioned',
+    routes: routes.flatMap((r) => (r.route ? [r.route] : [])),
+    upstreams: upstreams
+      .flatMap((u) => (u.upstream ? [u.upstream] : []))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+  });
+  table.version = tableVersion(table);
+
+  const statuses = new Map<string, ObjectStatus>();
+  for (const u of upstreams) {
+    statuses.set(`Upstream/${u.key}`, { kind: 'Upstream', ...split(u.key), generation: u.generation, conditions: u.conditions, readyEndpoints: u.readyEndpoints, totalEndpoints: u.totalEndpoints });
+  }
+  for (const r of routes) statuses.set(`GatewayRoute/${r.key}`, { kind: 'GatewayRoute', ...split(r.key), generation: r.generation, conditions: r.conditions });
+  const sorted = new Map([...statuses.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const routeGenerations = new Map(routes.flatMap((r) => (r.route ? [[r.key, r.generation] as const] : [])));
+  return { table, statuses: sorted, routeGenerations };
+}
+
+export type { Snapshot } from './snapshot.ts';

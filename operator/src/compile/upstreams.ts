@@ -1,0 +1,132 @@
+/** Upstreams: resolve discovery (static or Service → EndpointSlices) into endpoints, with status. */
+import { parseDuration } from '../../../dataplane/src/config/duration.ts';
+import type { Upstream } from '../../../dataplane/src/table/schema.ts';
+import { condition, ConditionType, Reason, type ConditionInput } from '../status/conditions.ts';
+import { keyOf, type EndpointSliceInfo, type Parsed, type Snapshot, type UpstreamSpec } from './snapshot.ts';
+
+/** Compile's verdict on one Upstream. */
+export interface UpstreamResult {
+  key: string;
+  generation: number;
+  /** The table entry, when the Upstream is valid. */
+  upstream: Upstream | undefined;
+  conditions: ConditionInput[];
+  readyEndpoints: number;
+  totalEndpoints: number;
+}
+
+const ms = (d: string | undefined, fallback: number): number => (d === undefined ? fallback : parseDuration(d) ?? fallback);
+const hostPort = (address: string, port: number): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
+
+/**
+ * Endpoints a Service's slices offer on the named port. Ready endpoints take
+ * traffic; when none is ready, endpoints that still serve while terminating do,
+ * so a rollout's last pods drain instead of failing (as kube-proxy does).
+ */
+function sliceEndpoints(slices: readonly EndpointSliceInfo[], portName: string | undefined, protocol: string): { ready: string[]; total: number } {
+  const ready = new Set<string>();
+  const draining = new Set<string>();
+  const all = new Set<string>();
+  for (const slice of slices) {
+    if (slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6') continue;
+    const port = slice.ports.find((p) => (p.name ?? '') === (portName ?? '') && (p.protocol ?? 'TCP') === 'TCP');
+    if (port?.port === undefined) continue;
+    for (const ep of slice.endpoints) {
+      const c = ep.conditions ?? {};
+      // The API defines an unset `ready` as ready.
+      const isReady = c.ready !== false && c.terminating !== true;
+      const isDraining = !isReady && c.serving === true && c.terminating === true;
+      for (const address of ep.addresses) {
+        const url = `${protocol}://${hostPort(address, port.port)}`;
+        all.add(url);
+        if (isReady) ready.add(url);
+        else if (isDraining) draining.add(url);
+      }
+    }
+  }
+  const usable = ready.size > 0 ? ready : draining;
+  return { ready: [...usable].sort(), total: all.size };
+}
+
+function resolveEndpoints(
+  u: Parsed<UpstreamSpec> & { spec: UpstreamSpec },
+  snapshot: Snapshot,
+): { urls: string[]; total: number; refs: ConditionInput } {
+  const spec = u.spec;
+  const protocol = spec.protocol ?? 'http';
+  if (spec.static) {
+    const urls = [...new Set(spec.static.endpoints.map((e) => new URL(e).origin))].sort();
+    return { urls, total: urls.length, refs: condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'static endpoints') };
+  }
+  const ref = spec.service as { name: string; port: number | string };
+  const service = snapshot.services.find((s) => s.namespace === u.meta.namespace && s.name === ref.name);
+  if (!service) {
+    return { urls: [], total: 0, refs: condition(ConditionType.ResolvedRefs, false, Reason.ServiceNotFound, `Service "${ref.name}" not found in namespace "${u.meta.namespace}"`) };
+  }
+  const port = service.ports.find((p) => (typeof ref.port === 'number' ? p.port === ref.port : p.name === ref.port) && (p.protocol ?? 'TCP') === 'TCP');
+  if (!port) {
+    const have = service.ports.map((p) => (p.name ? `${p.name}/${p.port}` : String(p.port))).join(', ') || 'none';
+    return { urls: [], total: 0, refs: condition(ConditionType.ResolvedRefs, false, Reason.PortNotFound, `Service "${ref.name}" has no TCP port ${JSON.stringify(ref.port)} (it has: ${have})`) };
+  }
+  const slices = snapshot.endpointSlices.filter((s) => s.namespace === u.meta.namespace && s.serviceName === ref.name);
+  const { ready, total } = sliceEndpoints(slices, port.name, protocol);
+  return { urls: ready, total, refs: condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, `Service "${ref.name}" port ${port.port}`) };
+}
+
+/** Compiles every Upstream of the snapshot. */
+export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
+  return snapshot.upstreams.map((u): UpstreamResult => {
+    const key = keyOf(u.meta);
+    const generation = u.meta.generation;
+    if (u.spec === undefined) {
+      return {
+        key,
+        generation,
+        upstream: undefined,
+        conditions: [condition(ConditionType.Accepted, false, Reason.Invalid, u.error), condition(ConditionType.ResolvedRefs, false, Reason.NotAccepted, 'the spec is invalid'), condition(ConditionType.Ready, false, Reason.NotAccepted, 'the spec is invalid')],
+        readyEndpoints: 0,
+        totalEndpoints: 0,
+      };
+    }
+    const spec = u.spec;
+    let resolved: ReturnType<typeof resolveEndpoints>;
+    try {
+      resolved = resolveEndpoints(u as Parsed<UpstreamSpec> & { spec: UpstreamSpec }, snapshot);
+    } catch (err) {
+      return { key, generation, upstream: undefined, conditions: [condition(ConditionType.Accepted, false, Reason.Invalid, (err as Error).message)], readyEndpoints: 0, totalEndpoints: 0 };
+    }
+    const { urls, total, refs } = resolved;
+    const hc = spec.healthCheck;
+    const cb = spec.circuitBreaker;
+    const upstream: Upstream = {
+      name: key,
+      endpoints: urls.map((url) => ({ url, weight: 1 })),
+      loadBalancer: spec.loadBalancer ?? 'RoundRobin',
+      healthCheck: hc && {
+        path: hc.path,
+        intervalMs: ms(hc.interval, 10_000),
+        timeoutMs: ms(hc.timeout, 2_000),
+        healthyThreshold: hc.healthyThreshold ?? 2,
+        unhealthyThreshold: hc.unhealthyThreshold ?? 3,
+      },
+      circuitBreaker: cb && { failureThreshold: cb.failureThreshold, openMs: ms(cb.timeout, 60_000), successThreshold: cb.successThreshold ?? 1 },
+      timeoutMs: spec.timeout === undefined ? undefined : ms(spec.timeout, 10_000),
+      pool: { connectionsPerEndpoint: spec.connectionPool?.maxConnections ?? 128, keepAliveTimeoutMs: 60_000, connectTimeoutMs: 5_000 },
+      tls: spec.tls && { serverName: spec.tls.serverName, insecureSkipVerify: spec.tls.insecureSkipVerify ?? false },
+      source: { kind: 'Upstream', namespace: u.meta.namespace, name: u.meta.name, generation },
+    };
+    const ready = refs.status === 'True' && urls.length > 0;
+    return {
+      key,
+      generation,
+      upstream,
+      conditions: [
+        condition(ConditionType.Accepted, true, Reason.Accepted, 'the spec is valid'),
+        refs,
+        condition(ConditionType.Ready, ready, ready ? Reason.Ready : Reason.NoReadyEndpoints, ready ? `${urls.length} of ${total} endpoints ready` : refs.status === 'True' ? `no ready endpoints (${total} known)` : 'references are not resolved'),
+      ],
+      readyEndpoints: urls.length,
+      totalEndpoints: total,
+    };
+  });
+}

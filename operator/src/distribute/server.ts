@@ -1,0 +1,199 @@
+/**
+ * The config server: data planes subscribe to a long-lived NDJSON stream and
+ * get the current table at once, then every new version, plus heartbeats.
+ * They acknowledge each version they applied or rejected.
+ *
+ *   GET  /v1/tables/watch?dataplane=<id>   → 200 application/x-ndjson, one JSON object per line:
+ *        {"type":"table","table":{…}} | {"type":"heartbeat","version":"…"}
+ *   POST /v1/acks   {"dataplane","version","applied","error"?}  → 204
+ *   GET  /healthz                                                → 200 (no auth)
+ *
+ * Every other request needs `Authorization: Bearer <token>`, compared in
+ * constant time; without it the answer is 401 and nothing else. Only the
+ * leader serves streams and takes acks (it is the one writing status); other
+ * replicas answer 503 with Retry-After, and data planes try again.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { RouteTable } from '../../../dataplane/src/table/schema.ts';
+
+/** What the leader knows about one data plane. */
+export interface DataplaneState {
+  id: string;
+  connectedAt: number;
+  /** The version last sent on its stream. */
+  sentVersion: string | undefined;
+  /** Its last acknowledgement. */
+  ack: { version: string; applied: boolean; error?: string } | undefined;
+  /** The last version it applied successfully. */
+  appliedVersion: string | undefined;
+}
+
+/** Events the operator reacts to (status recomputation). */
+export interface ConfigServerEvents {
+  onFleetChange(): void;
+}
+
+/** Options of the config server. */
+export interface ConfigServerOptions {
+  token: string;
+  heartbeatMs?: number;
+  isLeader: () => boolean;
+  events: ConfigServerEvents;
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** Serves tables to data planes and collects their acknowledgements. */
+export class ConfigServer {
+  private readonly server: http.Server;
+  private readonly options: ConfigServerOptions;
+  private readonly tokenDigest: Buffer;
+  private table: RouteTable | undefined;
+  private tableLine = '';
+  private readonly streams = new Map<string, { res: http.ServerResponse; state: DataplaneState }>();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(options: ConfigServerOptions) {
+    this.options = options;
+    // Hashing both sides first gives equal-length buffers, so the comparison time says nothing about the token.
+    this.tokenDigest = digest(options.token);
+    this.server = http.createServer((req, res) => this.handle(req, res));
+    this.heartbeat = setInterval(() => this.beat(), options.heartbeatMs ?? 10_000);
+    this.heartbeat.unref();
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve((this.server.address() as AddressInfo).port));
+    });
+  }
+
+  /** Publishes a new table to every subscriber. */
+  publish(table: RouteTable): void {
+    if (this.table?.version === table.version) return;
+    this.table = table;
+    this.tableLine = `${JSON.stringify({ type: 'table', table })}\n`;
+    for (const { res, state } of this.streams.values()) {
+      res.write(this.tableLine);
+      state.sentVersion = table.version;
+    }
+  }
+
+  /** The data planes connected to this replica. */
+  fleet(): DataplaneState[] {
+    return [...this.streams.values()].map((s) => s.state).sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  /** Ends every stream (leadership lost, or shutting down): data planes reconnect elsewhere. */
+  disconnectAll(): void {
+    for (const { res } of this.streams.values()) res.end();
+    this.streams.clear();
+    this.options.events.onFleetChange();
+  }
+
+  /** Stops serving. */
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    this.disconnectAll();
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer (.+)$/.exec(header);
+    return m !== null && timingSafeEqual(digest(m[1] as string), this.tokenDigest);
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://operator');
+    if (req.method === 'GET' && url.pathname === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (!this.authorized(req)) {
+      req.resume();
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end('{"error":"unauthorized"}\n');
+      return;
+    }
+    if (!this.options.isLeader()) {
+      req.resume();
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":"not the leader; try another replica"}\n');
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/v1/tables/watch') return this.watch(req, res, url);
+    if (req.method === 'POST' && url.pathname === '/v1/acks') return this.ack(req, res);
+    req.resume();
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}\n');
+  }
+
+  private watch(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+    const id = url.searchParams.get('dataplane') ?? '';
+    if (!/^[A-Za-z0-9._:-]{1,253}$/.test(id)) {
+      res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"the dataplane query parameter must name the data plane"}\n');
+      return;
+    }
+    // A data plane that reconnects replaces its old stream.
+    this.streams.get(id)?.res.end();
+    const applied = url.searchParams.get('applied') ?? undefined;
+    const state: DataplaneState = { id, connectedAt: Date.now(), sentVersion: undefined, ack: undefined, appliedVersion: applied };
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    res.socket?.setNoDelay(true);
+    const entry = { res, state };
+    this.streams.set(id, entry);
+    if (this.table) {
+      res.write(this.tableLine);
+      state.sentVersion = this.table.version;
+    } else {
+      res.write(`${JSON.stringify({ type: 'heartbeat', version: null })}\n`);
+    }
+    this.options.log.info({ event: 'dataplane_connected', dataplane: id, applied: applied ?? null }, 'data plane subscribed');
+    this.options.events.onFleetChange();
+    res.on('close', () => {
+      if (this.streams.get(id) === entry) {
+        this.streams.delete(id);
+        this.options.log.info({ event: 'dataplane_disconnected', dataplane: id }, 'data plane disconnected');
+        this.options.events.onFleetChange();
+      }
+    });
+  }
+
+  private ack(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= 64 * 1024) chunks.push(c);
+    });
+    req.on('end', () => {
+      let body: { dataplane?: unknown; version?: unknown; applied?: unknown; error?: unknown };
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
+      } catch {
+        res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"expected a JSON body"}\n');
+        return;
+      }
+      const entry = typeof body.dataplane === 'string' ? this.streams.get(body.dataplane) : undefined;
+      if (!entry || typeof body.version !== 'string' || typeof body.applied !== 'boolean') {
+        res.writeHead(409, { 'content-type': 'application/json' }).end('{"error":"no stream for this data plane on this replica; subscribe first"}\n');
+        return;
+      }
+      const error = typeof body.error === 'string' ? body.error.slice(0, 2048) : undefined;
+      entry.state.ack = { version: body.version, applied: body.applied, ...(error ? { error } : {}) };
+      if (body.applied) entry.state.appliedVersion = body.version;
+      else this.options.log.warn({ event: 'table_rejected_by_dataplane', dataplane: entry.state.id, version: body.version, error }, 'a data plane rejected a table');
+      res.writeHead(204).end();
+      this.options.events.onFleetChange();
+    });
+  }
+
+  private beat(): void {
+    const line = `${JSON.stringify({ type: 'heartbeat', version: this.table?.version ?? null })}\n`;
+    for (const { res } of this.streams.values()) res.write(line);
+  }
+}

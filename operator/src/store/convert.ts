@@ -1,0 +1,72 @@
+/**
+ * From API objects to the snapshot compile reads. Pure: the kube layer feeds
+ * it the informers' objects, golden tests feed it YAML.
+ */
+import type { EndpointSliceInfo, ObjectMeta, Parsed, RouteSpec, ServiceInfo, Snapshot, UpstreamSpec } from '../compile/snapshot.ts';
+
+/** The least an API object has. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { namespace?: string; name?: string; generation?: number; creationTimestamp?: string | Date; labels?: Record<string, string> };
+  spec?: unknown;
+  [key: string]: unknown;
+}
+
+/** Checks a custom resource's spec; returns the typed spec or a message naming the field. */
+export type SpecParser<S> = (spec: unknown) => { ok: true; spec: S } | { ok: false; error: string };
+
+/** Parsers for the two custom resources. */
+export interface SpecParsers {
+  route: SpecParser<RouteSpec>;
+  upstream: SpecParser<UpstreamSpec>;
+}
+
+/** Object metadata in the shape compile uses. */
+export function metaOf(obj: KubeObject): ObjectMeta {
+  const m = obj.metadata ?? {};
+  const created = m.creationTimestamp instanceof Date ? m.creationTimestamp.toISOString().replace('.000Z', 'Z') : (m.creationTimestamp ?? '');
+  return { namespace: m.namespace ?? '', name: m.name ?? '', generation: m.generation ?? 0, creationTimestamp: created };
+}
+
+function parsed<S>(obj: KubeObject, parse: SpecParser<S>): Parsed<S> {
+  const meta = metaOf(obj);
+  const result = parse(obj.spec);
+  return result.ok ? { meta, spec: result.spec } : { meta, error: result.error };
+}
+
+/** The parts of a core/v1 Service compile uses. */
+export function serviceInfo(obj: KubeObject): ServiceInfo {
+  const spec = (obj.spec ?? {}) as { ports?: { name?: string; port: number; protocol?: string }[] };
+  return { namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '', ports: (spec.ports ?? []).map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })) };
+}
+
+/** The parts of a discovery/v1 EndpointSlice compile uses. */
+export function endpointSliceInfo(obj: KubeObject): EndpointSliceInfo {
+  const o = obj as KubeObject & { addressType?: string; ports?: EndpointSliceInfo['ports'] | null; endpoints?: EndpointSliceInfo['endpoints'] | null };
+  return {
+    namespace: obj.metadata?.namespace ?? '',
+    name: obj.metadata?.name ?? '',
+    serviceName: obj.metadata?.labels?.['kubernetes.io/service-name'] ?? '',
+    addressType: o.addressType ?? 'IPv4',
+    ports: (o.ports ?? []).map((p) => ({ name: p.name ?? undefined, port: p.port ?? undefined, protocol: p.protocol ?? undefined })),
+    endpoints: (o.endpoints ?? []).map((e) => ({
+      addresses: e.addresses ?? [],
+      conditions: { ready: e.conditions?.ready ?? null, serving: e.conditions?.serving ?? null, terminating: e.conditions?.terminating ?? null },
+      targetRef: e.targetRef ? { name: e.targetRef.name } : undefined,
+    })),
+  };
+}
+
+/** Builds a snapshot from lists of API objects. */
+export function toSnapshot(
+  objects: { routes: readonly KubeObject[]; upstreams: readonly KubeObject[]; services: readonly KubeObject[]; endpointSlices: readonly KubeObject[] },
+  parsers: SpecParsers,
+): Snapshot {
+  return {
+    routes: objects.routes.map((o) => parsed(o, parsers.route)),
+    upstreams: objects.upstreams.map((o) => parsed(o, parsers.upstream)),
+    services: objects.services.map(serviceInfo),
+    endpointSlices: objects.endpointSlices.map(endpointSliceInfo),
+  };
+}
