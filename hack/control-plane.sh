@@ -177,6 +177,17 @@ cmd_up() {
 	echo "export KUBECONFIG=$state/kubeconfig"
 }
 
+# group_running tells whether a process group still has a live member. A member that has
+# exited but is not yet reaped by its new parent (a zombie) no longer counts.
+group_running() {
+	local member state
+	for member in $(pgrep -g "$1"); do
+		state=$(awk '{ print $3 }' "/proc/$member/stat" 2>/dev/null) || continue
+		[[ $state == Z ]] || return 0
+	done
+	return 1
+}
+
 cmd_down() {
 	local pid
 	if ! pid=$(running_pid); then
@@ -188,10 +199,10 @@ cmd_down() {
 	# matters if it could not.
 	kill -TERM "$pid" 2>/dev/null || true
 	local deadline=$((SECONDS + 30))
-	while kill -0 -- "-$pid" 2>/dev/null && ((SECONDS < deadline)); do
+	while group_running "$pid" && ((SECONDS < deadline)); do
 		sleep 0.1
 	done
-	if kill -0 -- "-$pid" 2>/dev/null; then
+	if group_running "$pid"; then
 		echo "control-plane: still running after 30s, killing process group $pid" >&2
 		kill -KILL -- "-$pid" 2>/dev/null || true
 	fi

@@ -44,7 +44,7 @@ var programs = map[string]func(){
 	"kubectl": func() {
 		// As upstream: set the verbosity before the command is built, so that plugin and
 		// kuberc handling already log at the level asked for.
-		_ = logs.GlogSetter(kubectl.GetLogVerbosity(os.Args))
+		_, _ = logs.GlogSetter(kubectl.GetLogVerbosity(os.Args))
 		if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
 			kubectlutil.CheckErr(err)
 		}
