@@ -1,0 +1,185 @@
+/**
+ * The one writer of status. Desired statuses come in whole after each compile
+ * or fleet change; the writer merges them with what the object has (keeping
+ * lastTransitionTime unless a condition really changed), skips no-ops, patches
+ * the status subresource, and records an Event for each transition. Writes are
+ * queued per object, so a burst coalesces into one write per object.
+ */
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { Logger } from '../../../dataplane/src/observability/logger.ts';
+import type { ObjectStatus } from '../compile/index.ts';
+import { mergeConditions, sameConditions, type Condition } from '../status/conditions.ts';
+import type { Store } from '../store/store.ts';
+import { API_VERSION, GROUP, PLURAL, VERSION } from './resources.ts';
+
+/** Counters the writer reports. */
+export interface StatusWriterMetrics {
+  writes: { inc(labels: { kind: string; result: string }): void };
+  events: { inc(labels: { type: string }): void };
+}
+
+interface CurrentStatus {
+  conditions?: Condition[];
+  observedGeneration?: number;
+  readyEndpoints?: number;
+  totalEndpoints?: number;
+}
+
+/** Patches status and records events; only the leader's writer is enabled. */
+export class StatusWriter {
+  private readonly custom: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly identity: string;
+  private readonly metrics: StatusWriterMetrics | undefined;
+  private desired = new Map<string, ObjectStatus>();
+  private readonly queue = new Set<string>();
+  private readonly written = new Map<string, string>();
+  private running = false;
+  private enabled = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private idle: (() => void)[] = [];
+
+  constructor(kc: KubeConfig, store: Store, log: Logger, identity: string, metrics?: StatusWriterMetrics) {
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.store = store;
+    this.log = log;
+    this.identity = identity;
+    this.metrics = metrics;
+  }
+
+  /** Turns writing on (leader) or off (follower). */
+  setEnabled(enabled: boolean): void {
+    this.enabled = enabled;
+    if (enabled) {
+      // A new leader re-checks everything: the previous one may have died mid-batch.
+      this.written.clear();
+      for (const key of this.desired.keys()) this.queue.add(key);
+      this.kick();
+    }
+  }
+
+  /** Replaces the desired statuses; objects whose status would change are queued. */
+  update(desired: Map<string, ObjectStatus>): void {
+    this.desired = desired;
+    for (const key of desired.keys()) this.queue.add(key);
+    this.kick();
+  }
+
+  /** Resolves when the queue is empty (for tests and shutdown). */
+  drained(): Promise<void> {
+    if (!this.running && (this.queue.size === 0 || !this.enabled)) return Promise.resolve();
+    return new Promise((r) => this.idle.push(r));
+  }
+
+  private kick(): void {
+    if (this.running || !this.enabled || this.queue.size === 0) {
+      if (!this.running) for (const r of this.idle.splice(0)) r();
+      return;
+    }
+    this.running = true;
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    let failed = false;
+    while (this.enabled && this.queue.size > 0) {
+      const batch = [...this.queue].slice(0, 8);
+      for (const key of batch) this.queue.delete(key);
+      const results = await Promise.allSettled(batch.map((key) => this.writeOne(key)));
+      results.forEach((r, i) => {
+        if (r.status === 'rejected') {
+          failed = true;
+          this.queue.add(batch[i] as string);
+          this.log.warn({ event: 'status_write_failed', object: batch[i], error: String((r.reason as Error)?.message ?? r.reason) }, 'status write failed; will retry');
+        }
+      });
+      if (failed) break;
+    }
+    this.running = false;
+    if (failed) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.kick(), 500 + Math.random() * 1000);
+      return;
+    }
+    this.kick();
+  }
+
+  private async writeOne(key: string): Promise<void> {
+    const want = this.desired.get(key);
+    if (!want) return;
+    const objKey = `${want.namespace}/${want.name}`;
+    const obj = this.store.get(want.kind, objKey);
+    if (!obj) return; // deleted meanwhile
+    const current = ((obj as { status?: CurrentStatus }).status ?? {}) as CurrentStatus;
+    const generation = obj.metadata?.generation ?? want.generation;
+    // Compile ran on an older copy: the newer generation gets its own compile and write.
+    if (generation !== want.generation) return;
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const conditions = mergeConditions(current.conditions, want.conditions, want.generation, now);
+    const status: CurrentStatus = { observedGeneration: want.generation, conditions };
+    if (want.kind === 'Upstream') {
+      status.readyEndpoints = want.readyEndpoints ?? 0;
+      status.totalEndpoints = want.totalEndpoints ?? 0;
+    }
+    const unchanged =
+      current.observedGeneration === status.observedGeneration &&
+      sameConditions(current.conditions, conditions) &&
+      current.readyEndpoints === status.readyEndpoints &&
+      current.totalEndpoints === status.totalEndpoints;
+    const fingerprint = JSON.stringify([want.generation, want.conditions, status.readyEndpoints, status.totalEndpoints]);
+    if (unchanged || this.written.get(key) === fingerprint) return;
+
+    try {
+      await this.custom.patchNamespacedCustomObjectStatus(
+        { group: GROUP, version: VERSION, namespace: want.namespace, plural: PLURAL[want.kind], name: want.name, body: { status } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return;
+      this.metrics?.writes.inc({ kind: want.kind, result: 'error' });
+      throw err;
+    }
+    this.written.set(key, fingerprint);
+    this.metrics?.writes.inc({ kind: want.kind, result: 'ok' });
+
+    const before = new Map((current.conditions ?? []).map((c) => [c.type, c]));
+    for (const c of conditions) {
+      const old = before.get(c.type);
+      if (old && old.status === c.status && old.reason === c.reason) continue;
+      await this.event(want, obj.metadata?.uid, c).catch((err: unknown) =>
+        this.log.warn({ event: 'event_write_failed', object: key, error: (err as Error).message }, 'cannot record an event'),
+      );
+    }
+  }
+
+  private async event(want: ObjectStatus, uid: string | undefined, c: Condition): Promise<void> {
+    const warning = c.status === 'False' && !(c.type === 'Programmed' && c.reason === 'Pending');
+    const now = new Date();
+    await this.core.createNamespacedEvent({
+      namespace: want.namespace,
+      body: {
+        metadata: { generateName: `${want.name}.`, namespace: want.namespace },
+        involvedObject: { apiVersion: API_VERSION, kind: want.kind, name: want.name, namespace: want.namespace, uid },
+        type: warning ? 'Warning' : 'Normal',
+        reason: c.reason,
+        message: `${c.type}=${c.status}: ${c.message}`,
+        source: { component: 'switchyard-operator' },
+        reportingComponent: 'switchyard.dev/operator',
+        reportingInstance: this.identity,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+    this.metrics?.events.inc({ type: warning ? 'Warning' : 'Normal' });
+  }
+
+  /** Stops retrying. */
+  stop(): void {
+    this.enabled = false;
+    clearTimeout(this.retryTimer);
+  }
+}

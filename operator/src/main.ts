@@ -1,0 +1,140 @@
+/**
+ * The operator's command line: `switchyard-operator [options]`.
+ * Wiring only: flags → Operator → signals.
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parseDuration } from '../../dataplane/src/config/duration.ts';
+import { createLogger } from '../../dataplane/src/observability/logger.ts';
+import { Operator } from './operator.ts';
+
+const HELP = `Usage: switchyard-operator [options]
+
+Watches GatewayRoutes, Upstreams, Services and EndpointSlices, compiles one route table, serves it to the
+data planes, and writes status conditions back.
+
+Options:
+      --kubeconfig <file>     kubeconfig to use (default: in-cluster, then KUBECONFIG, then ~/.kube/config)
+      --namespaces <a,b>      namespaces to watch (default: all)
+      --listen <host:port>    config server for data planes (default 0.0.0.0:18000)
+      --metrics <host:port>   Prometheus metrics (default 0.0.0.0:9091; "off" to disable)
+      --token-file <file>     bearer token data planes must present (or SWITCHYARD_OPERATOR_TOKEN)
+      --leader-elect          elect a leader with a Lease (default on; --no-leader-elect for a single replica)
+      --lease-namespace <ns>  namespace of the Lease (default: POD_NAMESPACE, else "switchyard-system")
+      --lease-name <name>     name of the Lease (default "switchyard-operator")
+      --lease-duration <d>    default 15s; --renew-deadline 10s; --retry-period 2s
+      --identity <id>         this replica's name in the election (default: the host name, i.e. the pod name)
+      --log-level <level>     default info
+  -h, --help
+`;
+
+/** Runs the CLI; resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        kubeconfig: { type: 'string' },
+        namespaces: { type: 'string' },
+        listen: { type: 'string', default: '0.0.0.0:18000' },
+        metrics: { type: 'string', default: '0.0.0.0:9091' },
+        'token-file': { type: 'string' },
+        'leader-elect': { type: 'boolean', default: true },
+        'no-leader-elect': { type: 'boolean' },
+        'lease-namespace': { type: 'string' },
+        'lease-name': { type: 'string', default: 'switchyard-operator' },
+        'lease-duration': { type: 'string', default: '15s' },
+        'renew-deadline': { type: 'string', default: '10s' },
+        'retry-period': { type: 'string', default: '2s' },
+        identity: { type: 'string' },
+        'log-level': { type: 'string', default: 'info' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`switchyard-operator: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const hostPort = (v: string, flag: string): { host: string; port: number } => {
+    const i = v.lastIndexOf(':');
+    const port = Number(v.slice(i + 1));
+    if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--${flag} expects host:port, got "${v}"`);
+    return { host: v.slice(0, i) || '0.0.0.0', port };
+  };
+  let token = process.env.SWITCHYARD_OPERATOR_TOKEN ?? '';
+  if (args['token-file']) token = readFileSync(args['token-file'], 'utf8').trim();
+  if (token === '') {
+    process.stderr.write('switchyard-operator: a token for data planes is required: --token-file <file> or SWITCHYARD_OPERATOR_TOKEN\n');
+    return 2;
+  }
+  const log = createLogger({ level: args['log-level'] });
+  const kc = new KubeConfig();
+  if (args.kubeconfig) kc.loadFromFile(args.kubeconfig);
+  else kc.loadFromDefault();
+  const ms = (flag: string, v: string): number => {
+    const d = parseDuration(v);
+    if (d === undefined) throw new Error(`--${flag}: "${v}" is not a duration`);
+    return d;
+  };
+  const identity = args.identity ?? hostname();
+  const operator = new Operator({
+    kubeconfig: kc,
+    namespaces: (args.namespaces ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    token,
+    listen: hostPort(args.listen, 'listen'),
+    identity,
+    lease:
+      args['leader-elect'] && !args['no-leader-elect']
+        ? {
+            namespace: args['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'switchyard-system',
+            name: args['lease-name'],
+            durationMs: ms('lease-duration', args['lease-duration']),
+            renewDeadlineMs: ms('renew-deadline', args['renew-deadline']),
+            retryPeriodMs: ms('retry-period', args['retry-period']),
+          }
+        : undefined,
+    log,
+  });
+  await operator.start();
+
+  let metricsServer: http.Server | undefined;
+  if (args.metrics !== 'off') {
+    const { host, port } = hostPort(args.metrics, 'metrics');
+    metricsServer = http.createServer((req, res) => {
+      if (req.url === '/metrics') {
+        operator.metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': operator.metrics.registry.contentType }).end(text),
+          (err: unknown) => res.writeHead(500).end(String(err)),
+        );
+      } else if (req.url === '/healthz' || req.url === '/readyz') {
+        res.writeHead(200).end('ok\n');
+      } else res.writeHead(404).end();
+    });
+    metricsServer.listen(port, host);
+  }
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ event: 'signal', signal }, `received ${signal}`);
+      metricsServer?.close();
+      operator.stop().then(
+        () => log.flush(() => resolve(0)),
+        (err: unknown) => {
+          log.error({ event: 'shutdown_failed', err }, 'shutdown failed');
+          log.flush(() => resolve(1));
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
