@@ -9,8 +9,8 @@
 
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -60,27 +60,25 @@ const stopGraceMs = 15_000;
 /** Starts a fresh control plane and resolves once its API server is ready. */
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const paths = await ensureBuilt();
-  const base = await mkdtemp(join(tmpdir(), 'switchyard-control-plane-'));
-  const stateDir = join(base, 'state');
-  const launcherLog = join(base, 'control-plane.log');
+  // The launcher owns this directory and removes it when it stops, even when this
+  // process was killed outright and no cleanup of ours ran.
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-control-plane-'));
 
-  const args = ['run', '--dir', stateDir, '--bin-dir', paths.binDir, '--watch-parent', '--remove-dir'];
+  const args = ['run', '--dir', dir, '--bin-dir', paths.binDir, '--watch-parent', '--remove-dir'];
   if (options.controllers !== undefined) args.push(`--controllers=${options.controllers}`);
   const timeoutMs = options.timeoutMs ?? 120_000;
   args.push(`--timeout=${Math.ceil(timeoutMs / 1000)}s`);
 
-  const logFd = openSync(launcherLog, 'a');
-  let child: ChildProcess;
-  try {
-    // detached: the launcher leads a new process group, which its programs join, so one
-    // group kill reaches all of them.
-    child = spawn(paths.controlPlane, args, { detached: true, stdio: ['ignore', 'pipe', logFd] });
-  } finally {
-    closeSync(logFd);
-  }
+  // The launcher's own messages go to a file inside the directory. This process keeps the
+  // file open, so a startup failure can still be read after the launcher removed it.
+  const logFd = openSync(join(dir, 'control-plane.log'), 'w+');
+  // detached: the launcher leads a new process group, which its programs join, so one
+  // group kill reaches all of them.
+  const child = spawn(paths.controlPlane, args, { detached: true, stdio: ['ignore', 'pipe', logFd] });
   const pid = child.pid;
   if (pid === undefined) {
-    rmSync(base, { recursive: true, force: true });
+    closeSync(logFd);
+    rmSync(dir, { recursive: true, force: true });
     throw new Error(`control plane: could not start ${paths.controlPlane}`);
   }
 
@@ -89,9 +87,13 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   // its parent for that case and stops itself.
   const onExit = (): void => {
     killGroup(pid, 'SIGKILL');
-    rmSync(base, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   };
   process.on('exit', onExit);
+
+  // A test that forgets stop() must not keep this process alive; the exit handler above
+  // still ends the control plane.
+  child.unref();
 
   const exited = new Promise<void>((resolveExit) => {
     if (child.exitCode !== null || child.signalCode !== null) resolveExit();
@@ -110,7 +112,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       killGroup(pid, 'SIGKILL');
       await waitGroupGone(pid);
       process.removeListener('exit', onExit);
-      rmSync(base, { recursive: true, force: true });
+      closeSync(logFd);
+      rmSync(dir, { recursive: true, force: true });
     })();
     return stopped;
   };
@@ -119,7 +122,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   try {
     ready = await readReadyLine(child, exited, timeoutMs + 10_000);
   } catch (error) {
-    const log = await readFile(launcherLog, 'utf8').catch(() => '');
+    const log = readWhole(logFd);
     await stop();
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`control plane did not start: ${reason}\n${lastLines(log, 60)}`, { cause: error });
@@ -131,7 +134,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     server: ready.server,
     kubectl: paths.kubectl,
     version: paths.version,
-    logDir: join(stateDir, 'logs'),
+    logDir: join(dir, 'logs'),
     stop,
   };
 }
@@ -249,6 +252,13 @@ function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
     timer = setTimeout(resolveDelay, ms);
   });
   return { promise, cancel: () => clearTimeout(timer) };
+}
+
+/** Reads a file from its start through an open descriptor, whether or not it was unlinked. */
+function readWhole(fd: number): string {
+  const buffer = Buffer.alloc(fstatSync(fd).size);
+  const length = buffer.length > 0 ? readSync(fd, buffer, 0, buffer.length, 0) : 0;
+  return buffer.subarray(0, length).toString('utf8');
 }
 
 function lastLines(text: string, count: number): string {
