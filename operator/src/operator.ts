@@ -3,14 +3,9 @@
  * and statuses back through the one status writer while this replica leads.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import type { z } from 'zod';
-import { formatPath } from '../../dataplane/src/config/load.ts';
 import type { Logger } from '../../dataplane/src/observability/logger.ts';
 import type { RouteTable } from '../../dataplane/src/table/schema.ts';
-import { GatewayRouteSpecSchema } from './api/gatewayroute.ts';
-import { UpstreamSpecSchema } from './api/upstream.ts';
 import { compile, type CompileResult, type ObjectStatus } from './compile/index.ts';
-import type { RouteSpec, UpstreamSpec } from './compile/snapshot.ts';
 import { ConfigServer } from './distribute/server.ts';
 import { Informers, type WatchedKind } from './kube/informers.ts';
 import { LeaderElector } from './kube/leader.ts';
@@ -18,7 +13,8 @@ import { StatusWriter } from './kube/status-writer.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { ConditionType } from './status/conditions.ts';
 import { programmedCondition, type VersionHistory } from './status/programmed.ts';
-import { toSnapshot, type SpecParser, type SpecParsers } from './store/convert.ts';
+import { toSnapshot } from './store/convert.ts';
+import { PARSERS } from './store/parsers.ts';
 import { Store } from './store/store.ts';
 
 /** How the operator runs. */
@@ -37,20 +33,6 @@ export interface OperatorOptions {
 }
 
 const HISTORY = 64;
-
-function zodParser<S>(schema: z.ZodType): SpecParser<S> {
-  return (spec) => {
-    const r = schema.safeParse(spec);
-    if (r.success) return { ok: true, spec: r.data as S };
-    return { ok: false, error: r.error.issues.map((i) => `spec.${formatPath(i.path as (string | number)[])}: ${i.message}`.replace('spec.(top level)', 'spec')).join('; ') };
-  };
-}
-
-/** The spec parsers compile uses: the CRD's own schemas, rules included. */
-export const PARSERS: SpecParsers = {
-  route: zodParser<RouteSpec>(GatewayRouteSpecSchema),
-  upstream: zodParser<UpstreamSpec>(UpstreamSpecSchema),
-};
 
 /** A running operator replica. */
 export class Operator {

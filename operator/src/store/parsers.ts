@@ -1,0 +1,24 @@
+/** Spec parsers backed by the CRDs' own zod schemas (CEL rules included), for compile's snapshot. */
+import type { z } from 'zod';
+import { formatPath } from '../../../dataplane/src/config/load.ts';
+import { GatewayRouteSpecSchema } from '../api/gatewayroute.ts';
+import { UpstreamSpecSchema } from '../api/upstream.ts';
+import type { RouteSpec, UpstreamSpec } from '../compile/snapshot.ts';
+import type { SpecParser, SpecParsers } from './convert.ts';
+
+function zodParser<S>(schema: z.ZodType): SpecParser<S> {
+  return (spec) => {
+    const r = schema.safeParse(spec);
+    if (r.success) return { ok: true, spec: r.data as S };
+    return {
+      ok: false,
+      error: r.error.issues.map((i) => (i.path.length === 0 ? `spec: ${i.message}` : `spec.${formatPath(i.path as (string | number)[])}: ${i.message}`)).join('; '),
+    };
+  };
+}
+
+/** The parsers the operator uses. */
+export const PARSERS: SpecParsers = {
+  route: zodParser<RouteSpec>(GatewayRouteSpecSchema),
+  upstream: zodParser<UpstreamSpec>(UpstreamSpecSchema),
+};

@@ -1,0 +1,72 @@
+/**
+ * Golden files for compile: test/golden/compile/<case>.in.yaml (API objects) →
+ * <case>.out.yaml (the table and every object's status). Regenerate with
+ * `npm run gen:golden` and review the diff; CI fails on any difference.
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments, stringify } from 'yaml';
+import { compile } from '../../../operator/src/compile/index.ts';
+import { toSnapshot, type KubeObject } from '../../../operator/src/store/convert.ts';
+import { PARSERS } from '../../../operator/src/store/parsers.ts';
+
+const DIR = 'test/golden/compile';
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+function load(file: string): KubeObject[] {
+  return parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as KubeObject).filter((o) => o !== null);
+}
+
+function objectsFor(name: string): KubeObject[] {
+  const objects = load(path.join(DIR, `${name}.in.yaml`));
+  if (name === 'examples') {
+    for (const f of readdirSync('examples/kubernetes').sort()) objects.push(...load(path.join('examples/kubernetes', f)));
+  }
+  // Objects written without server-set fields get fixed ones, so the output does not depend on a clock.
+  for (const o of objects) {
+    o.metadata ??= {};
+    o.metadata.generation ??= 1;
+    o.metadata.creationTimestamp ??= '2026-01-01T00:00:00Z';
+  }
+  return objects;
+}
+
+function run(name: string): string {
+  const objects = objectsFor(name);
+  const of = (kind: string): KubeObject[] => objects.filter((o) => o.kind === kind);
+  const result = compile(toSnapshot({ routes: of('GatewayRoute'), upstreams: of('Upstream'), services: of('Service'), endpointSlices: of('EndpointSlice') }, PARSERS));
+  return stringify({ table: result.table, statuses: Object.fromEntries(result.statuses) }, { lineWidth: 0 });
+}
+
+const cases = readdirSync(DIR)
+  .filter((f) => f.endsWith('.in.yaml'))
+  .map((f) => f.replace(/\.in\.yaml$/, ''))
+  .sort();
+
+describe('compile golden files', () => {
+  it('has cases', () => expect(cases.length).toBeGreaterThan(3));
+
+  it.each(cases)('%s', (name) => {
+    const actual = run(name);
+    const file = path.join(DIR, `${name}.out.yaml`);
+    if (UPDATE) writeFileSync(file, actual);
+    let expected = '';
+    try {
+      expected = readFileSync(file, 'utf8');
+    } catch {
+      throw new Error(`${file} is missing; run: npm run gen:golden`);
+    }
+    expect(actual, `${file} is out of date; run: npm run gen:golden, then review the diff`).toBe(expected);
+  });
+
+  it('is deterministic: input order does not change the table', () => {
+    const objects = objectsFor('conflicts');
+    const of = (list: KubeObject[], kind: string): KubeObject[] => list.filter((o) => o.kind === kind);
+    const forward = compile(toSnapshot({ routes: of(objects, 'GatewayRoute'), upstreams: of(objects, 'Upstream'), services: [], endpointSlices: [] }, PARSERS));
+    const reversed = [...objects].reverse();
+    const backward = compile(toSnapshot({ routes: of(reversed, 'GatewayRoute'), upstreams: of(reversed, 'Upstream'), services: [], endpointSlices: [] }, PARSERS));
+    expect(backward.table).toEqual(forward.table);
+    expect([...backward.statuses]).toEqual([...forward.statuses]);
+  });
+});
