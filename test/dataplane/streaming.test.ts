@@ -51,6 +51,8 @@ describe('streaming', () => {
       { raw: true },
     );
     gw = await startGateway({
+      // The upload is larger than the default body limit (10MiB).
+      server: { limits: { max_body_size: '128MiB' } },
       routes: [
         { path: '/upload', methods: ['POST'], upstream: 'u' },
         { path: '/download', methods: ['GET'], upstream: 'u' },

@@ -135,50 +135,119 @@ export const UpstreamConfigSchema = z.strictObject({
     .optional(),
 });
 
+/** JWS algorithms a token may be signed with; `none` is never accepted. */
+export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+
+/** The algorithms a jwt section accepts: as configured, else HS256 with a secret and RS256 with keys. */
+export function jwtAlgorithms(jwt: { algorithm?: string | undefined; algorithms?: string[] | undefined; secret?: string | undefined; secrets?: string[] | undefined; public_key?: string | undefined; public_key_file?: string | undefined; jwks_url?: string | undefined }): string[] {
+  if (jwt.algorithms) return jwt.algorithms;
+  if (jwt.algorithm) return [jwt.algorithm];
+  const out: string[] = [];
+  if (jwt.secret !== undefined || (jwt.secrets?.length ?? 0) > 0) out.push('HS256');
+  if (jwt.public_key !== undefined || jwt.public_key_file !== undefined || jwt.jwks_url !== undefined) out.push('RS256');
+  return out;
+}
+
+const TOKEN_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+const JwtConfigSchema = z
+  .strictObject({
+    /** Shared secret for HS* tokens (UTF-8 bytes), usually `${JWT_SECRET}`. */
+    secret: z.string().optional(),
+    /** More shared secrets, all valid at once: for rotation. */
+    secrets: z.array(z.string()).optional(),
+    algorithm: z.string().optional(),
+    algorithms: z.array(z.string()).min(1).optional(),
+    /** PEM public key(s) or certificate(s) for RS*, PS*, ES*, EdDSA. */
+    public_key_file: z.string().optional(),
+    public_key: z.string().optional(),
+    /** A JSON Web Key Set URL, fetched and cached; refetched on an unknown `kid` at most once per `jwks_cooldown`. */
+    jwks_url: z.string().optional(),
+    jwks_cooldown: duration.optional(),
+    jwks_max_age: duration.optional(),
+    jwks_timeout: duration.optional(),
+    issuer: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    audience: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    /** Clock skew allowed for `exp` and `nbf`. */
+    leeway: duration.optional(),
+    require_exp: z.boolean().optional(),
+    /** Also read the token from this request header (the raw token, no "Bearer "). */
+    header: z.string().regex(TOKEN_NAME, 'expected a header name').optional(),
+    /** Also read the token from this cookie. */
+    cookie: z.string().regex(TOKEN_NAME, 'expected a cookie name').optional(),
+    /** Claim holding the roles (a list, or a space- or comma-separated string); dots reach into objects. */
+    roles_claim: z.string().min(1).optional(),
+    permissions_claim: z.string().min(1).optional(),
+    /** Verified tokens remembered (by SHA-256) until they expire; 0 turns the cache off. */
+    cache_size: z.number().int().min(0).optional(),
+  })
+  .superRefine((jwt, ctx) => {
+    const problem = (path: (string | number)[], message: string): void => void ctx.addIssue({ code: 'custom', path, message });
+    if (jwt.algorithm !== undefined && jwt.algorithms !== undefined) problem(['algorithms'], 'set either auth.jwt.algorithm or auth.jwt.algorithms, not both');
+    const secrets = [...(jwt.secret !== undefined ? [jwt.secret] : []), ...(jwt.secrets ?? [])];
+    if (jwt.secret === '') problem(['secret'], 'the secret is empty');
+    jwt.secrets?.forEach((s, i) => s === '' && problem(['secrets', i], 'the secret is empty'));
+    const hasKeys = jwt.public_key !== undefined || jwt.public_key_file !== undefined || jwt.jwks_url !== undefined;
+    const algs = jwtAlgorithms(jwt);
+    const at = (i: number): (string | number)[] => (jwt.algorithms ? ['algorithms', i] : ['algorithm']);
+    if (algs.length === 0) problem([], 'set auth.jwt.secret (HS256), auth.jwt.public_key, auth.jwt.public_key_file or auth.jwt.jwks_url');
+    algs.forEach((alg, i) => {
+      if (alg.toLowerCase() === 'none') return problem(at(i), '"none" (unsigned tokens) is never accepted');
+      if (!(JWT_ALGORITHMS as readonly string[]).includes(alg)) return problem(at(i), `"${alg}" is not supported; use one of ${JWT_ALGORITHMS.join(', ')}`);
+      if (alg.startsWith('HS') && secrets.length === 0) problem(at(i), `auth.jwt.algorithm ${alg} needs auth.jwt.secret (or auth.jwt.secrets)`);
+      if (!alg.startsWith('HS') && !hasKeys) problem(at(i), `auth.jwt.algorithm ${alg} needs auth.jwt.public_key, auth.jwt.public_key_file or auth.jwt.jwks_url`);
+    });
+    if (secrets.length > 0 && algs.length > 0 && !algs.some((a) => a.startsWith('HS'))) {
+      problem([jwt.secret !== undefined ? 'secret' : 'secrets'], `a shared secret is set but no HS* algorithm is accepted (algorithms: ${algs.join(', ')})`);
+    }
+    if (hasKeys && algs.length > 0 && algs.every((a) => a.startsWith('HS'))) {
+      problem([jwt.jwks_url !== undefined ? 'jwks_url' : jwt.public_key !== undefined ? 'public_key' : 'public_key_file'], `public keys are set but only ${algs.join(', ')} is accepted; add e.g. RS256 to auth.jwt.algorithms`);
+    }
+    if (jwt.jwks_url !== undefined && !/^https?:\/\/[^/]/.test(jwt.jwks_url)) problem(['jwks_url'], 'expected an http:// or https:// URL');
+  });
+
 export const AuthConfigSchema = z.strictObject({
-  jwt: z
-    .strictObject({
-      secret: z.string().optional(),
-      secrets: z.array(z.string()).optional(),
-      algorithm: z.string().optional(),
-      algorithms: z.array(z.string()).optional(),
-      public_key_file: z.string().optional(),
-      public_key: z.string().optional(),
-      jwks_url: z.string().optional(),
-      issuer: z.string().optional(),
-      audience: z.union([z.string(), z.array(z.string())]).optional(),
-      leeway: duration.optional(),
-      require_exp: z.boolean().optional(),
-      header: z.string().optional(),
-      cookie: z.string().optional(),
-      roles_claim: z.string().optional(),
-      permissions_claim: z.string().optional(),
-      cache_size: z.number().int().min(0).optional(),
-    })
-    .optional(),
+  jwt: JwtConfigSchema.optional(),
 });
 
-export const MiddlewareConfigSchema = z.strictObject({
-  rate_limiting: z
-    .strictObject({
-      enabled: z.boolean().default(true),
-      default_limit: z.number().int().min(0).optional(),
-      /** Requests are counted per this window; the seed's numbers are per minute. */
-      window: duration.default('1m'),
-      route_limits: z.record(z.string(), z.number().int().min(0)).default({}),
-      trusted_proxy_hops: z.number().int().min(0).default(0),
-      storage: z
-        .strictObject({
-          type: z.enum(['Redis', 'Memory']),
-          url: z.string().optional(),
-          timeout: duration.default('50ms'),
-          failure_policy: z.enum(['open', 'closed']).default('open'),
-        })
-        .default({ type: 'Memory', timeout: '50ms', failure_policy: 'open' }),
-    })
-    .optional(),
-  cors: CorsSchema.optional(),
-});
+export const MiddlewareConfigSchema = z
+  .strictObject({
+    rate_limiting: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        default_limit: z.number().int().min(0).optional(),
+        /** Requests are counted per this window; the seed's numbers are per minute. */
+        window: duration.default('1m'),
+        route_limits: z.record(z.string(), z.number().int().min(0)).default({}),
+        /** Proxies in front of the gateway whose X-Forwarded-For entries are trusted for the client address. */
+        trusted_proxy_hops: z.number().int().min(0).default(0),
+        storage: z
+          .strictObject({
+            type: z.enum(['Redis', 'Memory']),
+            url: z.string().optional(),
+            /** Longest wait for the store on one request. */
+            timeout: duration.default('50ms'),
+            /** When the store is unreachable: "open" counts in this process only, "closed" answers 503. */
+            failure_policy: z.enum(['open', 'closed']).default('open'),
+            /** Prefix of every key written to Redis. */
+            key_prefix: z.string().default('switchyard:rl:'),
+          })
+          .default({ type: 'Memory', timeout: '50ms', failure_policy: 'open', key_prefix: 'switchyard:rl:' }),
+      })
+      .superRefine((rl, ctx) => {
+        if (rl.storage.type !== 'Redis') return;
+        if (rl.storage.url === undefined) ctx.addIssue({ code: 'custom', path: ['storage', 'url'], message: 'a Redis URL (redis://host:6379) is needed when storage.type is Redis' });
+        else if (!/^rediss?:\/\//.test(rl.storage.url)) ctx.addIssue({ code: 'custom', path: ['storage', 'url'], message: 'expected a redis:// or rediss:// URL' });
+      })
+      .optional(),
+    cors: CorsSchema.optional(),
+  })
+  .superRefine((mw, ctx) => {
+    if (mw.cors?.allow_credentials && mw.cors.allowed_origins.includes('*')) {
+      ctx.addIssue({ code: 'custom', path: ['cors', 'allowed_origins'], message: '"*" cannot be combined with allow_credentials: list the origins that may send credentials' });
+    }
+  });
 
 export const ObservabilityConfigSchema = z.strictObject({
   metrics: z

@@ -20,6 +20,8 @@ export class GatewayMetrics {
   readonly tableLoadedAt: Gauge;
   readonly reloads: Counter<'result'>;
   readonly rejectedRequests: Counter<'code'>;
+  readonly rateLimitDecisions: Counter<'result' | 'store'>;
+  readonly rateLimitStoreErrors: Counter<'kind'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -34,6 +36,8 @@ export class GatewayMetrics {
     this.tableLoadedAt = new Gauge({ name: 'switchyard_table_loaded_timestamp_seconds', help: 'When the table being served was applied.', registers });
     this.reloads = new Counter({ name: 'switchyard_table_reloads_total', help: 'Attempts to apply a new route table, by result.', labelNames: ['result'], registers });
     this.rejectedRequests = new Counter({ name: 'switchyard_rejected_requests_total', help: 'Requests answered by the gateway itself with an error, by error code.', labelNames: ['code'], registers });
+    this.rateLimitDecisions = new Counter({ name: 'switchyard_ratelimit_decisions_total', help: 'Rate limit decisions, by result (allowed, limited, unavailable) and the store that made them (redis, memory, fallback).', labelNames: ['result', 'store'], registers });
+    this.rateLimitStoreErrors = new Counter({ name: 'switchyard_ratelimit_store_errors_total', help: 'Requests that could not use the shared rate limit store, by kind (timeout, unavailable, error).', labelNames: ['kind'], registers });
     this.reloads.inc({ result: 'applied' }, 0);
     this.reloads.inc({ result: 'rejected' }, 0);
     if (options.defaultMetrics !== false) {

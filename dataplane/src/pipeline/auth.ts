@@ -1,11 +1,18 @@
 /**
- * Authentication and authorization stages. A route that requires
- * authentication is never served to an unauthenticated caller: without a
- * token verifier configured, such a route answers 401.
+ * Authentication: the token a client presents, checked by a TokenVerifier,
+ * becomes `ctx.identity`; authorization (authorize.ts) follows.
+ *
+ * A route that requires authentication is never served to an unauthenticated
+ * caller: without a token verifier configured, such a route answers 401. A
+ * route that names roles or permissions requires authentication even if
+ * `auth_required` was left false. Public routes do not look at tokens at all,
+ * so a token presented there is neither checked nor turned into X-User-*
+ * headers (and the client's own X-User-* headers are dropped everywhere).
  */
 import { GatewayError } from '../proxy/errors.ts';
 import type { Identity, Stage } from './context.ts';
 import type { Route } from '../table/schema.ts';
+import { authorizeStage, identityHeaderProblem } from './authorize.ts';
 
 /** Checks a bearer token; rejects with a GatewayError (401) when it is not acceptable. */
 export interface TokenVerifier {
@@ -15,7 +22,8 @@ export interface TokenVerifier {
   readonly header?: string | undefined;
 }
 
-function challenge(message: string, error?: string): GatewayError {
+/** A 401 with the RFC 6750 challenge; `error` is e.g. "invalid_token". */
+export function challenge(message: string, error?: string): GatewayError {
   const params = error ? `Bearer error="${error}", error_description="${message.replace(/["\\]/g, '')}"` : 'Bearer';
   return new GatewayError('unauthorized', message, { 'www-authenticate': params });
 }
@@ -40,32 +48,33 @@ export function extractToken(headers: Record<string, string | string[] | undefin
   return undefined;
 }
 
-/** Builds the auth stage for a route, or nothing when the route is public. */
+/** Whether a route needs a verified caller. */
+export function requiresAuth(policy: Route['auth']): boolean {
+  return policy.required || policy.roles.length > 0 || policy.permissions.length > 0;
+}
+
+/** Builds the authentication and authorization stages for a route, or nothing when the route is public. */
 export function authStages(route: Route, verifier: TokenVerifier | undefined): Stage[] {
   const policy = route.auth;
-  if (!policy.required) return [];
+  if (!requiresAuth(policy)) return [];
   if (!verifier) {
     return [() => challenge('this route requires authentication, and no token verification is configured (auth.jwt)', 'invalid_token')];
   }
-  const roles = policy.roles;
-  const permissions = policy.permissions;
-  return [
-    async (ctx) => {
-      const token = extractToken(ctx.req.headers, verifier);
-      if (token === undefined) return challenge('a bearer token is required');
-      try {
-        ctx.identity = await verifier.verify(token);
-      } catch (err) {
-        if (err instanceof GatewayError) return err;
-        return challenge('the token could not be verified', 'invalid_token');
-      }
-      const id = ctx.identity;
-      if (roles.length > 0 && !roles.some((r) => id.roles.includes(r))) {
-        return new GatewayError('forbidden', `this route requires one of the roles: ${roles.join(', ')}`);
-      }
-      const missing = permissions.filter((p) => !id.permissions.includes(p));
-      if (missing.length > 0) return new GatewayError('forbidden', `this route requires the permissions: ${missing.join(', ')}`);
-      return undefined;
-    },
-  ];
+  const authenticate: Stage = async (ctx) => {
+    const token = extractToken(ctx.req.headers, verifier);
+    if (token === undefined) return challenge('a bearer token is required');
+    let identity: Identity;
+    try {
+      identity = await verifier.verify(token);
+    } catch (err) {
+      if (err instanceof GatewayError) return err;
+      return challenge('the token could not be verified', 'invalid_token');
+    }
+    const problem = identityHeaderProblem(identity);
+    if (problem !== undefined) return new GatewayError('bad_request', problem);
+    ctx.identity = identity;
+    return undefined;
+  };
+  const authorize = authorizeStage(policy);
+  return authorize ? [authenticate, authorize] : [authenticate];
 }

@@ -16,6 +16,8 @@ import type { GatewayConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
 import { authStages, type TokenVerifier } from '../pipeline/auth.ts';
+import { clientErrorHandler } from '../pipeline/limits.ts';
+import { createSecurity, type SecurityPipeline } from '../pipeline/security.ts';
 import type { Stage } from '../pipeline/context.ts';
 import { TableHolder, type ApplyResult } from '../table/holder.ts';
 import type { Route } from '../table/schema.ts';
@@ -67,6 +69,7 @@ export class Gateway {
   private reloadTimer: NodeJS.Timeout | undefined;
   private lastConfigHash: string | undefined;
   private verifier: TokenVerifier | undefined;
+  private security: SecurityPipeline | undefined;
   private stopping: Promise<void> | undefined;
 
   private constructor(options: GatewayOptions) {
@@ -80,11 +83,16 @@ export class Gateway {
   /** Starts listeners and, in file mode, applies the config's routes. Throws ConfigError on bad input. */
   static async start(options: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(options);
+    gw.security = await createSecurity(options.config, { metrics: gw.metrics, log: gw.log });
+    gw.verifier = gw.security.verifier;
     if ((options.tableSource ?? 'file') === 'file') {
       const { table, warnings } = compileConfig(options.config, options.configFile);
       for (const w of warnings) gw.log.warn({ event: 'config_warning' }, w);
       const result = gw.holder.apply(table, options.configFile ?? 'config');
-      if (!result.applied) throw new ConfigError([`${options.configFile ?? 'config'}: ${result.error}`]);
+      if (!result.applied) {
+        await gw.security.close();
+        throw new ConfigError([`${options.configFile ?? 'config'}: ${result.error}`]);
+      }
       if (options.configFile) gw.lastConfigHash = hashText(readFileSync(options.configFile, 'utf8'));
     }
     try {
@@ -99,22 +107,28 @@ export class Gateway {
 
   /** The stages of one route, in request order. Security and resilience stages slot in here. */
   private stagesFor(route: Route): Stage[] {
-    return [...authStages(route, this.verifier)];
+    return this.security ? this.security.stagesFor(route, this.verifier) : authStages(route, this.verifier);
   }
 
   private async listen(): Promise<void> {
     const s = this.config.server;
     const t = s.timeouts;
+    const headersTimeout = parseDuration(t.client_header_timeout) ?? 10_000;
     const trafficOptions: http.ServerOptions = {
-      requestTimeout: 0,
-      headersTimeout: parseDuration(t.client_header_timeout) ?? 10_000,
+      // The whole request (headers and body) must arrive within this, so a client trickling a body cannot hold a connection forever.
+      requestTimeout: Math.max(headersTimeout, 300_000),
+      headersTimeout,
+      // How often both deadlines are checked; Node's default of 30 s would let a slow client overstay by that much.
+      connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(headersTimeout / 4))),
       keepAliveTimeout: parseDuration(t.keepalive_timeout) ?? 60_000,
       maxHeaderSize: s.limits.max_header_size,
       requireHostHeader: true,
     };
     const handler = createRequestHandler({ holder: this.holder, metrics: this.metrics, log: this.log, accessLog: this.config.observability.logging.access_log, lifecycle: this.lifecycle }, false);
     const plain = http.createServer(trafficOptions, handler);
-    plain.maxHeadersCount = s.limits.max_headers_count;
+    // One more than the limit: Node drops header lines past maxHeadersCount silently, the limits stage refuses them (431).
+    plain.maxHeadersCount = s.limits.max_headers_count + 1;
+    plain.on('clientError', clientErrorHandler(this.metrics));
     this.trafficServers.push(plain);
     this.servers.push(plain);
     this.ports.http = await listen(plain, s.http_port, s.bind_address);
@@ -124,7 +138,8 @@ export class Gateway {
         { ...trafficOptions, cert: readFileSync(s.tls.cert_file), key: readFileSync(s.tls.key_file) },
         createRequestHandler({ holder: this.holder, metrics: this.metrics, log: this.log, accessLog: this.config.observability.logging.access_log, lifecycle: this.lifecycle }, true),
       );
-      secure.maxHeadersCount = s.limits.max_headers_count;
+      secure.maxHeadersCount = s.limits.max_headers_count + 1;
+      secure.on('clientError', clientErrorHandler(this.metrics));
       this.trafficServers.push(secure);
       this.servers.push(secure);
       this.ports.https = await listen(secure, s.https_port, s.bind_address);
@@ -228,6 +243,7 @@ export class Gateway {
     for (const s of this.servers) s.closeAllConnections();
     await Promise.all(closed);
     await this.pools.closeAll(true);
+    await this.security?.close();
     this.log.info({ event: 'shutdown_complete', cutRequests: cut }, 'gateway stopped');
   }
 

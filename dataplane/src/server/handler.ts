@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../observability/logger.ts';
 import { statusClass, type GatewayMetrics } from '../observability/metrics.ts';
 import type { RequestContext } from '../pipeline/context.ts';
+import { answerPreflight, isPreflight } from '../pipeline/cors.ts';
 import { GatewayError, respondWithError as answer } from '../proxy/errors.ts';
 import { proxyRequest } from '../proxy/proxy.ts';
 import { normalizeTarget } from '../routing/normalize.ts';
@@ -103,6 +104,15 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
     if (!rt) {
       answer(ctx, new GatewayError('route_unavailable', 'the gateway has no route table yet'));
       return;
+    }
+    // A CORS preflight is answered for the route that would serve the method it asks about, even where OPTIONS itself would be a 405.
+    if (isPreflight(method, req.headers)) {
+      const p = rt.matcher.match(ctx.host, req.headers['access-control-request-method'] as string, target.path);
+      if (p.kind === 'match' && p.route.def.cors) {
+        ctx.route = p.route;
+        answerPreflight(ctx, p.route.def.cors);
+        return;
+      }
     }
     const m = rt.matcher.match(ctx.host, method, target.path);
     if (m.kind === 'not-found') {

@@ -1,0 +1,142 @@
+/**
+ * Limits on what a client may send, so hostile input costs little:
+ *
+ * - request line and headers over `max_header_size` bytes: 431, refused by
+ *   Node's parser before any of our code runs (clientErrorHandler answers);
+ * - more than `max_headers_count` header lines: 431 (Node would silently drop
+ *   the extra lines; the server is told one more than the limit so we see it);
+ * - a request target over `max_url_length`: 414;
+ * - a Content-Length over `max_body_size`: 413 at once, before any byte of the
+ *   body is read or anything is sent upstream;
+ * - a chunked body is counted as it streams; when it passes the limit the
+ *   client gets 413 and both connections are closed, so the upstream sees an
+ *   unfinished request and never a complete, silently truncated one;
+ * - slow clients: `client_header_timeout` for the headers and a bound on the
+ *   whole request (server options in server/gateway.ts);
+ * - malformed or ambiguous framing (Content-Length with Transfer-Encoding,
+ *   two different Content-Lengths, bad chunk sizes, bare LF, ...) is refused
+ *   by Node's strict parser with 400 before routing.
+ */
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { GatewayConfig } from '../config/schema.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
+import { GatewayError, errorBody, respondWithError, type ErrorCode } from '../proxy/errors.ts';
+import type { RequestContext, Stage } from './context.ts';
+
+const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** Parses a byte size: a number of bytes, or "512KiB", "10MiB", "1MB", "2G". Undefined when it is not one. */
+export function parseSize(value: number | string): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
+  if (!m) return undefined;
+  const unit = UNITS[(m[2] as string).toLowerCase() || 'b'];
+  return unit === undefined ? undefined : Math.floor(Number(m[1]) * unit);
+}
+
+/** The limits the request stage enforces. */
+export interface RequestLimits {
+  /** Undefined: no body limit (`max_body_size: 0`). */
+  maxBodyBytes: number | undefined;
+  maxUrlLength: number;
+  maxHeadersCount: number;
+}
+
+/** Reads `server.limits`; a size that cannot be parsed is reported with its field name. */
+export function requestLimits(server: GatewayConfig['server']): RequestLimits | string {
+  const size = parseSize(server.limits.max_body_size);
+  if (size === undefined) return 'server.limits.max_body_size: expected a size such as 10MiB, 512KiB or a number of bytes';
+  return { maxBodyBytes: size === 0 ? undefined : size, maxUrlLength: server.limits.max_url_length, maxHeadersCount: server.limits.max_headers_count };
+}
+
+type PushFn = (chunk: unknown, encoding?: BufferEncoding) => boolean;
+
+/**
+ * Counts a streamed body at the source: the parser hands each chunk to
+ * `req.push`, whoever reads the request and however. Past the limit the
+ * client is answered 413, nothing more is passed on (not even the end of the
+ * body), and the request is destroyed once the answer is out, which aborts
+ * the upstream request.
+ */
+function capStreamedBody(ctx: RequestContext, max: number): GatewayError | undefined {
+  const req = ctx.req as IncomingMessage & { push: PushFn };
+  let seen = req.readableLength;
+  const tooLarge = (): GatewayError => new GatewayError('payload_too_large', `the request body is larger than ${max} bytes`, { connection: 'close' });
+  if (seen > max) return tooLarge();
+  const push = req.push;
+  let tripped = false;
+  req.push = function (this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (tripped) return false;
+    if (chunk !== null && chunk !== undefined) {
+      seen += (chunk as Buffer).length;
+      if (seen > max) {
+        tripped = true;
+        if (ctx.res.headersSent) ctx.res.destroy();
+        else {
+          respondWithError(ctx, tooLarge());
+          ctx.res.once('finish', () => req.destroy());
+        }
+        return false;
+      }
+    }
+    return push.call(this, chunk, encoding);
+  };
+  return undefined;
+}
+
+/** The first stage of every route: URL length, header count, body size. */
+export function requestLimitsStage(limits: RequestLimits): Stage {
+  const { maxBodyBytes, maxUrlLength, maxHeadersCount } = limits;
+  return (ctx) => {
+    const req = ctx.req;
+    if ((req.url ?? '').length > maxUrlLength) return new GatewayError('uri_too_long', `the request target is longer than ${maxUrlLength} characters`);
+    if (req.rawHeaders.length / 2 > maxHeadersCount) {
+      return new GatewayError('request_header_fields_too_large', `the request has more than ${maxHeadersCount} header fields`, { connection: 'close' });
+    }
+    if (maxBodyBytes === undefined) return undefined;
+    const length = req.headers['content-length'];
+    if (length !== undefined) {
+      // Node's parser has already refused a non-numeric or conflicting Content-Length.
+      return Number(length) > maxBodyBytes ? new GatewayError('payload_too_large', `the request body is larger than ${maxBodyBytes} bytes`, { connection: 'close' }) : undefined;
+    }
+    if (req.headers['transfer-encoding'] !== undefined) return capStreamedBody(ctx, maxBodyBytes);
+    return undefined;
+  };
+}
+
+function classifyClientError(err: Error & { code?: string }): [number, ErrorCode, string] {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, 'request_header_fields_too_large', 'the request line and headers are too large'];
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'ERR_HTTP_HEADERS_TIMEOUT':
+      return [408, 'request_timeout', 'the request was not received in time'];
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return [413, 'payload_too_large', 'chunk extensions are too large'];
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+      return [400, 'bad_request', 'malformed HTTP request: Content-Length together with Transfer-Encoding'];
+    default:
+      return [400, 'bad_request', `malformed HTTP request${err.code?.startsWith('HPE_') ? ` (${err.code})` : ''}`];
+  }
+}
+
+/**
+ * The traffic listeners' 'clientError' handler: requests Node's parser refused
+ * get the same JSON error shape as everything else, then the connection closes.
+ */
+export function clientErrorHandler(metrics: GatewayMetrics): (err: Error & { code?: string }, socket: Duplex) => void {
+  return (err, socket) => {
+    const pending = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] = classifyClientError(err);
+    metrics.rejectedRequests.inc({ code });
+    const body = errorBody(code, message, undefined);
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+    );
+  };
+}

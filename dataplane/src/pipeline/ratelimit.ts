@@ -1,0 +1,211 @@
+/**
+ * Rate limiting: a sliding-window counter per route and client, kept in Redis
+ * (shared by every gateway process) or in memory (this process only).
+ *
+ * The window. Time is cut into windows of `windowMs` aligned to the epoch.
+ * Each client has the count of its current window and of the previous one;
+ * the previous count is weighted by how much of it still overlaps the
+ * sliding window that ends now:
+ *
+ *     estimate = previous × (windowMs − elapsed) / windowMs + current
+ *
+ * A request is allowed while `estimate < limit`, and only allowed requests are
+ * counted. This is the approximation Cloudflare and Kong use: two integers
+ * per client instead of one timestamp per request, no burst of twice the
+ * limit across a window boundary as fixed windows allow, and at most one
+ * request over the limit in the estimate.
+ *
+ * The answers. `retryAfterMs` is the exact time until the estimate drops below
+ * the limit if no other request arrives; `resetMs` is the time until the
+ * current window ends. Both come from the same arithmetic in TypeScript (the
+ * memory store) and Lua (Redis), so either store gives the same decisions.
+ */
+import { isIPv6, isIP } from 'node:net';
+import { createHash } from 'node:crypto';
+import type { RequestContext, Stage } from './context.ts';
+import { GatewayError } from '../proxy/errors.ts';
+import type { Route } from '../table/schema.ts';
+
+/** The counts kept for one client of one route. */
+export interface WindowCounts {
+  /** floor(now / windowMs) of the window `current` belongs to. */
+  index: number;
+  current: number;
+  previous: number;
+}
+
+/** The answer for one request. */
+export interface RateDecision {
+  allowed: boolean;
+  limit: number;
+  /** Requests still allowed now (0 when refused). */
+  remaining: number;
+  /** Milliseconds until the current window ends. */
+  resetMs: number;
+  /** When refused: milliseconds until a request would be allowed. 0 when allowed. */
+  retryAfterMs: number;
+}
+
+/**
+ * One request against the stored counts at time `now`: the decision and the
+ * counts to store (undefined when nothing changes). Pure.
+ */
+export function slidingWindowHit(stored: WindowCounts | undefined, limit: number, windowMs: number, now: number): { decision: RateDecision; next: WindowCounts | undefined } {
+  const index = Math.floor(now / windowMs);
+  const elapsed = now - index * windowMs;
+  let current = 0;
+  let previous = 0;
+  if (stored?.index === index) {
+    current = stored.current;
+    previous = stored.previous;
+  } else if (stored?.index === index - 1) {
+    previous = stored.current;
+  }
+  const resetMs = windowMs - elapsed;
+  const estimate = (previous * (windowMs - elapsed)) / windowMs + current;
+  if (estimate < limit) {
+    // The 1e-9 keeps 4.000000001 (float noise) from reading as 5 remaining.
+    const remaining = Math.max(0, Math.ceil(limit - estimate - 1 - 1e-9));
+    return { decision: { allowed: true, limit, remaining, resetMs, retryAfterMs: 0 }, next: { index, current: current + 1, previous } };
+  }
+  let wait: number;
+  if (limit <= 0) wait = resetMs;
+  else if (current < limit && previous > 0) wait = resetMs - (windowMs * (limit - current)) / previous;
+  else wait = resetMs + windowMs * (1 - limit / current);
+  // The estimate equals the limit at `wait` exactly; one millisecond later it is below.
+  return { decision: { allowed: false, limit, remaining: 0, resetMs, retryAfterMs: Math.floor(wait) + 1 }, next: undefined };
+}
+
+/** Where counts are kept. */
+export interface RateLimitStore {
+  hit(key: string, limit: number, windowMs: number): Promise<RateDecision>;
+  close(): Promise<void>;
+}
+
+/**
+ * Counts in this process. Bounded: past `maxKeys` clients the least recently
+ * seen is forgotten (it starts again from zero), so a flood of client
+ * addresses costs memory up to the bound and no more.
+ */
+export class MemoryRateLimitStore implements RateLimitStore {
+  private readonly entries = new Map<string, WindowCounts>();
+  private readonly maxKeys: number;
+  private readonly now: () => number;
+
+  constructor(options: { maxKeys?: number; now?: () => number } = {}) {
+    this.maxKeys = options.maxKeys ?? 100_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The synchronous form, for callers that need no promise. */
+  hitNow(key: string, limit: number, windowMs: number): RateDecision {
+    const stored = this.entries.get(key);
+    const { decision, next } = slidingWindowHit(stored, limit, windowMs, this.now());
+    if (next) {
+      this.entries.delete(key);
+      this.entries.set(key, next);
+      if (this.entries.size > this.maxKeys) this.entries.delete(this.entries.keys().next().value as string);
+    }
+    return decision;
+  }
+
+  hit(key: string, limit: number, windowMs: number): Promise<RateDecision> {
+    return Promise.resolve(this.hitNow(key, limit, windowMs));
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  close(): Promise<void> {
+    this.entries.clear();
+    return Promise.resolve();
+  }
+}
+
+/** What the limiter answers: a decision, or that the shared store is down and the policy is to refuse. */
+export type LimiterOutcome = RateDecision | 'unavailable';
+
+/** What the stage needs from a limiter (see ratelimit-store.ts for the Redis-backed one). */
+export interface RateLimiter {
+  check(key: string, limit: number, windowMs: number): Promise<LimiterOutcome>;
+  close(): Promise<void>;
+}
+
+/** Strips a port from "1.2.3.4:5678" and "[2001:db8::1]:443", as some proxies write them. */
+function bareAddress(entry: string): string {
+  if (entry.startsWith('[')) {
+    const end = entry.indexOf(']');
+    return end > 0 ? entry.slice(1, end) : entry;
+  }
+  const colon = entry.indexOf(':');
+  if (colon > 0 && colon === entry.lastIndexOf(':')) return entry.slice(0, colon);
+  return entry;
+}
+
+/** The first four hextets of an IPv6 address: one client usually holds a whole /64. */
+function ipv6Prefix64(address: string): string {
+  const [head = '', tail] = address.toLowerCase().split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+/**
+ * The client's address for rate limiting. With `trustedHops` proxies in front
+ * of the gateway, the address is taken from X-Forwarded-For that many entries
+ * from the right (the entries those proxies appended); anything further left
+ * was written by the client and is ignored. An entry that is not an IP
+ * address falls back to the socket address.
+ */
+export function clientAddress(ctx: Pick<RequestContext, 'req' | 'clientIp'>, trustedHops: number): string {
+  let address = ctx.clientIp;
+  if (trustedHops > 0) {
+    const header = ctx.req.headers['x-forwarded-for'];
+    const chain = typeof header === 'string' ? header.split(',').map((s) => s.trim()).filter((s) => s !== '') : [];
+    chain.push(ctx.clientIp);
+    const candidate = bareAddress(chain[Math.max(0, chain.length - 1 - trustedHops)] as string);
+    if (isIP(candidate) !== 0) address = candidate.startsWith('::ffff:') && isIP(candidate.slice(7)) === 4 ? candidate.slice(7) : candidate;
+  }
+  return isIPv6(address) ? ipv6Prefix64(address) : address;
+}
+
+/** The key a request is counted under: the verified caller if any, else the client address. */
+export function clientKey(ctx: RequestContext, trustedHops: number): string {
+  const key = ctx.identity ? `user:${ctx.identity.subject}` : `ip:${clientAddress(ctx, trustedHops)}`;
+  return key.length <= 200 ? key : `sha256:${createHash('sha256').update(key).digest('base64url')}`;
+}
+
+/** Sets the RateLimit-* headers (IETF httpapi-ratelimit-headers) on whatever the answer turns out to be. */
+function setHeaders(ctx: RequestContext, d: RateDecision, policy: string): void {
+  const headers = (ctx.responseHeaders ??= {});
+  headers['ratelimit-limit'] = String(d.limit);
+  headers['ratelimit-remaining'] = String(d.remaining);
+  headers['ratelimit-reset'] = String(Math.max(1, Math.ceil((d.allowed ? d.resetMs : d.retryAfterMs) / 1000)));
+  headers['ratelimit-policy'] = policy;
+}
+
+/**
+ * The rate limit stage of a route, or undefined when the route has no limit.
+ * It runs after authentication so that a verified caller is counted by user,
+ * whichever address they come from.
+ */
+export function rateLimitStage(route: Route, limiter: RateLimiter, trustedHops: number): Stage | undefined {
+  const rl = route.rateLimit;
+  if (!rl) return undefined;
+  const { limit, windowMs } = rl;
+  const policy = `${limit};w=${Math.max(1, Math.round(windowMs / 1000))}`;
+  // Braces would be Redis Cluster hash tags; the route id is escaped so the client part decides the slot.
+  const base = `${encodeURIComponent(route.id)}:${windowMs}:`;
+  return async (ctx) => {
+    const outcome = await limiter.check(base + clientKey(ctx, trustedHops), limit, windowMs);
+    if (outcome === 'unavailable') {
+      return new GatewayError('route_unavailable', 'rate limiting is unavailable right now, and this gateway is configured to refuse requests until it is back', { 'retry-after': '1' });
+    }
+    setHeaders(ctx, outcome, policy);
+    if (outcome.allowed) return undefined;
+    const seconds = Math.max(1, Math.ceil(outcome.retryAfterMs / 1000));
+    return new GatewayError('rate_limited', `too many requests: the limit is ${limit} per ${policy.split('=')[1]} s; retry in ${seconds} s`, { 'retry-after': String(seconds) });
+  };
+}
