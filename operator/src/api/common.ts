@@ -35,6 +35,11 @@ export function objectName(description: string): z.ZodString {
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 const DURATION_RE = new RegExp(DURATION_PATTERN);
 
+/** Milliseconds of a duration in the resource syntax, or undefined when the text is not one. */
+export function durationMs(text: string): number | undefined {
+  return DURATION_RE.test(text) ? parseDuration(text) : undefined;
+}
+
 /** Bounds and documentation for one duration field. */
 export interface DurationOptions {
   readonly description: string;
@@ -66,7 +71,7 @@ export function duration(options: DurationOptions): z.ZodString {
     message: minMs === 0 ? `must be at most ${options.max}` : `must be between ${min} and ${options.max}`,
     check: (v) => {
       if (!DURATION_RE.test(v)) return true;
-      const ms = parseDuration(v);
+      const ms = durationMs(v);
       return ms !== undefined && ms >= minMs && ms <= maxMs;
     },
   };
