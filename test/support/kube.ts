@@ -1,0 +1,89 @@
+/** Helpers for tests against the real control plane: kubectl, typed clients, polling. */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { ControlPlane } from './control-plane.ts';
+
+const run = promisify(execFile);
+
+/** kubectl and API clients bound to one control plane. */
+export interface Kube {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  discovery: DiscoveryV1Api;
+  /** Runs kubectl; rejects with its stderr on failure. */
+  kubectl(args: string[], stdin?: string): Promise<string>;
+  /** `kubectl apply -f -` with the given YAML. */
+  apply(yaml: string): Promise<string>;
+}
+
+/** Builds the helpers for a started control plane. */
+export function kubeFor(cp: ControlPlane): Kube {
+  const kc = new KubeConfig();
+  kc.loadFromString(cp.kubeconfig);
+  const kubectl = async (args: string[], stdin?: string): Promise<string> => {
+    const child = run(cp.kubectl, ['--kubeconfig', cp.kubeconfigPath, ...args], { maxBuffer: 16 * 1024 * 1024 });
+    if (stdin !== undefined) {
+      child.child.stdin?.end(stdin);
+    }
+    try {
+      return (await child).stdout;
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`kubectl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
+    }
+  };
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    discovery: kc.makeApiClient(DiscoveryV1Api),
+    kubectl,
+    apply: (yaml) => kubectl(['apply', '-f', '-'], yaml),
+  };
+}
+
+/** Polls `check` until it returns a value that is not undefined; fails after `timeoutMs` with the last error. */
+export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+/** A status condition as the API returns it. */
+export interface ApiCondition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration: number;
+  lastTransitionTime: string;
+}
+
+/** Reads a custom object. */
+export async function getObject(kube: Kube, plural: 'gatewayroutes' | 'upstreams', namespace: string, name: string): Promise<{ metadata: { generation: number; uid: string }; status?: { conditions?: ApiCondition[]; observedGeneration?: number; readyEndpoints?: number; totalEndpoints?: number } }> {
+  return (await kube.custom.getNamespacedCustomObject({ group: 'switchyard.dev', version: 'v1alpha1', namespace, plural, name })) as never;
+}
+
+/** Waits until an object's condition has the given status (and reason, if given) for its current generation. */
+export async function waitCondition(kube: Kube, plural: 'gatewayroutes' | 'upstreams', namespace: string, name: string, type: string, status: string, reason?: string, timeoutMs = 30_000): Promise<ApiCondition> {
+  return eventually(
+    async () => {
+      const obj = await getObject(kube, plural, namespace, name);
+      const c = obj.status?.conditions?.find((x) => x.type === type);
+      return c && c.status === status && (reason === undefined || c.reason === reason) && c.observedGeneration === obj.metadata.generation ? c : undefined;
+    },
+    timeoutMs,
+    `${plural} ${namespace}/${name} ${type}=${status}${reason ? ` (${reason})` : ''}`,
+  );
+}
