@@ -128,13 +128,11 @@ function rejection(err: unknown): GatewayError {
         return invalid(`the token's "${err.claim.replace(/[^A-Za-z0-9_.-]/g, '')}" claim is invalid`);
     }
   }
+  if (err instanceof errors.JOSEError && /crit|extension header/i.test(err.message)) return invalid('the token has an unsupported critical header parameter');
   if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) return invalid('the token is signed with an algorithm that is not accepted');
   if (err instanceof errors.JWSSignatureVerificationFailed) return invalid('the token signature is invalid');
   if (err instanceof errors.JWKSNoMatchingKey) return invalid('no known key matches the token');
-  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) {
-    if (/crit|extension header/i.test(err.message)) return invalid('the token has an unsupported critical header parameter');
-    return invalid('the token is malformed');
-  }
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return invalid('the token is malformed');
   if (err instanceof TypeError) return invalid('the token does not fit the configured keys');
   return invalid('the token could not be verified');
 }

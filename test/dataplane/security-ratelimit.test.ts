@@ -1,0 +1,236 @@
+import { SignJWT } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { silentLogger } from '../../dataplane/src/observability/logger.ts';
+import { RedisRateLimitStore } from '../../dataplane/src/pipeline/ratelimit-store.ts';
+import { slidingWindowHit, type WindowCounts } from '../../dataplane/src/pipeline/ratelimit.ts';
+import { startGateway, type TestGateway } from '../support/gateway.ts';
+import { startRedis, type TestRedis } from '../support/redis.ts';
+import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
+
+const SECRET = 'rate-limit-test-secret-of-at-least-32-bytes';
+
+function token(sub: string): Promise<string> {
+  return new SignJWT({ sub, roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setIssuer('auth-service').setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
+}
+
+async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string; ms: number }> {
+  const t0 = performance.now();
+  const res = await request(url, { headers });
+  const body = await res.body.text();
+  return { status: res.statusCode, headers: res.headers, body, ms: performance.now() - t0 };
+}
+
+const statuses = async (n: number, url: string, headers: Record<string, string> = {}): Promise<number[]> => {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push((await get(url, headers)).status);
+  return out;
+};
+
+function routes(limit: number): Record<string, unknown>[] {
+  return [
+    { path: '/limited', upstream: 'u', rate_limit: limit },
+    { path: '/me', upstream: 'u', auth_required: true, rate_limit: limit },
+    { path: '/api/v1/admin/users', upstream: 'u' },
+    { path: '/unlimited', upstream: 'u' },
+  ];
+}
+
+describe('rate limiting in memory', () => {
+  let up: TestUpstream;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    up = await startUpstream(echo('u'));
+    gw = await startGateway({
+      routes: routes(3),
+      upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+      auth: { jwt: { secret: SECRET, algorithm: 'HS256', issuer: 'auth-service' } },
+      middleware: { rate_limiting: { route_limits: { '/api/v1/admin/*': 2 }, window: '1h', trusted_proxy_hops: 1, storage: { type: 'Memory' } } },
+    });
+  });
+  afterAll(async () => {
+    await gw.stop();
+    await up.close();
+  });
+  afterEach(() => {
+    up.seen.length = 0;
+  });
+
+  it('allows the limit, then answers 429 with Retry-After and RateLimit headers, and the upstream never sees the extra request', async () => {
+    const xff = { 'x-forwarded-for': '198.51.100.10' };
+    const seen: [number, string | string[] | undefined][] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await get(`${gw.url}/limited`, xff);
+      seen.push([r.status, r.headers['ratelimit-remaining']]);
+      expect(r.headers['ratelimit-limit']).toBe('3');
+      expect(r.headers['ratelimit-policy']).toBe('3;w=3600');
+      expect(Number(r.headers['ratelimit-reset'])).toBeGreaterThan(0);
+    }
+    expect(seen).toEqual([[200, '2'], [200, '1'], [200, '0']]);
+    const refused = await get(`${gw.url}/limited`, xff);
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.body).error.code).toBe('rate_limited');
+    const retry = Number(refused.headers['retry-after']);
+    expect(retry).toBeGreaterThan(0);
+    expect(retry).toBeLessThanOrEqual(2 * 3600);
+    expect(refused.headers['ratelimit-remaining']).toBe('0');
+    expect(refused.headers['ratelimit-reset']).toBe(String(retry));
+    expect(up.seen).toHaveLength(3);
+  });
+
+  it('counts clients by the address the trusted proxy appended, not the one the client wrote', async () => {
+    // trusted_proxy_hops: 1 — the last X-Forwarded-For entry is the client; anything left of it is the client's own claim.
+    const a = await statuses(4, `${gw.url}/limited`, { 'x-forwarded-for': 'spoofed-1, 198.51.100.20' });
+    const b = await statuses(1, `${gw.url}/limited`, { 'x-forwarded-for': '203.0.113.99, 198.51.100.20' });
+    expect(a).toEqual([200, 200, 200, 429]);
+    expect(b).toEqual([429]);
+    expect(await statuses(1, `${gw.url}/limited`, { 'x-forwarded-for': '198.51.100.21' })).toEqual([200]);
+  });
+
+  it('counts an authenticated caller by user, whatever address they use', async () => {
+    const alice = { authorization: `Bearer ${await token('alice')}` };
+    const bob = { authorization: `Bearer ${await token('bob')}` };
+    expect(await statuses(3, `${gw.url}/me`, { ...alice, 'x-forwarded-for': '192.0.2.1' })).toEqual([200, 200, 200]);
+    expect(await statuses(1, `${gw.url}/me`, { ...alice, 'x-forwarded-for': '192.0.2.2' })).toEqual([429]);
+    expect(await statuses(1, `${gw.url}/me`, { ...bob, 'x-forwarded-for': '192.0.2.1' })).toEqual([200]);
+  });
+
+  it('applies route_limits globs from the middleware section', async () => {
+    expect(await statuses(3, `${gw.url}/api/v1/admin/users`, { 'x-forwarded-for': '198.51.100.30' })).toEqual([200, 200, 429]);
+    const r = await get(`${gw.url}/unlimited`);
+    expect(r.headers['ratelimit-limit']).toBeUndefined();
+  });
+});
+
+describe('rate limiting in Redis', () => {
+  let redis: TestRedis;
+  let up: TestUpstream;
+  const gateways: TestGateway[] = [];
+
+  async function gateway(limit: number, policy: 'open' | 'closed' = 'open', prefix = 'test:'): Promise<TestGateway> {
+    const g = await startGateway({
+      routes: routes(limit),
+      upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+      auth: { jwt: { secret: SECRET, algorithm: 'HS256', issuer: 'auth-service' } },
+      middleware: { rate_limiting: { window: '1h', storage: { type: 'Redis', url: redis.url, timeout: '50ms', failure_policy: policy, key_prefix: prefix } } },
+    });
+    gateways.push(g);
+    return g;
+  }
+
+  async function until(check: () => Promise<boolean>, ms = 5_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error('condition not reached');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    up = await startUpstream(echo('u'));
+  });
+  afterEach(async () => {
+    up.seen.length = 0;
+    await Promise.all(gateways.splice(0).map((g) => g.stop()));
+    redis.resume();
+    if (!(await redis.command('PING').catch(() => ''))) await redis.restart();
+    await redis.command('FLUSHALL');
+  });
+  afterAll(async () => {
+    await redis.stop();
+    await up.close();
+  });
+
+  it('decides exactly as the TypeScript arithmetic does (the Lua script mirrors it)', async () => {
+    const store = new RedisRateLimitStore({ url: redis.url, timeoutMs: 1_000, keyPrefix: 'mirror:', log: silentLogger() });
+    try {
+      expect(await store.waitReady(2_000)).toBe(true);
+      const W = 10_000;
+      const t0 = 1_000 * W;
+      let state: WindowCounts | undefined;
+      // Bursts, gaps and boundary crossings; Redis and TypeScript must agree on every field.
+      const times = [0, 1, 2, 3, 4, 5, 9_999, 10_000, 10_001, 12_500, 12_501, 15_000, 17_000, 19_999, 25_000, 26_000, 26_001, 45_000];
+      for (const dt of times) {
+        const expected = slidingWindowHit(state, 4, W, t0 + dt);
+        if (expected.next) state = expected.next;
+        expect(await store.hit('k', 4, W, t0 + dt), `t0+${dt}`).toEqual(expected.decision);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('shares one limit between two gateways using the same Redis', async () => {
+    const a = await gateway(5);
+    const b = await gateway(5);
+    const out: number[] = [];
+    for (let i = 0; i < 8; i++) out.push((await get(`${(i % 2 === 0 ? a : b).url}/limited`)).status);
+    expect(out).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    expect(up.seen).toHaveLength(5);
+    const metrics = await (await request(a.metricsUrl)).body.text();
+    expect(metrics).toMatch(/switchyard_ratelimit_decisions_total\{result="allowed",store="redis"\} 3/);
+    expect(metrics).toMatch(/switchyard_ratelimit_decisions_total\{result="limited",store="redis"\} 1/);
+  });
+
+  it('keeps answering when Redis dies (failure policy open), never with 500 and never slowly, and shares limits again once it is back', async () => {
+    const a = await gateway(3);
+    const b = await gateway(3);
+    expect(await statuses(2, `${a.url}/limited`)).toEqual([200, 200]);
+    await redis.kill();
+    // Each process now counts on its own: three more each, then 429; every answer quick.
+    for (const g of [a, b]) {
+      const results = [];
+      for (let i = 0; i < 4; i++) results.push(await get(`${g.url}/limited`));
+      expect(results.map((r) => r.status)).toEqual([200, 200, 200, 429]);
+      for (const r of results) expect(r.ms).toBeLessThan(500);
+    }
+    const metrics = await (await request(a.metricsUrl)).body.text();
+    expect(metrics).toMatch(/switchyard_ratelimit_store_errors_total\{kind="unavailable"\} [1-9]/);
+    expect(metrics).toMatch(/switchyard_ratelimit_decisions_total\{result="allowed",store="fallback"\} 3/);
+
+    await redis.restart();
+    // Redis came back empty: the shared count starts again, and is shared by both gateways.
+    await until(async () => (await get(`${a.url}/unlimited`)).status === 200 && (await redis.command('DBSIZE')) !== null && (await get(`${a.url}/limited`, { 'x-probe': '1' })).headers['ratelimit-remaining'] === '2');
+    expect(await statuses(2, `${b.url}/limited`)).toEqual([200, 200]);
+    expect(await statuses(1, `${a.url}/limited`)).toEqual([429]);
+  });
+
+  it('answers 503 while Redis is down when the failure policy is closed, and the upstream sees nothing', async () => {
+    const g = await gateway(3, 'closed');
+    expect(await statuses(1, `${g.url}/limited`)).toEqual([200]);
+    up.seen.length = 0;
+    await redis.kill();
+    const r = await get(`${g.url}/limited`);
+    expect(r.status).toBe(503);
+    expect(r.headers['retry-after']).toBe('1');
+    expect(JSON.parse(r.body).error.code).toBe('route_unavailable');
+    expect(r.ms).toBeLessThan(500);
+    // Routes without a limit do not depend on Redis.
+    expect((await get(`${g.url}/unlimited`)).status).toBe(200);
+    expect(up.seen.map((s) => s.url)).toEqual(['/unlimited']);
+  });
+
+  it('bounds the wait on a Redis that accepts connections but never answers', async () => {
+    const g = await gateway(100);
+    expect((await get(`${g.url}/limited`)).status).toBe(200);
+    redis.pause();
+    const slow = [];
+    for (let i = 0; i < 5; i++) slow.push(await get(`${g.url}/limited`));
+    redis.resume();
+    expect(slow.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    // The first waits for the 50 ms deadline; the store is then skipped for a moment, so the rest do not wait at all.
+    expect(slow[0]!.ms).toBeLessThan(400);
+    for (const r of slow.slice(1)) expect(r.ms).toBeLessThan(100);
+    const metrics = await (await request(g.metricsUrl)).body.text();
+    expect(metrics).toMatch(/switchyard_ratelimit_store_errors_total\{kind="timeout"\} [1-9]/);
+  });
+
+  it('starts, and fails open, when Redis is not reachable at start', async () => {
+    await redis.kill();
+    const t0 = Date.now();
+    const g = await gateway(2);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(await statuses(3, `${g.url}/limited`)).toEqual([200, 200, 429]);
+  });
+});
