@@ -8,7 +8,6 @@
  * CRD is created, and refuses a CRD whose rules could cost too much.
  */
 import { z } from 'zod';
-import { parseDuration } from '../../../dataplane/src/config/duration.ts';
 import { celString, matching, withRules } from './rules.ts';
 import type { Rule } from './rules.ts';
 
@@ -35,9 +34,29 @@ export function objectName(description: string): z.ZodString {
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 const DURATION_RE = new RegExp(DURATION_PATTERN);
 
-/** Milliseconds of a duration in the resource syntax, or undefined when the text is not one. */
+const UNIT_NS: Record<string, bigint> = { ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n };
+
+/**
+ * Nanoseconds of a duration in the resource syntax, or undefined when the text is
+ * not one. Exact, as Go's time.ParseDuration (and so CEL's duration()) is: a
+ * rounding parser would let "0.5ms" pass a 1ms lower bound that the API server
+ * enforces.
+ */
+export function durationNs(text: string): bigint | undefined {
+  if (!DURATION_RE.test(text)) return undefined;
+  let total = 0n;
+  for (const [, whole, frac = '', unit] of text.matchAll(/([0-9]+)(?:\.([0-9]+))?(ms|s|m|h)/g)) {
+    const scale = UNIT_NS[unit as string] as bigint;
+    const fraction = frac.slice(0, 18);
+    total += BigInt(whole as string) * scale + (BigInt(fraction === '' ? '0' : fraction) * scale) / 10n ** BigInt(fraction.length);
+  }
+  return total;
+}
+
+/** Milliseconds (possibly fractional) of a duration in the resource syntax, or undefined when the text is not one. */
 export function durationMs(text: string): number | undefined {
-  return DURATION_RE.test(text) ? parseDuration(text) : undefined;
+  const ns = durationNs(text);
+  return ns === undefined ? undefined : Number(ns) / 1e6;
 }
 
 /** Bounds and documentation for one duration field. */
@@ -56,9 +75,9 @@ export interface DurationOptions {
  */
 export function duration(options: DurationOptions): z.ZodString {
   const min = options.min ?? '0s';
-  const minMs = parseDuration(min);
-  const maxMs = parseDuration(options.max);
-  if (minMs === undefined || maxMs === undefined) throw new Error(`bad duration bounds ${min}..${options.max}`);
+  const minNs = durationNs(min);
+  const maxNs = durationNs(options.max);
+  if (minNs === undefined || maxNs === undefined) throw new Error(`bad duration bounds ${min}..${options.max}`);
   const format: Rule<string> = {
     rule: `self.matches(${celString(DURATION_PATTERN)})`,
     message: 'must be a duration such as "500ms", "30s", "1m" or "1h30m" (units ms, s, m, h)',
@@ -68,11 +87,10 @@ export function duration(options: DurationOptions): z.ZodString {
   // which the API server would report instead of the format message above.
   const bounds: Rule<string> = {
     rule: `!self.matches(${celString(DURATION_PATTERN)}) || (duration(self) >= duration(${celString(min)}) && duration(self) <= duration(${celString(options.max)}))`,
-    message: minMs === 0 ? `must be at most ${options.max}` : `must be between ${min} and ${options.max}`,
+    message: minNs === 0n ? `must be at most ${options.max}` : `must be between ${min} and ${options.max}`,
     check: (v) => {
-      if (!DURATION_RE.test(v)) return true;
-      const ms = durationMs(v);
-      return ms !== undefined && ms >= minMs && ms <= maxMs;
+      const ns = durationNs(v);
+      return ns === undefined || (ns >= minNs && ns <= maxNs);
     },
   };
   return withRules(z.string().min(1).max(32), [format, bounds]).describe(`${options.description} A duration such as "500ms", "30s" or "1m".`);

@@ -40,6 +40,6 @@ export {
 export type { Upstream, UpstreamInput, UpstreamSpec, UpstreamStatus } from './upstream.ts';
 export { formatFieldErrors, formatFieldPath, parseGatewayRoute, parseUpstream } from './parse.ts';
 export type { FieldError, ParseResult } from './parse.ts';
-export { durationMs } from './common.ts';
+export { durationMs, durationNs } from './common.ts';
 export { CATEGORY, crdFiles, gatewayRouteCrd, upstreamCrd } from './crd.ts';
 export type { CustomResourceDefinition } from './crd.ts';

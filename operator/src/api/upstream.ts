@@ -6,7 +6,7 @@
  * The source of truth for the resource, as gatewayroute.ts is for routes.
  */
 import { z } from 'zod';
-import { API_VERSION, DNS1035_LABEL, DURATION_PATTERN, ObjectMetaSchema, conditions, duration, durationMs, observedGeneration } from './common.ts';
+import { API_VERSION, DNS1035_LABEL, DURATION_PATTERN, ObjectMetaSchema, conditions, duration, durationNs, observedGeneration } from './common.ts';
 import { celString, matching, withRules } from './rules.ts';
 import type { Rule } from './rules.ts';
 
@@ -95,8 +95,8 @@ export const HealthCheckSchema = withRules(
       message: 'timeout must be shorter than interval',
       fieldPath: '.timeout',
       check: (h) => {
-        const t = durationMs(h.timeout);
-        const i = durationMs(h.interval);
+        const t = durationNs(h.timeout);
+        const i = durationNs(h.interval);
         return t === undefined || i === undefined || t < i;
       },
     },
