@@ -42,10 +42,14 @@ function rateLimitFor(config: GatewayConfig, route: RouteConfig): Route['rateLim
   return rl.default_limit !== undefined ? { limit: rl.default_limit, windowMs } : undefined;
 }
 
-function corsFor(config: GatewayConfig, route: RouteConfig): Route['cors'] {
+function corsFor(config: GatewayConfig, route: RouteConfig, warn: (message: string) => void): Route['cors'] {
   const base = config.middleware.cors;
   if (!base && !route.cors) return undefined;
-  const merged = { ...(base ?? {}), ...(route.cors ?? {}) };
+  const overrides = Object.fromEntries(Object.entries(route.cors ?? {}).filter(([, v]) => v !== undefined));
+  const merged = { ...(base ?? {}), ...overrides };
+  if (merged.allow_credentials && merged.allowed_origins?.includes('*')) {
+    warn('cors: allowed_origins "*" together with allow_credentials allows no origin at all; list the origins');
+  }
   return {
     allowedOrigins: merged.allowed_origins ?? [],
     allowedMethods: merged.allowed_methods ?? ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
@@ -124,7 +128,7 @@ export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): Com
       timeoutMs: ms(r.timeout) ?? defaultTimeout,
       auth: { required: r.auth_required, roles: r.required_roles, permissions: r.required_permissions },
       rateLimit: rateLimitFor(config, r),
-      cors: corsFor(config, r),
+      cors: corsFor(config, r, (w) => warnings.push(`${file}: ${formatPath(['routes', i])}.${w}`)),
       retries,
       rewritePath: r.rewrite_path,
       invalid,

@@ -69,6 +69,16 @@ const CorsSchema = z.strictObject({
   max_age: z.number().int().min(0).default(0),
 });
 
+/** A route's CORS settings: only what it names overrides `middleware.cors` (no defaults here, or they would override too). */
+const CorsOverrideSchema = z.strictObject({
+  allowed_origins: z.array(z.string()).optional(),
+  allowed_methods: z.array(method).optional(),
+  allowed_headers: z.array(z.string()).optional(),
+  exposed_headers: z.array(z.string()).optional(),
+  allow_credentials: z.boolean().optional(),
+  max_age: z.number().int().min(0).optional(),
+});
+
 const RetriesSchema = z.strictObject({
   attempts: z.number().int().min(0).max(10),
   on: z.array(z.enum(['connect-failure', 'reset', '502', '503', '504'])).optional(),
@@ -92,7 +102,7 @@ export const RouteConfigSchema = z
     required_permissions: z.array(z.string()).default([]),
     timeout: duration.optional(),
     rate_limit: z.number().int().min(0).optional(),
-    cors: CorsSchema.partial().optional(),
+    cors: CorsOverrideSchema.optional(),
     retries: RetriesSchema.optional(),
     rewrite_path: z.string().startsWith('/').optional(),
   })

@@ -14,8 +14,9 @@
  * - slow clients: `client_header_timeout` for the headers and a bound on the
  *   whole request (server options in server/gateway.ts);
  * - malformed or ambiguous framing (Content-Length with Transfer-Encoding,
- *   two different Content-Lengths, bad chunk sizes, bare LF, ...) is refused
- *   by Node's strict parser with 400 before routing.
+ *   two Content-Lengths, bad chunk sizes, bare LF, obs-fold, ...) is refused
+ *   by Node's strict parser with 400 before routing; a request without Host
+ *   too (requireHostHeader), and one with two Host lines here.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -91,9 +92,14 @@ export function requestLimitsStage(limits: RequestLimits): Stage {
   return (ctx) => {
     const req = ctx.req;
     if ((req.url ?? '').length > maxUrlLength) return new GatewayError('uri_too_long', `the request target is longer than ${maxUrlLength} characters`);
-    if (req.rawHeaders.length / 2 > maxHeadersCount) {
+    const rawHeaders = req.rawHeaders;
+    if (rawHeaders.length / 2 > maxHeadersCount) {
       return new GatewayError('request_header_fields_too_large', `the request has more than ${maxHeadersCount} header fields`, { connection: 'close' });
     }
+    // RFC 9112 3.2: more than one Host is a 400. Node keeps the first for routing but both raw lines would be forwarded.
+    let hosts = 0;
+    for (let i = 0; i < rawHeaders.length; i += 2) if ((rawHeaders[i] as string).length === 4 && (rawHeaders[i] as string).toLowerCase() === 'host') hosts++;
+    if (hosts > 1) return new GatewayError('bad_request', 'the request has more than one Host header', { connection: 'close' });
     if (maxBodyBytes === undefined) return undefined;
     const length = req.headers['content-length'];
     if (length !== undefined) {
