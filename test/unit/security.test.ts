@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SignJWT, base64url, type JWTPayload } from 'jose';
+import pino from 'pino';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../dataplane/src/config/load.ts';
@@ -176,6 +177,18 @@ describe('JWT verification', () => {
     await verifier.verify(cachedShort);
     await new Promise((r) => setTimeout(r, (now + 1) * 1000 - Date.now() + 50));
     expect((await rejectionOf(verifier.verify(cachedShort))).message).toBe('the token has expired');
+  });
+});
+
+describe('logging', () => {
+  it('never writes a token, or a part of one, to the log', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'trace' }, { write: (line: string) => void lines.push(line) });
+    const { verifier } = await createJwtVerifier(jwtConfig(base), log);
+    const tokens = [await hs({}, { exp: 1 }), await hs({ iss: 'x' }), await hs({}, { secret: 'wrong-secret-wrong-secret-wrong-secret!' }), 'abc.def.ghi'];
+    for (const t of tokens) await verifier.verify(t).catch(() => undefined);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const t of tokens) for (const part of t.split('.').filter((p) => p.length > 8)) expect(lines.join('')).not.toContain(part);
   });
 });
 

@@ -1,0 +1,101 @@
+/**
+ * The seed's integration flow, end to end: examples/gateway.yaml in front of
+ * the example auth service (HS256 tokens with a shared secret) and echo
+ * services, all on 127.0.0.1.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { decodeJwt } from 'jose';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { startAuthService, startEchoService, type ExampleService } from '../../examples/services.ts';
+import { startGateway, type TestGateway } from '../support/gateway.ts';
+
+type Json = Record<string, unknown>;
+
+describe('the seed integration flow through the gateway', () => {
+  const secret = randomBytes(32).toString('base64url');
+  let services: ExampleService[];
+  let gw: TestGateway;
+
+  const call = async (method: 'GET' | 'POST' | 'OPTIONS', path: string, options: { body?: Json; token?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; json: Json; headers: Record<string, string | string[] | undefined> }> => {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.body) headers['content-type'] = 'application/json';
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    const res = await request(`${gw.url}${path}`, { method, headers, body: options.body ? JSON.stringify(options.body) : undefined });
+    const text = await res.body.text();
+    return { status: res.statusCode, json: text ? (JSON.parse(text) as Json) : {}, headers: res.headers };
+  };
+  const login = async (username: string): Promise<string> => {
+    const res = await call('POST', '/auth/login', { body: { username, password: 'password123' } });
+    expect(res.status).toBe(200);
+    return res.json.token as string;
+  };
+
+  beforeAll(async () => {
+    services = await Promise.all([startAuthService({ port: 0, secret }), startEchoService('user-service', 0), startEchoService('metrics-service', 0)]);
+    const config = parse(readFileSync(path.join(import.meta.dirname, '../../examples/gateway.yaml'), 'utf8')) as Json;
+    delete config.server;
+    gw = await startGateway(config, {
+      env: {
+        JWT_SECRET: secret,
+        AUTH_SERVICE_PORT: String(services[0]!.port),
+        USER_SERVICE_PORT: String(services[1]!.port),
+        METRICS_SERVICE_PORT: String(services[2]!.port),
+      },
+    });
+  });
+  afterAll(async () => {
+    await gw.stop();
+    await Promise.all(services.map((s) => s.close()));
+  });
+
+  it('registers, logs in, and reaches a protected route as the user the token names', async () => {
+    const register = await call('POST', '/auth/register', { body: { username: 'testuser', password: 'password123', email: 'test@example.com' } });
+    expect(register.status).toBe(201);
+    const token = await login('testuser');
+    const me = await call('GET', '/api/v1/users/me', { token });
+    expect(me.status).toBe(200);
+    expect(me.json.service).toBe('user-service');
+    expect(me.json.url).toBe('/api/v1/users/me');
+    const user = me.json.user as { id: string; roles: string; permissions: string };
+    expect(user.id).toBe(decodeJwt(token).sub);
+    expect(user.roles).toBe('user');
+    expect(user.permissions).toBe('users:read');
+    expect((await call('GET', '/api/v1/metrics', { token })).status).toBe(200);
+  });
+
+  it('refuses the protected route without a token (401) and the admin route to a user (403)', async () => {
+    const anonymous = await call('GET', '/api/v1/users/me');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers['www-authenticate']).toBe('Bearer');
+    const token = await login('testuser');
+    const admin = await call('GET', '/api/v1/admin/users', { token });
+    expect(admin.status).toBe(403);
+    expect((admin.json.error as { code: string }).code).toBe('forbidden');
+  });
+
+  it('lets an admin user through to the admin route', async () => {
+    expect((await call('POST', '/auth/register', { body: { username: 'admin-alice', password: 'password123', email: 'alice@example.com' } })).status).toBe(201);
+    const token = await login('admin-alice');
+    const admin = await call('GET', '/api/v1/admin/users', { token });
+    expect(admin.status).toBe(200);
+    expect((admin.json.user as { roles: string }).roles).toBe('user,admin');
+  });
+
+  it('answers CORS preflights with the seed defaults', async () => {
+    const res = await call('OPTIONS', '/api/v1/users/me', { headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+    expect(res.status).toBe(204);
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    expect(res.headers['access-control-max-age']).toBe('3600');
+  });
+
+  it('limits registrations to the seed\'s 5 per minute', async () => {
+    // Two registrations were made above from this address.
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await call('POST', '/auth/register', { body: { username: `spam-${i}`, password: 'password123' } })).status);
+    expect(statuses).toEqual([201, 201, 201, 429]);
+  });
+});
