@@ -14,6 +14,7 @@ import { claimList, createJwtVerifier, type JwtConfig } from '../../dataplane/sr
 import { parseSize } from '../../dataplane/src/pipeline/limits.ts';
 import { clientAddress, MemoryRateLimitStore, slidingWindowHit, type WindowCounts } from '../../dataplane/src/pipeline/ratelimit.ts';
 import { GatewayError } from '../../dataplane/src/proxy/errors.ts';
+import { redact } from '../../dataplane/src/server/admin.ts';
 
 const SECRET = 'a-test-secret-that-is-at-least-32-bytes-long';
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -189,6 +190,16 @@ describe('logging', () => {
     for (const t of tokens) await verifier.verify(t).catch(() => undefined);
     expect(lines.length).toBeGreaterThan(0);
     for (const t of tokens) for (const part of t.split('.').filter((p) => p.length > 8)) expect(lines.join('')).not.toContain(part);
+  });
+});
+
+describe('the admin config dump', () => {
+  it('redacts every rotation secret and the password in a Redis URL', () => {
+    const dump = JSON.stringify(redact({ auth: { jwt: { secret: 's1', secrets: ['s2', 's3'], issuer: 'auth-service' } }, middleware: { rate_limiting: { storage: { url: 'redis://default:hunter2@redis:6379/0' } } } }));
+    for (const s of ['s1', 's2', 's3', 'hunter2']) expect(dump).not.toContain(`"${s}`);
+    expect(dump).not.toContain('hunter2');
+    expect(dump).toContain('redis://default:[redacted]@redis:6379/0');
+    expect(dump).toContain('auth-service');
   });
 });
 

@@ -7,15 +7,18 @@ import type { Gateway } from './gateway.ts';
 
 const SECRET_KEYS = /secret|password|token|key$|key_file|private/i;
 
-/** A deep copy with every secret-looking value replaced. */
-export function redact(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redact);
+/** A deep copy with every secret-looking value replaced, lists of secrets (`secrets: [...]`) and URL passwords included. */
+export function redact(value: unknown, secret = false): unknown {
+  if (Array.isArray(value)) return value.map((v) => redact(v, secret));
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.test(k) && v !== undefined && typeof v !== 'object' ? '[redacted]' : redact(v);
+    for (const [k, v] of Object.entries(value)) out[k] = redact(v, secret || SECRET_KEYS.test(k));
     return out;
   }
-  return value;
+  if (value === undefined) return value;
+  if (secret) return '[redacted]';
+  // redis://user:password@host and the like.
+  return typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*):[^/@]*@/i, '$1:[redacted]@') : value;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
