@@ -1,24 +1,20 @@
 /**
- * Writes crds/*.yaml from the zod schemas in operator/src/api.
+ * Writes crds/*.yaml and the field reference in docs/resources.md from the zod
+ * schemas in operator/src/api.
  *   node hack/gen-crds.ts          write the files
  *   node hack/gen-crds.ts --check  exit 1 if a committed file differs
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { crdFiles } from '../operator/src/api/crd.ts';
+import { generatedFiles } from '../operator/src/api/generate.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const check = process.argv.includes('--check');
+const read = (path: string): string => readFileSync(join(root, path), 'utf8');
 let stale = 0;
-for (const file of crdFiles()) {
+for (const file of generatedFiles(read)) {
   const target = join(root, file.path);
-  let current: string | undefined;
-  try {
-    current = readFileSync(target, 'utf8');
-  } catch {
-    current = undefined;
-  }
-  if (current === file.content) continue;
+  if (existsSync(target) && read(file.path) === file.content) continue;
   if (check) {
     stale++;
     console.error(`${file.path} is out of date with operator/src/api; run \`npm run gen:crds\``);

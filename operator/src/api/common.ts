@@ -120,9 +120,8 @@ export function setList<T extends z.ZodType>(item: T, maxItems: number): z.ZodAr
  * no two items share a key, and server-side apply merges items by key.
  */
 export function mapList<T extends z.ZodObject>(item: T, keys: readonly (keyof z.output<T> & string)[], minItems: number, maxItems: number): z.ZodArray<T> {
-  return z
-    .array(item)
-    .min(minItems)
+  const list = minItems > 0 ? z.array(item).min(minItems) : z.array(item);
+  return list
     .max(maxItems)
     .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': [...keys] })
     .superRefine((values, ctx) => {
@@ -162,7 +161,7 @@ export const ConditionSchema = z
       .string()
       .min(1)
       .max(1024)
-      .describe('Programmatic identifier in CamelCase for the last transition, e.g. UpstreamNotFound.'),
+      .describe('Programmatic identifier in CamelCase for the last transition, e.g. BackendNotFound.'),
     message: z.string().max(32768).describe('Human-readable details of the last transition; may be empty.'),
   })
   .describe('One aspect of the current state of this object, in the standard metav1.Condition shape.');

@@ -197,7 +197,7 @@ export const UpstreamSpecSchema = withRules(
 /** `status` of an Upstream, written by the operator. */
 export const UpstreamStatusSchema = z
   .object({
-    conditions: conditions('Accepted (the spec is valid) and ResolvedRefs (the Service exists and has the port).'),
+    conditions: conditions('Accepted (the spec is valid), ResolvedRefs (the Service exists and has the port) and Ready (at least one endpoint is ready).'),
     observedGeneration: observedGeneration(),
     readyEndpoints: z.number().int().min(0).max(1_000_000).optional().describe('Endpoints that are ready to receive traffic.'),
     totalEndpoints: z.number().int().min(0).max(1_000_000).optional().describe('All endpoints known, ready or not.'),

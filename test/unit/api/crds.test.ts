@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CATEGORY, crdFiles, gatewayRouteCrd, upstreamCrd } from '../../../operator/src/api/index.ts';
+import { generatedFiles } from '../../../operator/src/api/generate.ts';
 import type { JSONSchemaProps } from '../../../operator/src/api/openapi.ts';
 
 /** Every node of a schema with its path, e.g. `spec.backends[].weight`. */
@@ -14,7 +15,7 @@ function walk(schema: JSONSchemaProps, path: string, visit: (node: JSONSchemaPro
 const crds = [gatewayRouteCrd(), upstreamCrd()];
 
 describe('generated CRDs', () => {
-  it.each(crdFiles())('$path is up to date with operator/src/api', ({ path, content }) => {
+  it.each(generatedFiles((p) => readFileSync(p, 'utf8')))('$path is up to date with operator/src/api', ({ path, content }) => {
     let committed: string | undefined;
     try {
       committed = readFileSync(path, 'utf8');
@@ -79,6 +80,15 @@ describe('generated CRDs', () => {
         if (stringy && node.maxLength === undefined && node.enum === undefined && node.format !== 'date-time') unbounded.push(path);
       });
       expect(unbounded).toEqual([]);
+    });
+
+    it('has every field in the reference of docs/resources.md', () => {
+      const doc = readFileSync('docs/resources.md', 'utf8');
+      const missing: string[] = [];
+      walk(root, '', (_node, path) => {
+        if (/^(spec|status)[.[]/.test(path) && !path.endsWith('[]') && !doc.includes(`| \`${path}\` |`)) missing.push(path);
+      });
+      expect(missing).toEqual([]);
     });
 
     it('is structural: no unions, refs or open maps', () => {
