@@ -115,8 +115,12 @@ export async function main(argv: string[]): Promise<number> {
           (text) => res.writeHead(200, { 'content-type': operator.metrics.registry.contentType }).end(text),
           (err: unknown) => res.writeHead(500).end(String(err)),
         );
-      } else if (req.url === '/healthz' || req.url === '/readyz') {
+      } else if (req.url === '/healthz') {
         res.writeHead(200).end('ok\n');
+      } else if (req.url === '/readyz') {
+        // Ready once every watch has listed: before that, a table would miss objects.
+        if (operator.isReady) res.writeHead(200).end('ok\n');
+        else res.writeHead(503).end('informers have not listed yet\n');
       } else res.writeHead(404).end();
     });
     metricsServer.listen(port, host);

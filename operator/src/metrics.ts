@@ -12,6 +12,8 @@ export class OperatorMetrics {
   readonly leader: Gauge;
   readonly statusWrites: Counter<'kind' | 'result'>;
   readonly events: Counter<'type'>;
+  readonly acks: Counter<'result'>;
+  readonly watchRestarts: Counter<'kind'>;
 
   constructor() {
     const registers = [this.registry];
@@ -23,6 +25,10 @@ export class OperatorMetrics {
     this.leader = new Gauge({ name: 'switchyard_operator_leader', help: '1 when this replica is the leader.', registers });
     this.statusWrites = new Counter({ name: 'switchyard_operator_status_writes_total', help: 'Status patches, by kind and result.', labelNames: ['kind', 'result'], registers });
     this.events = new Counter({ name: 'switchyard_operator_events_total', help: 'Events recorded, by type.', labelNames: ['type'], registers });
+    this.acks = new Counter({ name: 'switchyard_operator_acks_total', help: 'Table acknowledgements from data planes, by result (applied or rejected).', labelNames: ['result'], registers });
+    this.watchRestarts = new Counter({ name: 'switchyard_operator_watch_restarts_total', help: 'Watches restarted after an error, by kind.', labelNames: ['kind'], registers });
+    this.acks.inc({ result: 'applied' }, 0);
+    this.acks.inc({ result: 'rejected' }, 0);
     collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_operator_process_' });
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(`switchyard_operator_process_${name}`);
   }

@@ -64,15 +64,17 @@ export class Operator {
       heartbeatMs: options.heartbeatMs,
       isLeader: () => this.leading,
       log,
-      events: { onFleetChange: () => this.refreshStatus() },
+      events: { onFleetChange: () => this.refreshStatus(), onAck: (applied) => this.metrics.acks.inc({ result: applied ? 'applied' : 'rejected' }) },
     });
     this.informers = new Informers(options.kubeconfig, options.namespaces, {
       onEvent: (kind, verb, obj) => {
         if (this.store.apply(kind, verb, obj)) this.schedule();
         else if (kind === 'GatewayRoute' || kind === 'Upstream') this.refreshStatus();
       },
-      onError: (kind, err, retryInMs) =>
-        log.warn({ event: 'watch_failed', kind, error: (err as Error)?.message ?? String(err), retryInMs }, 'watch failed; relisting after a pause'),
+      onError: (kind, err, retryInMs) => {
+        this.metrics.watchRestarts.inc({ kind });
+        log.warn({ event: 'watch_failed', kind, error: (err as Error)?.message ?? String(err), retryInMs }, 'watch failed; relisting after a pause');
+      },
       onSynced: (kind) => {
         this.synced.add(kind);
         this.schedule();
@@ -104,6 +106,11 @@ export class Operator {
     this.schedule();
     if (this.leader) this.leader.start();
     else this.setLeading(true);
+  }
+
+  /** Ready once every informer has listed once and the config server listens. */
+  get isReady(): boolean {
+    return this.listed && this.port > 0;
   }
 
   /** Whether this replica leads (writes status, serves data planes). */

@@ -33,6 +33,7 @@ export interface DataplaneState {
 /** Events the operator reacts to (status recomputation). */
 export interface ConfigServerEvents {
   onFleetChange(): void;
+  onAck?(applied: boolean): void;
 }
 
 /** Options of the config server. */
@@ -188,6 +189,7 @@ export class ConfigServer {
       if (body.applied) entry.state.appliedVersion = body.version;
       else this.options.log.warn({ event: 'table_rejected_by_dataplane', dataplane: entry.state.id, version: body.version, error }, 'a data plane rejected a table');
       res.writeHead(204).end();
+      this.options.events.onAck?.(body.applied);
       this.options.events.onFleetChange();
     });
   }
