@@ -81,8 +81,8 @@ func run(args []string) error {
 	}
 	cp.stop()
 	if opts.removeDir {
-		if rmErr := os.RemoveAll(opts.dir); rmErr != nil && err == nil {
-			err = rmErr
+		if rmErr := os.RemoveAll(opts.dir); rmErr != nil {
+			fmt.Fprintf(os.Stderr, "control-plane: %v\n", rmErr)
 		}
 	}
 	var stop stopRequest

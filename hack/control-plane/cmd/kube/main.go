@@ -5,8 +5,7 @@
 // It picks the program from the name it was started as (the build links etcd,
 // kube-apiserver, kube-controller-manager and kubectl to it, so its directory looks like
 // a KUBEBUILDER_ASSETS directory) or else from its first argument: `kube kubectl get ns`.
-// One binary links the shared Kubernetes packages once, which keeps the cold build and the
-// cache about a third of the size of four separate binaries.
+// One binary means one link and one cached file for the packages the programs share.
 package main
 
 import (
