@@ -2,7 +2,7 @@
  * The operator, wired: informers → store → (debounced) compile → config server,
  * and statuses back through the one status writer while this replica leads.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../dataplane/src/observability/logger.ts';
 import type { RouteTable } from '../../dataplane/src/table/schema.ts';
 import { compile, type CompileResult, type ObjectStatus } from './compile/index.ts';

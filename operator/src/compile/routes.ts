@@ -53,7 +53,7 @@ function toRoute(r: Parsed<RouteSpec> & { spec: RouteSpec }): Route {
     },
     retries: s.retries && {
       attempts: s.retries.attempts,
-      on: (s.retries.on ?? ['connect-failure', 'reset', '503']).filter((o) => RETRY_ON.has(o)) as NonNullable<Route['retries']>['on'],
+      on: (s.retries.retryOn ?? ['connect-failure', 'reset', '503']).filter((o) => RETRY_ON.has(o)) as NonNullable<Route['retries']>['on'],
       nonIdempotent: s.retries.nonIdempotent ?? false,
       backoffMs: parseDuration(s.retries.backoff ?? '25ms') ?? 25,
     },

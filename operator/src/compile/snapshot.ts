@@ -22,7 +22,7 @@ export interface RouteSpec {
   auth?: { required?: boolean; roles?: string[]; permissions?: string[] };
   rateLimit?: { requests: number; window?: string };
   timeout?: string;
-  retries?: { attempts: number; on?: string[]; nonIdempotent?: boolean; backoff?: string };
+  retries?: { attempts: number; retryOn?: string[]; nonIdempotent?: boolean; backoff?: string };
   cors?: {
     allowedOrigins?: string[];
     allowedMethods?: string[];
@@ -43,7 +43,7 @@ export interface UpstreamSpec {
   healthCheck?: { path: string; interval?: string; timeout?: string; healthyThreshold?: number; unhealthyThreshold?: number };
   circuitBreaker?: { failureThreshold: number; timeout?: string; successThreshold?: number };
   timeout?: string;
-  connectionPool?: { maxConnections?: number };
+  connectionPool?: { maxConnections?: number; connectTimeout?: string; idleTimeout?: string };
   tls?: { serverName?: string; insecureSkipVerify?: boolean };
 }
 

@@ -111,7 +111,11 @@ export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
       },
       circuitBreaker: cb && { failureThreshold: cb.failureThreshold, openMs: ms(cb.timeout, 60_000), successThreshold: cb.successThreshold ?? 1 },
       timeoutMs: spec.timeout === undefined ? undefined : ms(spec.timeout, 10_000),
-      pool: { connectionsPerEndpoint: spec.connectionPool?.maxConnections ?? 128, keepAliveTimeoutMs: 60_000, connectTimeoutMs: 5_000 },
+      pool: {
+        connectionsPerEndpoint: spec.connectionPool?.maxConnections ?? 128,
+        keepAliveTimeoutMs: ms(spec.connectionPool?.idleTimeout, 60_000),
+        connectTimeoutMs: ms(spec.connectionPool?.connectTimeout, 5_000),
+      },
       tls: spec.tls && { serverName: spec.tls.serverName, insecureSkipVerify: spec.tls.insecureSkipVerify ?? false },
       source: { kind: 'Upstream', namespace: u.meta.namespace, name: u.meta.name, generation },
     };

@@ -4,7 +4,8 @@
  * stops, so each informer is restarted here with exponential backoff and full
  * jitter. A relist diffs against the cache, so nothing is lost or duplicated.
  */
-import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, makeInformer, type Informer, type KubernetesListObject, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import type { KubeConfig} from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, makeInformer, type Informer, type KubernetesListObject, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
 import { GROUP, VERSION } from './resources.ts';
 import type { KubeObject } from '../store/convert.ts';
 
@@ -77,7 +78,7 @@ export class Informers {
           events.onError(spec.kind, err, Math.round(delay));
           const t = setTimeout(() => {
             this.timers.delete(t);
-            if (!this.stopped) this.startOne(spec.kind, informer);
+            if (!this.stopped) void this.startOne(spec.kind, informer);
           }, delay);
           this.timers.add(t);
         });

@@ -5,7 +5,8 @@
  * between nodes does not matter) may be taken over. A leader that cannot renew
  * within the renew deadline steps down before anyone else may take over.
  */
-import { CoordinationV1Api, KubeConfig, V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import type { KubeConfig} from '@kubernetes/client-node';
+import { CoordinationV1Api, V1MicroTime, type V1Lease } from '@kubernetes/client-node';
 
 /** Timing of the election. */
 export interface LeaderOptions {

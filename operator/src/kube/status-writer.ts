@@ -5,7 +5,8 @@
  * the status subresource, and records an Event for each transition. Writes are
  * queued per object, so a burst coalesces into one write per object.
  */
-import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { KubeConfig} from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from '../../../dataplane/src/observability/logger.ts';
 import type { ObjectStatus } from '../compile/index.ts';
 import { mergeConditions, sameConditions, type Condition } from '../status/conditions.ts';
