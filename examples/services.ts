@@ -34,10 +34,10 @@ async function readJson(req: http.IncomingMessage): Promise<Record<string, unkno
   return parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
 }
 
-function listen(server: http.Server, port: number, name: string): Promise<ExampleService> {
+function listen(server: http.Server, port: number, name: string, host = '127.0.0.1'): Promise<ExampleService> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
+    server.listen(port, host, () => {
       resolve({
         name,
         port: (server.address() as AddressInfo).port,
@@ -50,6 +50,8 @@ function listen(server: http.Server, port: number, name: string): Promise<Exampl
 /** Options of the example auth service. */
 export interface AuthServiceOptions {
   port: number;
+  /** Address to listen on (default 127.0.0.1). */
+  host?: string;
   secret: string;
   issuer?: string;
   audience?: string;
@@ -103,11 +105,11 @@ export function startAuthService(options: AuthServiceOptions): Promise<ExampleSe
       () => send(res, 400, { error: 'expected a JSON body' }),
     );
   });
-  return listen(server, options.port, 'auth-service');
+  return listen(server, options.port, 'auth-service', options.host);
 }
 
 /** A service that answers every request with what it received, as JSON (GET /health answers ok). */
-export function startEchoService(name: string, port: number): Promise<ExampleService> {
+export function startEchoService(name: string, port: number, host?: string): Promise<ExampleService> {
   const server = http.createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/health') return send(res, 200, { status: 'ok' });
     const hash = createHash('sha256');
@@ -116,7 +118,8 @@ export function startEchoService(name: string, port: number): Promise<ExampleSer
       bytes += c.length;
       hash.update(c);
     });
-    req.on('end', () =>
+    req.on('end', () => {
+      res.setHeader('x-served-by', name);
       send(res, 200, {
         service: name,
         method: req.method,
@@ -124,8 +127,8 @@ export function startEchoService(name: string, port: number): Promise<ExampleSer
         headers: req.headers,
         user: { id: req.headers['x-user-id'] ?? null, roles: req.headers['x-user-roles'] ?? null, permissions: req.headers['x-user-permissions'] ?? null },
         body: { bytes, sha256: hash.digest('hex') },
-      }),
-    );
+      });
+    });
   });
-  return listen(server, port, name);
+  return listen(server, port, name, host);
 }
