@@ -179,8 +179,16 @@ export class Gateway {
       const { config } = await loadConfigFile(file);
       const { table, warnings } = compileConfig(config, file);
       for (const w of warnings) this.log.warn({ event: 'config_warning' }, w);
-      for (const section of ['server', 'observability'] as const) {
-        if (JSON.stringify(config[section]) !== JSON.stringify(this.config[section])) {
+      // Listeners, logging, token verification and the rate-limit store are built once at start;
+      // routes, upstreams and per-route policies (limits, CORS) are in the table and apply now.
+      const restartOnly = [
+        ['server', config.server, this.config.server],
+        ['observability', config.observability, this.config.observability],
+        ['auth', config.auth, this.config.auth],
+        ['middleware.rate_limiting.storage', config.middleware.rate_limiting?.storage, this.config.middleware.rate_limiting?.storage],
+      ] as const;
+      for (const [section, next, live] of restartOnly) {
+        if (JSON.stringify(next) !== JSON.stringify(live)) {
           this.log.warn({ event: 'config_restart_needed', section }, `changes under "${section}" take effect at the next restart`);
         }
       }
