@@ -16,11 +16,15 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 )
 
 func main() {
+	// The programs get Pdeathsig, which Linux ties to the thread that forked them, not to
+	// the process: keep the main goroutine, which starts them, on one thread for good.
+	runtime.LockOSThread()
 	if len(os.Args) < 2 || os.Args[1] != "run" {
 		fmt.Fprintln(os.Stderr, "usage: control-plane run --dir DIR [flags]   (control-plane run -h lists the flags)")
 		os.Exit(2)
