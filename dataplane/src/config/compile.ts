@@ -76,7 +76,16 @@ function compileUpstream(config: GatewayConfig, name: string, u: UpstreamConfig)
       failureThreshold: u.circuit_breaker.failure_threshold,
       openMs: ms(u.circuit_breaker.timeout) as number,
       successThreshold: u.circuit_breaker.success_threshold,
+      halfOpenRequests: u.circuit_breaker.half_open_requests,
     },
+    outlierDetection: u.outlier_detection && {
+      consecutiveFailures: u.outlier_detection.consecutive_failures,
+      baseEjectionMs: ms(u.outlier_detection.base_ejection_time) as number,
+      maxEjectionMs: ms(u.outlier_detection.max_ejection_time) as number,
+      maxEjectionPercent: u.outlier_detection.max_ejection_percent,
+    },
+    whenAllUnhealthy: u.when_all_unhealthy,
+    retryBudget: u.retry_budget && { percent: u.retry_budget.percent, minConcurrent: u.retry_budget.min_concurrent },
     timeoutMs: ms(u.timeout ?? config.server.timeouts.upstream_timeout),
     pool: {
       connectionsPerEndpoint: u.max_connections ?? 128,

@@ -132,6 +132,26 @@ export const UpstreamConfigSchema = z.strictObject({
       failure_threshold: z.number().int().min(1),
       timeout: duration.default('60s'),
       success_threshold: z.number().int().min(1).default(1),
+      /** Requests let through at once while half-open. */
+      half_open_requests: z.number().int().min(1).max(1000).optional(),
+    })
+    .optional(),
+  /** Passive health checking: eject endpoints that keep failing real requests. */
+  outlier_detection: z
+    .strictObject({
+      consecutive_failures: z.number().int().min(1).default(5),
+      base_ejection_time: duration.default('30s'),
+      max_ejection_time: duration.default('300s'),
+      max_ejection_percent: z.number().int().min(0).max(100).default(50),
+    })
+    .optional(),
+  /** No healthy endpoint: "panic" sends to all endpoints anyway (default), "fail" answers 503 no_healthy_upstream. */
+  when_all_unhealthy: z.enum(['panic', 'fail']).optional(),
+  /** Retries in flight to this upstream: at most `percent` of the requests in flight, but always `min_concurrent`. */
+  retry_budget: z
+    .strictObject({
+      percent: z.number().min(0).max(100).default(20),
+      min_concurrent: z.number().int().min(0).default(3),
     })
     .optional(),
   timeout: duration.optional(),
@@ -278,7 +298,11 @@ export const ObservabilityConfigSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(false),
       backend: z
-        .strictObject({ type: z.enum(['OTLP', 'Jaeger']).default('OTLP'), endpoint: z.string() })
+        .strictObject({
+          type: z.enum(['OTLP', 'Jaeger']).default('OTLP'),
+          /** OTLP/HTTP base URL, or Jaeger's collector URL (mapped to its OTLP receiver, see docs/observability.md). */
+          endpoint: z.url({ protocol: /^https?$/, message: 'expected an http:// or https:// URL' }),
+        })
         .optional(),
       sampling_rate: z.number().min(0).max(1).default(1),
       service_name: z.string().default('switchyard-gateway'),

@@ -22,6 +22,14 @@ export class GatewayMetrics {
   readonly rejectedRequests: Counter<'code'>;
   readonly rateLimitDecisions: Counter<'result' | 'store'>;
   readonly rateLimitStoreErrors: Counter<'kind'>;
+  readonly endpointHealthy: Gauge<'upstream' | 'endpoint'>;
+  readonly endpointEjected: Gauge<'upstream' | 'endpoint'>;
+  readonly healthChecks: Counter<'upstream' | 'result'>;
+  readonly outlierEjections: Counter<'upstream'>;
+  readonly breakerState: Gauge<'upstream'>;
+  readonly breakerTransitions: Counter<'upstream' | 'state'>;
+  readonly retries: Counter<'upstream' | 'result'>;
+  readonly panicRequests: Counter<'upstream'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -38,6 +46,14 @@ export class GatewayMetrics {
     this.rejectedRequests = new Counter({ name: 'switchyard_rejected_requests_total', help: 'Requests answered by the gateway itself with an error, by error code.', labelNames: ['code'], registers });
     this.rateLimitDecisions = new Counter({ name: 'switchyard_ratelimit_decisions_total', help: 'Rate limit decisions, by result (allowed, limited, unavailable) and the store that made them (redis, memory, fallback).', labelNames: ['result', 'store'], registers });
     this.rateLimitStoreErrors = new Counter({ name: 'switchyard_ratelimit_store_errors_total', help: 'Requests that could not use the shared rate limit store, by kind (timeout, unavailable, error).', labelNames: ['kind'], registers });
+    this.endpointHealthy = new Gauge({ name: 'switchyard_upstream_endpoint_healthy', help: 'Whether the endpoint passes its active health check (1) or not (0); 1 without a check.', labelNames: ['upstream', 'endpoint'], registers });
+    this.endpointEjected = new Gauge({ name: 'switchyard_upstream_endpoint_ejected', help: 'Whether outlier detection has ejected the endpoint (1) or not (0).', labelNames: ['upstream', 'endpoint'], registers });
+    this.healthChecks = new Counter({ name: 'switchyard_upstream_health_checks_total', help: 'Active health probes, by result (success, failure).', labelNames: ['upstream', 'result'], registers });
+    this.outlierEjections = new Counter({ name: 'switchyard_upstream_outlier_ejections_total', help: 'Endpoints ejected by outlier detection.', labelNames: ['upstream'], registers });
+    this.breakerState = new Gauge({ name: 'switchyard_circuit_breaker_state', help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open.', labelNames: ['upstream'], registers });
+    this.breakerTransitions = new Counter({ name: 'switchyard_circuit_breaker_transitions_total', help: 'Circuit breaker state changes, by the state entered.', labelNames: ['upstream', 'state'], registers });
+    this.retries = new Counter({ name: 'switchyard_upstream_retries_total', help: 'Retry decisions: retried, or refused by the retry budget (budget_exhausted).', labelNames: ['upstream', 'result'], registers });
+    this.panicRequests = new Counter({ name: 'switchyard_upstream_panic_requests_total', help: 'Attempts sent while no endpoint of the upstream was healthy (panic mode).', labelNames: ['upstream'], registers });
     this.reloads.inc({ result: 'applied' }, 0);
     this.reloads.inc({ result: 'rejected' }, 0);
     if (options.defaultMetrics !== false) {

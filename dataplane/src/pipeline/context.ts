@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayError } from '../proxy/errors.ts';
 import type { RouteRuntime } from '../table/runtime.ts';
 import type { EndpointRuntime } from '../upstream/upstream.ts';
+import type { RequestTrace } from '../observability/tracing.ts';
 
 /** The caller, once a token has been verified. */
 export interface Identity {
@@ -38,6 +39,8 @@ export interface RequestContext {
   /** Response body bytes sent to the client. */
   bytesOut: number;
   errorCode: string | undefined;
+  /** The request's spans; undefined when tracing is off (nothing on the request path then touches tracing). */
+  trace: RequestTrace | undefined;
 }
 
 /** A stage either lets the request continue (undefined) or answers it with an error. */

@@ -49,11 +49,14 @@ export function upstreamRequestHeaders(ctx: RequestContext, extra?: readonly str
   const raw = ctx.req.rawHeaders;
   const named = connectionTokens(raw);
   const out: string[] = [];
+  // With tracing on, each attempt carries its own traceparent (a child of the client's); without it, the client's pass untouched.
+  const traced = ctx.trace !== undefined;
   let forwardedFor = '';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || GATEWAY_SET.has(lower) || named?.has(lower) || lower.startsWith('x-user-')) continue;
+    if (traced && (lower === 'traceparent' || lower === 'tracestate')) continue;
     if (lower === 'x-forwarded-for') {
       forwardedFor = forwardedFor === '' ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1] as string}`;
       continue;
@@ -92,13 +95,16 @@ function clientResponseHeaders(raw: readonly (Buffer | string)[], ctx: RequestCo
 /** How an attempt ended. */
 export type AttemptOutcome =
   | { kind: 'responded'; status: number; bytes: number; upstreamMs: number }
-  /** Failed before any response byte reached the client: safe to answer with an error or retry. */
-  | { kind: 'failed'; error: GatewayError; failure: FailureKind; upstreamMs: number }
+  /**
+   * Failed before any response byte reached the client: safe to answer with an error or retry.
+   * With `failure: 'status'` the upstream answered `status` and the answer was discarded to retry it.
+   */
+  | { kind: 'failed'; error: GatewayError; failure: FailureKind; upstreamMs: number; status?: number }
   /** Failed after the response started, or the client went away: the connection is closed. */
   | { kind: 'aborted'; status: number; bytes: number; reason: string; upstreamMs: number };
 
 /** Why an attempt failed, in the terms retry policies use. */
-export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'client-gone' | 'other';
+export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'status' | 'client-gone' | 'other';
 
 /** Maps a transport error from undici or the socket to an answer for the client. */
 export function classifyError(err: Error & { code?: string }): { failure: FailureKind; error: GatewayError } {
@@ -133,6 +139,21 @@ export interface AttemptOptions {
   headersTimeoutMs: number;
   /** Longest silence between response body chunks. */
   bodyTimeoutMs: number;
+  /**
+   * Called with the upstream's status before anything is sent to the client.
+   * Returning true discards the answer (the connection is closed) so that the
+   * request can be retried; the outcome is then `failed` with `failure: 'status'`.
+   */
+  onResponseStart?: (status: number) => boolean;
+}
+
+/** The error an attempt is aborted with when its answer is discarded for a retry. */
+class DiscardedForRetry extends Error {
+  readonly status: number;
+  constructor(status: number) {
+    super(`upstream answered ${status}; retrying`);
+    this.status = status;
+  }
 }
 
 /** The handler undici calls back while the response arrives. */
@@ -145,14 +166,16 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   private readonly sentAt = performance.now();
   private readonly ctx: RequestContext;
   private readonly done: (outcome: AttemptOutcome) => void;
+  private readonly onStatus: ((status: number) => boolean) | undefined;
   private readonly onClientClose = (): void => {
     if (!this.ctx.res.writableFinished) this.controller?.abort(new Error('client disconnected'));
   };
   private readonly onDrain = (): void => this.controller?.resume();
 
-  constructor(ctx: RequestContext, done: (outcome: AttemptOutcome) => void) {
+  constructor(ctx: RequestContext, done: (outcome: AttemptOutcome) => void, onStatus: ((status: number) => boolean) | undefined) {
     this.ctx = ctx;
     this.done = done;
+    this.onStatus = onStatus;
     ctx.res.once('close', this.onClientClose);
   }
 
@@ -163,6 +186,10 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: IncomingHttpHeaders, statusMessage?: string): void {
     this.upstreamMs = performance.now() - this.sentAt;
+    if (this.onStatus?.(statusCode)) {
+      controller.abort(new DiscardedForRetry(statusCode));
+      return;
+    }
     const res = this.ctx.res;
     const raw = (controller.rawHeaders ?? []) as (Buffer | string)[];
     try {
@@ -207,6 +234,10 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       this.done({ kind: 'aborted', status: 499, bytes: 0, reason: 'client disconnected', upstreamMs: this.upstreamMs });
       return;
     }
+    if (err instanceof DiscardedForRetry) {
+      this.done({ kind: 'failed', error: new GatewayError('bad_gateway', err.message), failure: 'status', status: err.status, upstreamMs: this.upstreamMs });
+      return;
+    }
     const { failure, error } = classifyError(err as Error & { code?: string });
     this.done({ kind: 'failed', error, failure, upstreamMs: performance.now() - this.sentAt });
   }
@@ -225,7 +256,7 @@ export function forwardOnce(ctx: RequestContext, endpoint: EndpointRuntime, opti
       endpoint.inFlight--;
       resolve(outcome);
     };
-    const relay = new ResponseRelay(ctx, finish);
+    const relay = new ResponseRelay(ctx, finish, options.onResponseStart);
     try {
       endpoint.pool.dispatch(
         {

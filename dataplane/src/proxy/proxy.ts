@@ -1,16 +1,48 @@
 /**
  * The last stage: choose an upstream and an endpoint, send, and retry when the
  * route allows it and nothing has reached the client yet.
+ *
+ * Each attempt passes the upstream's circuit breaker, goes to a healthy
+ * endpoint (one not tried yet when there is one), and reports its verdict to
+ * the breaker and to outlier detection. A retry needs: the route's policy to
+ * name the failure, an idempotent method (or the route's opt-in), no streamed
+ * request body, time left before the route's deadline, and a slot in the
+ * upstream's retry budget.
  */
 import type { RequestContext } from '../pipeline/context.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { statusClass } from '../observability/metrics.ts';
-import type { EndpointRuntime } from '../upstream/upstream.ts';
+import type { Route } from '../table/schema.ts';
+import type { AttemptVerdict, BreakerPermit } from '../upstream/breaker.ts';
+import { backoffDelay } from '../upstream/retry-budget.ts';
+import type { EndpointRuntime, UpstreamRuntime } from '../upstream/upstream.ts';
 import { GatewayError, respondWithError as fail } from './errors.ts';
 import { forwardOnce, upstreamRequestHeaders, type AttemptOutcome } from './forward.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const DEFAULT_UPSTREAM_TIMEOUT_MS = 10_000;
+
+type RetryPolicy = NonNullable<Route['retries']>;
+
+/** A route's retry conditions, parsed once per policy object. */
+interface RetryConditions {
+  connectFailure: boolean;
+  reset: boolean;
+  statuses: ReadonlySet<number>;
+}
+const conditionsCache = new WeakMap<RetryPolicy, RetryConditions>();
+function conditionsOf(policy: RetryPolicy): RetryConditions {
+  let c = conditionsCache.get(policy);
+  if (!c) {
+    c = {
+      connectFailure: policy.on.includes('connect-failure'),
+      reset: policy.on.includes('reset'),
+      statuses: new Set(policy.on.filter((o) => /^\d+$/.test(o)).map(Number)),
+    };
+    conditionsCache.set(policy, c);
+  }
+  return c;
+}
 
 /** The path the upstream receives: the normalized path, rewritten if the route says so. */
 function upstreamPath(ctx: RequestContext): string {
@@ -29,6 +61,8 @@ function hasBody(ctx: RequestContext): boolean {
   return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
 }
 
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 /** Proxies the request; always ends the response (or destroys it). */
 export async function proxyRequest(ctx: RequestContext, metrics: GatewayMetrics): Promise<void> {
   const route = ctx.route;
@@ -38,43 +72,121 @@ export async function proxyRequest(ctx: RequestContext, metrics: GatewayMetrics)
     return;
   }
   ctx.upstream = upstream.name;
+  const budget = upstream.retryBudget;
+  budget.active++;
+  try {
+    await attempts(ctx, upstream, metrics);
+  } finally {
+    budget.active--;
+  }
+}
+
+/** A retry only helps when the client is still there and the route's deadline leaves time for it. */
+function timeForRetry(ctx: RequestContext, deadline: number): boolean {
+  return !ctx.res.destroyed && performance.now() < deadline;
+}
+
+/** Whether an attempt that got no usable answer failed because of the upstream (not because the client left). */
+function isUpstreamFault(outcome: AttemptOutcome): boolean {
+  if (outcome.kind === 'failed') return outcome.failure !== 'client-gone';
+  return outcome.kind === 'aborted' && outcome.reason !== 'client disconnected';
+}
+
+/** The failure to record on the attempt's span, if any. */
+function failureOf(outcome: AttemptOutcome): string | undefined {
+  if (outcome.kind === 'failed') return outcome.failure === 'status' ? undefined : outcome.failure;
+  return outcome.kind === 'aborted' ? outcome.reason : undefined;
+}
+
+async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics: GatewayMetrics): Promise<void> {
+  const route = ctx.route;
   const body = hasBody(ctx);
   const retry = route.def.retries;
   // A streamed request body cannot be sent twice, so only body-less requests are retried.
-  const retriesAllowed = retry !== undefined && !body && (IDEMPOTENT.has(ctx.method) || retry.nonIdempotent) ? retry.attempts : 0;
+  const maxRetries = retry !== undefined && !body && (IDEMPOTENT.has(ctx.method) || retry.nonIdempotent) ? retry.attempts : 0;
+  const conditions = maxRetries > 0 ? conditionsOf(retry as RetryPolicy) : undefined;
   const deadline = route.def.timeoutMs !== undefined ? performance.now() + route.def.timeoutMs : Infinity;
   const perAttempt = upstream.def.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
   const path = upstreamPath(ctx);
   const headers = upstreamRequestHeaders(ctx);
+  const budget = upstream.retryBudget;
+  const breaker = upstream.breaker;
 
-  let previous: EndpointRuntime | undefined;
+  let tried: EndpointRuntime[] | undefined;
   let outcome: AttemptOutcome | undefined;
-  for (let attempt = 0; attempt <= retriesAllowed; attempt++) {
-    const endpoint = upstream.pick(previous);
-    if (!endpoint) {
-      fail(ctx, new GatewayError('no_healthy_upstream', `upstream "${upstream.name}" has no available endpoint`));
-      return;
+  // Whether this request holds a retry slot: from the decision to retry until that retry's attempt ends.
+  let slot = false;
+  const releaseSlot = (): void => {
+    if (slot) budget.release();
+    slot = false;
+  };
+  const claimRetry = (): boolean => {
+    releaseSlot();
+    slot = budget.tryAcquire();
+    metrics.retries.inc({ upstream: upstream.name, result: slot ? 'retried' : 'budget_exhausted' });
+    return slot;
+  };
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) break;
+      const permit: BreakerPermit | undefined = breaker ? breaker.tryPass() : undefined;
+      if (breaker && permit === undefined) {
+        fail(ctx, new GatewayError('circuit_open', `the circuit breaker of upstream "${upstream.name}" is open`, { 'retry-after': String(breaker.retryAfterSeconds()) }));
+        return;
+      }
+      const endpoint = upstream.pick(tried);
+      if (!endpoint) {
+        if (permit !== undefined) breaker?.record(permit, 'neutral');
+        fail(ctx, new GatewayError('no_healthy_upstream', `upstream "${upstream.name}" has no available endpoint`));
+        return;
+      }
+      ctx.endpoint = endpoint;
+      ctx.attempts++;
+      const canRetry = conditions !== undefined && attempt < maxRetries;
+      let verdict: AttemptVerdict | undefined;
+      let retryStatus = false;
+      const span = ctx.trace?.startAttempt(ctx.method, endpoint, path, attempt);
+      outcome = await forwardOnce(ctx, endpoint, {
+        path,
+        headers: span ? headers.concat(span.headers) : headers,
+        body: body ? ctx.req : null,
+        headersTimeoutMs: Math.max(1, Math.min(perAttempt, remaining)),
+        bodyTimeoutMs: perAttempt,
+        onResponseStart: (status) => {
+          // The verdict is known with the headers: a long response body must not hold a half-open probe slot.
+          verdict = status >= 500 ? 'fail' : 'ok';
+          upstream.report(endpoint, permit, verdict);
+          if (!canRetry || !conditions.statuses.has(status) || !timeForRetry(ctx, deadline)) return false;
+          // Only a retry the budget allows discards the answer; otherwise the client gets it as it is.
+          retryStatus = claimRetry();
+          return retryStatus;
+        },
+      });
+      if (verdict === undefined) {
+        // No response headers: a refused, reset or silent upstream is its fault; a client that left says nothing about it.
+        verdict = isUpstreamFault(outcome) ? 'fail' : 'neutral';
+        upstream.report(endpoint, permit, verdict);
+      }
+      if (!retryStatus) releaseSlot();
+      span?.end(outcome.status, failureOf(outcome));
+      if (outcome.kind !== 'failed' || outcome.failure === 'status') {
+        metrics.upstreamDuration.observe({ upstream: upstream.name, status_class: statusClass(outcome.status ?? 0) }, outcome.upstreamMs / 1000);
+      }
+      if (outcome.kind !== 'failed') return;
+      if (outcome.failure !== 'status') {
+        metrics.upstreamErrors.inc({ upstream: upstream.name, kind: outcome.failure });
+        const retryable = canRetry && (outcome.failure === 'connect-failure' ? conditions.connectFailure : outcome.failure === 'reset' ? conditions.reset : false);
+        if (!retryable || !timeForRetry(ctx, deadline) || !claimRetry()) break;
+      }
+      (tried ??= []).push(endpoint);
+      const delay = backoffDelay((retry as RetryPolicy).backoffMs, attempt);
+      if (performance.now() + delay >= deadline) break;
+      if (delay > 0) await sleep(delay);
+      if (ctx.res.destroyed) return;
     }
-    const remaining = deadline - performance.now();
-    if (remaining <= 0) break;
-    ctx.endpoint = endpoint;
-    ctx.attempts++;
-    outcome = await forwardOnce(ctx, endpoint, {
-      path,
-      headers,
-      body: body ? ctx.req : null,
-      headersTimeoutMs: Math.max(1, Math.min(perAttempt, remaining)),
-      bodyTimeoutMs: perAttempt,
-    });
-    if (outcome.kind !== 'failed') {
-      metrics.upstreamDuration.observe({ upstream: upstream.name, status_class: statusClass(outcome.status) }, outcome.upstreamMs / 1000);
-      return;
-    }
-    metrics.upstreamErrors.inc({ upstream: upstream.name, kind: outcome.failure });
-    const retryable = retry !== undefined && (outcome.failure === 'connect-failure' ? retry.on.includes('connect-failure') : outcome.failure === 'reset' ? retry.on.includes('reset') : false);
-    if (!retryable || ctx.res.destroyed) break;
-    previous = endpoint;
-    if (retry.backoffMs > 0) await new Promise((r) => setTimeout(r, retry.backoffMs * 2 ** attempt));
+  } finally {
+    releaseSlot();
   }
   if (ctx.res.destroyed) return;
   const error = outcome?.kind === 'failed' ? outcome.error : new GatewayError('upstream_timeout', `no answer from upstream "${upstream.name}" within the route's timeout`);

@@ -15,6 +15,7 @@ import { parseDuration } from '../config/duration.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
+import { Tracing } from '../observability/tracing.ts';
 import { authStages, type TokenVerifier } from '../pipeline/auth.ts';
 import { clientErrorHandler } from '../pipeline/limits.ts';
 import { createSecurity, type SecurityPipeline } from '../pipeline/security.ts';
@@ -22,6 +23,7 @@ import type { Stage } from '../pipeline/context.ts';
 import { TableHolder, type ApplyResult } from '../table/holder.ts';
 import type { Route } from '../table/schema.ts';
 import { PoolRegistry } from '../upstream/pools.ts';
+import { UpstreamResilience } from '../upstream/resilience.ts';
 import { createAdminHandler } from './admin.ts';
 import { createRequestHandler, type LifecycleState } from './handler.ts';
 
@@ -60,6 +62,10 @@ export class Gateway {
   readonly lifecycle: LifecycleState = { accepting: true, inFlight: 0 };
   readonly log: Logger;
   readonly pools = new PoolRegistry();
+  /** Health checks, breakers and outlier detection, kept in step with each applied table. */
+  readonly resilience: UpstreamResilience;
+  /** Undefined when tracing is off. */
+  tracing: Tracing | undefined;
   config: GatewayConfig;
   ports: BoundPorts = { http: 0, https: undefined, admin: undefined, metrics: undefined };
   private readonly options: GatewayOptions;
@@ -78,6 +84,8 @@ export class Gateway {
     this.log = options.log;
     this.metrics = new GatewayMetrics();
     this.holder = new TableHolder(this.pools, (r) => this.stagesFor(r), this.metrics, this.log);
+    this.resilience = new UpstreamResilience(this.metrics, this.log);
+    this.holder.onApplied((rt) => this.resilience.sync(rt));
   }
 
   /** Starts listeners and, in file mode, applies the config's routes. Throws ConfigError on bad input. */
@@ -90,11 +98,13 @@ export class Gateway {
       for (const w of warnings) gw.log.warn({ event: 'config_warning' }, w);
       const result = gw.holder.apply(table, options.configFile ?? 'config');
       if (!result.applied) {
+        gw.resilience.stop();
         await gw.security.close();
         throw new ConfigError([`${options.configFile ?? 'config'}: ${result.error}`]);
       }
       if (options.configFile) gw.lastConfigHash = hashText(readFileSync(options.configFile, 'utf8'));
     }
+    gw.tracing = Tracing.start(options.config.observability.tracing, gw.log);
     try {
       await gw.listen();
     } catch (err) {
@@ -124,7 +134,7 @@ export class Gateway {
       maxHeaderSize: s.limits.max_header_size,
       requireHostHeader: true,
     };
-    const handler = createRequestHandler({ holder: this.holder, metrics: this.metrics, log: this.log, accessLog: this.config.observability.logging.access_log, lifecycle: this.lifecycle }, false);
+    const handler = createRequestHandler({ holder: this.holder, metrics: this.metrics, log: this.log, accessLog: this.config.observability.logging.access_log, lifecycle: this.lifecycle, tracing: this.tracing }, false);
     const plain = http.createServer(trafficOptions, handler);
     // One more than the limit: Node drops header lines past maxHeadersCount silently, the limits stage refuses them (431).
     plain.maxHeadersCount = s.limits.max_headers_count + 1;
@@ -136,7 +146,7 @@ export class Gateway {
     if (s.tls) {
       const secure = https.createServer(
         { ...trafficOptions, cert: readFileSync(s.tls.cert_file), key: readFileSync(s.tls.key_file) },
-        createRequestHandler({ holder: this.holder, metrics: this.metrics, log: this.log, accessLog: this.config.observability.logging.access_log, lifecycle: this.lifecycle }, true),
+        createRequestHandler({ holder: this.holder, metrics: this.metrics, log: this.log, accessLog: this.config.observability.logging.access_log, lifecycle: this.lifecycle, tracing: this.tracing }, true),
       );
       secure.maxHeadersCount = s.limits.max_headers_count + 1;
       secure.on('clientError', clientErrorHandler(this.metrics));
@@ -250,8 +260,10 @@ export class Gateway {
     const cut = this.lifecycle.inFlight;
     for (const s of this.servers) s.closeAllConnections();
     await Promise.all(closed);
+    this.resilience.stop(this.holder.current?.upstreams.values());
     await this.pools.closeAll(true);
     await this.security?.close();
+    await this.tracing?.shutdown();
     this.log.info({ event: 'shutdown_complete', cutRequests: cut }, 'gateway stopped');
   }
 

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../observability/logger.ts';
 import { statusClass, type GatewayMetrics } from '../observability/metrics.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { answerPreflight, isPreflight } from '../pipeline/cors.ts';
 import { GatewayError, respondWithError as answer } from '../proxy/errors.ts';
@@ -29,6 +30,8 @@ export interface HandlerDeps {
   log: Logger;
   accessLog: boolean;
   lifecycle: LifecycleState;
+  /** Undefined when tracing is off: then no span, context or header work happens per request. */
+  tracing?: Tracing | undefined;
 }
 
 const VALID_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
@@ -46,7 +49,7 @@ function probe(res: ServerResponse, ok: boolean, body: Record<string, unknown>):
 
 /** Builds the listener for the traffic ports; `tls` says which one. */
 export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: IncomingMessage, res: ServerResponse) => void {
-  const { holder, metrics, log, lifecycle } = deps;
+  const { holder, metrics, log, lifecycle, tracing } = deps;
 
   return (req, res) => {
     const start = process.hrtime.bigint();
@@ -78,6 +81,7 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
       attempts: 0,
       bytesOut: 0,
       errorCode: undefined,
+      trace: undefined,
     } as unknown as RequestContext;
 
     res.once('close', () => finish(ctx, deps));
@@ -100,6 +104,8 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
       return;
     }
 
+    // Probes and unroutable targets get no span; everything else does, from here.
+    if (tracing) ctx.trace = tracing.startRequest(req, method, tls, ctx.clientIp);
     const rt = holder.current;
     if (!rt) {
       answer(ctx, new GatewayError('route_unavailable', 'the gateway has no route table yet'));
@@ -162,6 +168,7 @@ function finish(ctx: RequestContext, deps: HandlerDeps): void {
   metrics.requests.inc({ route: routeId, method: ctx.method, status_class: statusClass(status) });
   metrics.requestDuration.observe({ route: routeId }, seconds);
   if (ctx.errorCode) metrics.rejectedRequests.inc({ code: ctx.errorCode });
+  ctx.trace?.end(ctx, status, res.writableFinished);
   if (!deps.accessLog) return;
   log.info(
     {
@@ -180,6 +187,7 @@ function finish(ctx: RequestContext, deps: HandlerDeps): void {
       durationMs: Math.round(seconds * 1e6) / 1e3,
       bytesOut: ctx.bytesOut,
       error: ctx.errorCode ?? null,
+      traceId: ctx.trace?.traceId,
     },
     'request',
   );

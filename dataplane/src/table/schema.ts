@@ -112,6 +112,27 @@ export const CircuitBreakerSchema = z.object({
   /** How long the breaker stays open before letting probes through. */
   openMs: durationMs.min(1),
   successThreshold: z.number().int().min(1).default(1),
+  /** Requests let through at once while half-open (absent: 1). */
+  halfOpenRequests: z.number().int().min(1).max(1000).optional(),
+});
+
+/** Passive health: endpoints that keep failing real requests are ejected for a while. */
+export const OutlierDetectionSchema = z.object({
+  /** Consecutive 5xx answers or connection failures that eject an endpoint. */
+  consecutiveFailures: z.number().int().min(1).default(5),
+  /** An ejection lasts this long times the number of times the endpoint was ejected. */
+  baseEjectionMs: durationMs.min(1).default(30_000),
+  maxEjectionMs: durationMs.min(1).default(300_000),
+  /** Never eject more than this share of the upstream's endpoints. */
+  maxEjectionPercent: z.number().int().min(0).max(100).default(50),
+});
+
+/** How many retries may be in flight to an upstream at once. */
+export const RetryBudgetSchema = z.object({
+  /** Retries in flight as a share of the requests in flight. */
+  percent: z.number().min(0).max(100).default(20),
+  /** Retries always allowed at once, however few requests are in flight. */
+  minConcurrent: z.number().int().min(0).default(3),
 });
 
 export const UpstreamSchema = z.object({
@@ -120,6 +141,11 @@ export const UpstreamSchema = z.object({
   loadBalancer: z.enum(['RoundRobin', 'LeastRequest', 'Random']).default('RoundRobin'),
   healthCheck: HealthCheckSchema.optional(),
   circuitBreaker: CircuitBreakerSchema.optional(),
+  outlierDetection: OutlierDetectionSchema.optional(),
+  /** When no endpoint is healthy: `panic` sends to all of them anyway, `fail` answers 503 (absent: panic). */
+  whenAllUnhealthy: z.enum(['panic', 'fail']).optional(),
+  /** Absent: 20% of the requests in flight, at least 3. */
+  retryBudget: RetryBudgetSchema.optional(),
   /** Per-attempt time to first response byte and between body chunks. */
   timeoutMs: durationMs.optional(),
   pool: z

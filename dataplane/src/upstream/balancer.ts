@@ -10,14 +10,14 @@ export interface Balanceable {
   inFlight: number;
 }
 
-/** Picks one of the candidates, skipping `exclude` when another is available (retries go elsewhere). */
+/** Picks one of the candidates, skipping those in `exclude` while another is available (retries go elsewhere). */
 export interface Balancer<E extends Balanceable> {
-  pick(candidates: readonly E[], exclude?: E): E | undefined;
+  pick(candidates: readonly E[], exclude?: readonly E[]): E | undefined;
 }
 
-function filtered<E>(candidates: readonly E[], exclude: E | undefined): readonly E[] {
-  if (exclude === undefined || candidates.length < 2) return candidates;
-  const rest = candidates.filter((c) => c !== exclude);
+function filtered<E>(candidates: readonly E[], exclude: readonly E[] | undefined): readonly E[] {
+  if (exclude === undefined || exclude.length === 0 || candidates.length < 2) return candidates;
+  const rest = candidates.filter((c) => !exclude.includes(c));
   return rest.length > 0 ? rest : candidates;
 }
 
@@ -29,7 +29,7 @@ export class RoundRobinBalancer<E extends Balanceable> implements Balancer<E> {
   private readonly current = new WeakMap<E, number>();
   private cursor = 0;
 
-  pick(candidates: readonly E[], exclude?: E): E | undefined {
+  pick(candidates: readonly E[], exclude?: readonly E[]): E | undefined {
     const list = filtered(candidates, exclude);
     if (list.length <= 1) return list[0];
     const first = list[0] as E;
@@ -65,7 +65,7 @@ export class LeastRequestBalancer<E extends Balanceable> implements Balancer<E> 
     this.random = random;
   }
 
-  pick(candidates: readonly E[], exclude?: E): E | undefined {
+  pick(candidates: readonly E[], exclude?: readonly E[]): E | undefined {
     const list = filtered(candidates, exclude);
     if (list.length <= 1) return list[0];
     if (list.length <= 4) {
@@ -87,7 +87,7 @@ export class RandomBalancer<E extends Balanceable> implements Balancer<E> {
     this.random = random;
   }
 
-  pick(candidates: readonly E[], exclude?: E): E | undefined {
+  pick(candidates: readonly E[], exclude?: readonly E[]): E | undefined {
     const list = filtered(candidates, exclude);
     if (list.length <= 1) return list[0];
     let total = 0;

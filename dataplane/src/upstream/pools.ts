@@ -12,6 +12,20 @@ function poolKey(origin: string, u: Upstream): string {
   return `${origin}|${u.pool.connectionsPerEndpoint}|${u.pool.keepAliveTimeoutMs}|${u.pool.connectTimeoutMs}|${tls}`;
 }
 
+/** How connections to an upstream's endpoints are made (timeout, TLS); shared by traffic pools and health probes. */
+export function connectOptions(upstream: Upstream): Pool.Options['connect'] {
+  return {
+    timeout: upstream.pool.connectTimeoutMs,
+    ...(upstream.tls
+      ? {
+          ca: upstream.tls.caPem,
+          servername: upstream.tls.serverName,
+          rejectUnauthorized: !upstream.tls.insecureSkipVerify,
+        }
+      : {}),
+  };
+}
+
 /** Owns every upstream connection pool of the process. */
 export class PoolRegistry {
   private pools = new Map<string, Pool>();
@@ -27,16 +41,7 @@ export class PoolRegistry {
         keepAliveMaxTimeout: Math.max(upstream.pool.keepAliveTimeoutMs, 1000),
         // Pipelining would let one slow response delay others on the same connection.
         pipelining: 1,
-        connect: {
-          timeout: upstream.pool.connectTimeoutMs,
-          ...(upstream.tls
-            ? {
-                ca: upstream.tls.caPem,
-                servername: upstream.tls.serverName,
-                rejectUnauthorized: !upstream.tls.insecureSkipVerify,
-              }
-            : {}),
-        },
+        connect: connectOptions(upstream),
       });
       this.pools.set(key, pool);
     }
