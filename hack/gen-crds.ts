@@ -1,6 +1,6 @@
 /**
- * Writes crds/*.yaml and the field reference in docs/resources.md from the zod
- * schemas in operator/src/api.
+ * Writes crds/*.yaml (and their copies in the Helm chart's crds/) and the field
+ * reference in docs/resources.md from the zod schemas in operator/src/api.
  *   node hack/gen-crds.ts          write the files
  *   node hack/gen-crds.ts --check  exit 1 if a committed file differs
  */
@@ -12,7 +12,9 @@ const root = resolve(import.meta.dirname, '..');
 const check = process.argv.includes('--check');
 const read = (path: string): string => readFileSync(join(root, path), 'utf8');
 let stale = 0;
-for (const file of generatedFiles(read)) {
+// Helm installs the CRDs from the chart's own crds/ directory: the same files.
+const files = generatedFiles(read).flatMap((f) => (f.path.startsWith('crds/') ? [f, { ...f, path: `charts/switchyard/${f.path}` }] : [f]));
+for (const file of files) {
   const target = join(root, file.path);
   if (existsSync(target) && read(file.path) === file.content) continue;
   if (check) {

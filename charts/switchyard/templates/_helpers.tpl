@@ -1,0 +1,166 @@
+{{/* The release's base name, at most 63 characters less room for suffixes. */}}
+{{- define "switchyard.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "switchyard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "switchyard.operator.fullname" -}}{{ include "switchyard.fullname" . }}-operator{{- end -}}
+{{- define "switchyard.dataplane.fullname" -}}{{ include "switchyard.fullname" . }}-dataplane{{- end -}}
+
+{{/* Labels on every object. */}}
+{{- define "switchyard.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "switchyard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: switchyard
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Selector labels of one component: include with (dict "ctx" $ "component" "operator"). */}}
+{{- define "switchyard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "switchyard.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "switchyard.componentLabels" -}}
+{{ include "switchyard.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* An image reference: repository:tag, or repository@digest when a digest is given. */}}
+{{- define "switchyard.image" -}}
+{{- $image := .image -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $image.repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $image.repository (default .ctx.Chart.AppVersion $image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "switchyard.operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create -}}
+{{- default (include "switchyard.operator.fullname" .) .Values.operator.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "switchyard.dataplane.serviceAccountName" -}}
+{{- if .Values.dataplane.serviceAccount.create -}}
+{{- default (include "switchyard.dataplane.fullname" .) .Values.dataplane.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.dataplane.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "switchyard.jwt.secretName" -}}
+{{- default (printf "%s-jwt" (include "switchyard.fullname" .)) .Values.jwt.existingSecret -}}
+{{- end -}}
+{{- define "switchyard.jwt.secretKey" -}}
+{{- if .Values.jwt.existingSecret }}{{ .Values.jwt.existingSecretKey }}{{ else }}secret{{ end -}}
+{{- end -}}
+
+{{- define "switchyard.token.secretName" -}}
+{{- default (printf "%s-operator-token" (include "switchyard.fullname" .)) .Values.operatorToken.existingSecret -}}
+{{- end -}}
+{{- define "switchyard.token.secretKey" -}}
+{{- if .Values.operatorToken.existingSecret }}{{ .Values.operatorToken.existingSecretKey }}{{ else }}token{{ end -}}
+{{- end -}}
+
+{{/*
+The value of a generated secret: the given one, else the one already in the cluster
+(so an upgrade keeps it), else a new random one. Include with
+(dict "ctx" $ "name" SECRET "key" KEY "value" GIVEN).
+*/}}
+{{- define "switchyard.secretValue" -}}
+{{- if .value -}}
+{{- .value | b64enc -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .name -}}
+{{- if and $existing $existing.data (index $existing.data .key) -}}
+{{- index $existing.data .key -}}
+{{- else -}}
+{{- randAlphaNum 48 | b64enc -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The operator replicas' URLs, one per StatefulSet pod. Only the leader serves data
+planes (docs/adr/0001-leader-serves-data-planes.md), and a data plane sends each
+acknowledgement to the URL its stream came from; addressing each replica by name
+keeps stream and acknowledgements on the same replica, which a load-balanced
+Service cannot promise.
+*/}}
+{{- define "switchyard.operator.urls" -}}
+{{- $name := include "switchyard.operator.fullname" . -}}
+{{- $urls := list -}}
+{{- range $i := until (int .Values.operator.replicas) -}}
+{{- $urls = append $urls (printf "http://%s-%d.%s.%s.svc.%s:%d" $name $i $name $.Release.Namespace $.Values.clusterDomain (int $.Values.operator.ports.config)) -}}
+{{- end -}}
+{{- join "," $urls -}}
+{{- end -}}
+
+{{/* Topology spread constraints with the component's pod selector filled in. */}}
+{{- define "switchyard.topologySpread" -}}
+{{- $selector := include "switchyard.selectorLabels" (dict "ctx" .ctx "component" .component) | fromYaml -}}
+{{- $out := list -}}
+{{- range .constraints -}}
+{{- $c := deepCopy . -}}
+{{- if not (hasKey $c "labelSelector") -}}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" $selector) -}}
+{{- end -}}
+{{- $out = append $out $c -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/*
+The data plane's bootstrap config: the values' config, with the server's ports
+and listeners, the Redis store and tracing filled in from their own values.
+*/}}
+{{- define "switchyard.dataplane.config" -}}
+{{- $v := .Values.dataplane -}}
+{{- $config := deepCopy $v.config -}}
+{{- $server := default dict $config.server -}}
+{{- $_ := set $server "http_port" (int $v.ports.http) -}}
+{{- $_ := set $server "https_port" (int $v.ports.https) -}}
+{{- $_ := set $server "admin_port" (int $v.ports.admin) -}}
+{{- $_ := set $server "metrics_port" (int $v.ports.metrics) -}}
+{{- $_ := set $server "bind_address" "0.0.0.0" -}}
+{{- $_ := set $server "admin_bind_address" (ternary "0.0.0.0" "127.0.0.1" $v.admin.service.enabled) -}}
+{{- if $v.tls.secretName -}}
+{{- $_ := set $server "tls" (dict "cert_file" "/app/tls/tls.crt" "key_file" "/app/tls/tls.key") -}}
+{{- end -}}
+{{- $_ := set $config "server" $server -}}
+{{- if $v.redis.url -}}
+{{- $mw := default dict $config.middleware -}}
+{{- $rl := default dict $mw.rate_limiting -}}
+{{- $_ := set $rl "storage" (dict "type" "Redis" "url" $v.redis.url "failure_policy" $v.redis.failurePolicy) -}}
+{{- $_ := set $mw "rate_limiting" $rl -}}
+{{- $_ := set $config "middleware" $mw -}}
+{{- end -}}
+{{- if $v.tracing.endpoint -}}
+{{- $obs := default dict $config.observability -}}
+{{- $_ := set $obs "tracing" (dict "enabled" true "backend" (dict "type" "OTLP" "endpoint" $v.tracing.endpoint) "sampling_rate" $v.tracing.samplingRate "service_name" (include "switchyard.dataplane.fullname" .)) -}}
+{{- $_ := set $config "observability" $obs -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
