@@ -164,9 +164,8 @@ class Prober {
         path: this.settings.path,
         method: 'GET',
         headers: { 'user-agent': PROBE_USER_AGENT },
+        // One deadline for the whole probe (headers and body): the abort timer above.
         signal: abort.signal,
-        headersTimeout: this.settings.timeoutMs,
-        bodyTimeout: this.settings.timeoutMs,
       });
       await res.body.dump({ limit: 64 * 1024, signal: abort.signal });
       // As Kubernetes' httpGet probes: 200 to 399 is healthy.
