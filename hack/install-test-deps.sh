@@ -2,7 +2,8 @@
 # Installs the Debian packages the test suites and benchmarks use, when missing:
 # redis-server (rate limits), promtool (metrics format), openssl (test
 # certificates), iproute2 (network namespaces), wrk (benchmarks), nginx and
-# haproxy (benchmark peers). Needs root; says what to run otherwise.
+# haproxy (benchmark peers), shellcheck (hack/*.sh). Needs root; says what to
+# run otherwise.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -12,6 +13,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || need+=(haproxy)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 if [[ ${#need[@]} -eq 0 ]]; then
 	echo "test dependencies present"
 	exit 0

@@ -10,58 +10,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { copiedPaths, parseDockerfile, stageInstructions } from '../../support/dockerfile.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 
-/** One build stage: its base, its instructions (continuation lines joined). */
-export interface Stage {
-  name: string;
-  from: string;
-  instructions: { op: string; args: string }[];
-}
-
-/** Parses the Dockerfile into its global ARG defaults and its stages. */
-export function parseDockerfile(text: string): { args: Record<string, string>; stages: Stage[] } {
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-  const args: Record<string, string> = {};
-  const stages: Stage[] = [];
-  for (const line of lines) {
-    const [op = '', ...rest] = line.split(/\s+/);
-    const argText = rest.join(' ');
-    if (op.toUpperCase() === 'FROM') {
-      const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(argText);
-      if (!m) throw new Error(`cannot parse ${line}`);
-      stages.push({ name: m[2] ?? String(stages.length), from: m[1] as string, instructions: [] });
-    } else if (stages.length === 0 && op.toUpperCase() === 'ARG') {
-      const [k, v = ''] = argText.split('=');
-      args[k as string] = v;
-    } else {
-      stages.at(-1)?.instructions.push({ op: op.toUpperCase(), args: argText });
-    }
-  }
-  return { args, stages };
-}
-
 const dockerfile = parseDockerfile(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
-const stage = (name: string): Stage => {
-  const s = dockerfile.stages.find((x) => x.name === name);
-  if (!s) throw new Error(`no stage ${name}`);
-  return s;
-};
-/** The stage and the stages it is built on, base first. */
-const chain = (name: string): Stage[] => {
-  const s = stage(name);
-  const parent = dockerfile.stages.find((x) => x.name === s.from);
-  return parent ? [...chain(parent.name), s] : [s];
-};
-const instructions = (name: string, op: string): string[] => chain(name).flatMap((s) => s.instructions.filter((i) => i.op === op).map((i) => i.args));
-
-/** Paths (relative to the repository) that COPY puts into a stage from the build context. */
-const copiedPaths = (name: string): string[] =>
-  instructions(name, 'COPY')
-    .filter((a) => !a.startsWith('--from'))
-    .flatMap((a) => a.split(/\s+/).slice(0, -1))
-    .map((p) => p.replace(/\/$/, ''));
+const instructions = (name: string, op: string): string[] => stageInstructions(dockerfile, name, op);
 
 const TARGETS = { dataplane: 'dataplane/bin/switchyard-dataplane.ts', operator: 'operator/bin/switchyard-operator.ts', examples: 'examples/kubernetes/services/serve.ts' } as const;
 
@@ -98,7 +52,7 @@ describe('Dockerfile', () => {
       });
 
       it('holds every file its entrypoint imports, and needs no devDependency', () => {
-        const copied = copiedPaths(target);
+        const copied = copiedPaths(dockerfile, target);
         const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
         const { files, packages } = importGraph(path.join(ROOT, entry));
         const missing = files.map((f) => path.relative(ROOT, f)).filter((f) => !copied.some((c) => f === c || f.startsWith(`${c}/`)));
@@ -113,7 +67,7 @@ describe('Dockerfile', () => {
     const ignore = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     expect(ignore[0]).toBe('**');
     const allowed = ignore.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/$/, ''));
-    const copied = new Set(Object.keys(TARGETS).flatMap((t) => copiedPaths(t)).concat(instructions('deps', 'COPY').flatMap((a) => a.split(/\s+/).slice(0, -1))));
+    const copied = new Set(Object.keys(TARGETS).flatMap((t) => copiedPaths(dockerfile, t)).concat(instructions('deps', 'COPY').flatMap((a) => a.split(/\s+/).slice(0, -1))));
     for (const p of copied) expect(allowed, p).toContain(p.replace(/\/$/, ''));
   });
 });
