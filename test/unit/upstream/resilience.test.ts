@@ -1,4 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { compileConfig } from '../../../dataplane/src/config/compile.ts';
+import { parseConfig } from '../../../dataplane/src/config/load.ts';
 import { otlpTracesUrl } from '../../../dataplane/src/observability/tracing.ts';
 import { UpstreamBreaker, type BreakerState } from '../../../dataplane/src/upstream/breaker.ts';
 import { EndpointHealth } from '../../../dataplane/src/upstream/health.ts';
@@ -246,6 +248,43 @@ describe('tracing backend URL', () => {
     expect(otlpTracesUrl({ type: 'OTLP', endpoint: 'https://otel.example.com/v1/traces' }).url).toBe('https://otel.example.com/v1/traces');
     expect(otlpTracesUrl({ type: 'Jaeger', endpoint: 'http://jaeger:14268/api/traces' })).toEqual({ url: 'http://jaeger:4318/v1/traces', mappedFrom: 'http://jaeger:14268/api/traces' });
     expect(otlpTracesUrl({ type: 'Jaeger', endpoint: 'http://jaeger-collector:4318' })).toEqual({ url: 'http://jaeger-collector:4318/v1/traces' });
+    expect(otlpTracesUrl({ type: 'Jaeger', endpoint: 'https://jaeger.example.com/api/traces' }).url).toBe('https://jaeger.example.com/v1/traces');
     expect(otlpTracesUrl(undefined).url).toBe('http://localhost:4318/v1/traces');
+  });
+});
+
+describe('configuration', () => {
+  const yaml = `
+routes:
+  - path: /x
+    upstream: u
+upstreams:
+  u:
+    discovery: { type: Static, endpoints: ["http://127.0.0.1:1"] }
+    circuit_breaker: { failure_threshold: 5, timeout: 60s, success_threshold: 3, half_open_requests: 2 }
+    outlier_detection: { consecutive_failures: 4, base_ejection_time: 10s }
+    when_all_unhealthy: fail
+    retry_budget: { percent: 25 }
+  v:
+    discovery: { type: Static, endpoints: ["http://127.0.0.1:2"] }
+`;
+
+  it('compiles outlier detection, the all-unhealthy policy, the retry budget and half-open probes into the table', () => {
+    const { table } = compileConfig(parseConfig(yaml, 'gateway.yaml', {}).config);
+    const [u, v] = table.upstreams;
+    expect(u).toMatchObject({
+      circuitBreaker: { failureThreshold: 5, openMs: 60_000, successThreshold: 3, halfOpenRequests: 2 },
+      outlierDetection: { consecutiveFailures: 4, baseEjectionMs: 10_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
+      whenAllUnhealthy: 'fail',
+      retryBudget: { percent: 25, minConcurrent: 3 },
+    });
+    // Absent sections stay absent: tables written before these fields hash as they did.
+    expect(v?.outlierDetection).toBeUndefined();
+    expect(v?.whenAllUnhealthy).toBeUndefined();
+    expect(v?.retryBudget).toBeUndefined();
+  });
+
+  it('refuses a tracing endpoint that is not an http(s) URL, naming the field', () => {
+    expect(() => parseConfig('observability:\n  tracing:\n    enabled: true\n    backend: { type: Jaeger, endpoint: "jaeger:14268" }\n', 'gateway.yaml', {})).toThrow(/observability\.tracing\.backend\.endpoint/);
   });
 });
