@@ -21,7 +21,7 @@ function load(file: string): KubeObject[] {
 function objectsFor(name: string): KubeObject[] {
   const objects = load(path.join(DIR, `${name}.in.yaml`));
   if (name === 'examples') {
-    for (const f of readdirSync('examples/kubernetes').sort()) objects.push(...load(path.join('examples/kubernetes', f)));
+    for (const f of readdirSync('examples/kubernetes').filter((n) => n.endsWith('.yaml')).sort()) objects.push(...load(path.join('examples/kubernetes', f)));
   }
   // Objects written without server-set fields get fixed ones, so the output does not depend on a clock.
   for (const o of objects) {
