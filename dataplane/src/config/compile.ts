@@ -7,6 +7,7 @@ import { parseDuration } from './duration.ts';
 import { formatPath } from './load.ts';
 import type { GatewayConfig, RouteConfig, UpstreamConfig } from './schema.ts';
 import { RouteTableSchema, type Route, type RouteTable, type Upstream } from '../table/schema.ts';
+import { corsPolicy, DEFAULT_RETRY_ON, inferPathType } from '../table/policies.ts';
 import { tableVersion } from '../table/version.ts';
 
 /** The table compiled from a file, and what is wrong with it but not fatal. */
@@ -20,7 +21,7 @@ const ms = (v: string | number | undefined): number | undefined => (v === undefi
 
 function pathType(route: RouteConfig): Route['path']['type'] {
   if (route.path_type) return route.path_type;
-  return /[{*]/.test(route.path) ? 'Template' : 'Exact';
+  return inferPathType(route.path);
 }
 
 /** `route_limits` keys are paths where `*` stands for the rest of the path. */
@@ -50,14 +51,14 @@ function corsFor(config: GatewayConfig, route: RouteConfig, warn: (message: stri
   if (merged.allow_credentials && merged.allowed_origins?.includes('*')) {
     warn('cors: allowed_origins "*" together with allow_credentials allows no origin at all; list the origins');
   }
-  return {
-    allowedOrigins: merged.allowed_origins ?? [],
-    allowedMethods: merged.allowed_methods ?? ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
-    allowedHeaders: merged.allowed_headers ?? ['Content-Type', 'Authorization'],
-    exposedHeaders: merged.exposed_headers ?? [],
-    allowCredentials: merged.allow_credentials ?? false,
-    maxAgeSeconds: merged.max_age ?? 0,
-  };
+  return corsPolicy({
+    allowedOrigins: merged.allowed_origins,
+    allowedMethods: merged.allowed_methods,
+    allowedHeaders: merged.allowed_headers,
+    exposedHeaders: merged.exposed_headers,
+    allowCredentials: merged.allow_credentials,
+    maxAgeSeconds: merged.max_age,
+  });
 }
 
 function compileUpstream(config: GatewayConfig, name: string, u: UpstreamConfig): Upstream {
@@ -124,7 +125,7 @@ export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): Com
     }
     const retries = r.retries && {
       attempts: r.retries.attempts,
-      on: r.retries.on ?? ['connect-failure', 'reset', '503'],
+      on: r.retries.on ?? DEFAULT_RETRY_ON,
       nonIdempotent: r.retries.non_idempotent,
       backoffMs: ms(r.retries.backoff) ?? 25,
     };

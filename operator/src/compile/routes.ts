@@ -1,6 +1,7 @@
 /** GatewayRoutes: validate, resolve Upstream references, resolve conflicts oldest-first. */
 import { parseDuration } from '../../../dataplane/src/config/duration.ts';
 import { compileMatcher } from '../../../dataplane/src/routing/matcher.ts';
+import { corsPolicy, DEFAULT_RETRY_ON, inferPathType } from '../../../dataplane/src/table/policies.ts';
 import type { HttpMethod, Route } from '../../../dataplane/src/table/schema.ts';
 import { condition, ConditionType, Reason, type ConditionInput } from '../status/conditions.ts';
 import { keyOf, type Parsed, type RouteSpec } from './snapshot.ts';
@@ -37,23 +38,16 @@ function toRoute(r: Parsed<RouteSpec> & { spec: RouteSpec }): Route {
   return {
     id: keyOf(r.meta),
     hosts: (s.hosts ?? []).map((h) => h.toLowerCase()),
-    path: { type: s.path.type ?? (/[{*]/.test(s.path.value) ? 'Template' : 'Exact'), value: s.path.value },
+    path: { type: s.path.type ?? inferPathType(s.path.value), value: s.path.value },
     methods: (s.methods ?? []) as HttpMethod[],
     backends: backends.map((b) => ({ upstream: `${ns}/${b.upstream}`, weight: b.weight ?? 1 })),
     timeoutMs: s.timeout === undefined ? undefined : parseDuration(s.timeout),
     auth: { required: s.auth?.required ?? false, roles: s.auth?.roles ?? [], permissions: s.auth?.permissions ?? [] },
     rateLimit: s.rateLimit && { limit: s.rateLimit.requests, windowMs: parseDuration(s.rateLimit.window ?? '1m') ?? 60_000 },
-    cors: cors && {
-      allowedOrigins: cors.allowedOrigins ?? [],
-      allowedMethods: cors.allowedMethods ?? ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
-      allowedHeaders: cors.allowedHeaders ?? ['Content-Type', 'Authorization'],
-      exposedHeaders: cors.exposedHeaders ?? [],
-      allowCredentials: cors.allowCredentials ?? false,
-      maxAgeSeconds: cors.maxAge ?? 0,
-    },
+    cors: cors && corsPolicy({ ...cors, maxAgeSeconds: cors.maxAge }),
     retries: s.retries && {
       attempts: s.retries.attempts,
-      on: (s.retries.retryOn ?? ['connect-failure', 'reset', '503']).filter((o) => RETRY_ON.has(o)) as NonNullable<Route['retries']>['on'],
+      on: (s.retries.retryOn ?? DEFAULT_RETRY_ON).filter((o) => RETRY_ON.has(o)) as NonNullable<Route['retries']>['on'],
       nonIdempotent: s.retries.nonIdempotent ?? false,
       backoffMs: parseDuration(s.retries.backoff ?? '25ms') ?? 25,
     },
