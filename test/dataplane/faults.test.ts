@@ -188,6 +188,8 @@ describe('an upstream that hangs, then comes back', () => {
     expect(a.hits).toBe(2);
     await waitFor('the hanging endpoint fails its health check', () => !endpointOf(gw, 'u', a.url).health.checkPassing);
     expect(endpointOf(gw, 'u', a.url).health.lastProbeError).toMatch(/no answer within 80 ms/);
+    const admin = (await hit(agent, `${gw.adminUrl}/upstreams`)).text;
+    expect(JSON.parse(admin)).toMatchObject([{ name: 'u', circuitBreaker: 'open', endpoints: [{ origin: a.url, checkPassing: false, lastProbeError: 'no answer within 80 ms', ejected: false }] }]);
 
     a.mode = 'ok';
     await waitFor('requests succeed again', async () => (await hit(agent, `${gw.url}/x`)).status === 200);

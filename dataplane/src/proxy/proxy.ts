@@ -111,6 +111,7 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
   const headers = upstreamRequestHeaders(ctx);
   const budget = upstream.retryBudget;
   const breaker = upstream.breaker;
+  const watched = breaker !== undefined || upstream.outlier !== undefined;
 
   let tried: EndpointRuntime[] | undefined;
   let outcome: AttemptOutcome | undefined;
@@ -153,15 +154,18 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
         body: body ? ctx.req : null,
         headersTimeoutMs: Math.max(1, Math.min(perAttempt, remaining)),
         bodyTimeoutMs: perAttempt,
-        onResponseStart: (status) => {
-          // The verdict is known with the headers: a long response body must not hold a half-open probe slot.
-          verdict = status >= 500 ? 'fail' : 'ok';
-          upstream.report(endpoint, permit, verdict);
-          if (!canRetry || !conditions.statuses.has(status) || !timeForRetry(ctx, deadline)) return false;
-          // Only a retry the budget allows discards the answer; otherwise the client gets it as it is.
-          retryStatus = claimRetry();
-          return retryStatus;
-        },
+        // Nothing to learn from the status without a breaker, outlier detection or status retries: no callback then.
+        onResponseStart: watched || canRetry
+          ? (status) => {
+              // The verdict is known with the headers: a long response body must not hold a half-open probe slot.
+              verdict = status >= 500 ? 'fail' : 'ok';
+              upstream.report(endpoint, permit, verdict);
+              if (!canRetry || !conditions.statuses.has(status) || !timeForRetry(ctx, deadline)) return false;
+              // Only a retry the budget allows discards the answer; otherwise the client gets it as it is.
+              retryStatus = claimRetry();
+              return retryStatus;
+            }
+          : undefined,
       });
       if (verdict === undefined) {
         // No response headers: a refused, reset or silent upstream is its fault; a client that left says nothing about it.

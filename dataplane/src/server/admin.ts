@@ -56,7 +56,16 @@ export function createAdminHandler(gw: Gateway): (req: IncomingMessage, res: Ser
             ? [...rt.upstreams.values()].map((u) => ({
                 name: u.name,
                 loadBalancer: u.def.loadBalancer,
-                endpoints: u.endpoints.map((e) => ({ origin: e.origin, weight: e.weight, healthy: e.healthy, inFlight: e.inFlight })),
+                ...(u.breaker ? { circuitBreaker: u.breaker.state } : {}),
+                endpoints: u.endpoints.map((e) => ({
+                  origin: e.origin,
+                  weight: e.weight,
+                  healthy: e.healthy,
+                  inFlight: e.inFlight,
+                  checkPassing: e.health.checkPassing,
+                  ...(e.health.lastProbeError ? { lastProbeError: e.health.lastProbeError } : {}),
+                  ejected: e.health.ejected,
+                })),
               }))
             : [],
         );
