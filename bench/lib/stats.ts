@@ -1,0 +1,97 @@
+/** Small statistics and formatting helpers shared by the benchmarks. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
+/** The median of the values (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** The p-th percentile by the nearest-rank method (p in 0..100). */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const rank = Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length)));
+  return s[rank - 1] as number;
+}
+
+/** Rounds to `digits` significant decimals for the JSON output. */
+export function round(value: number, digits = 2): number {
+  if (!Number.isFinite(value)) return value;
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/** 12345 → "12,345". */
+export function int(value: number): string {
+  return Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : 'n/a';
+}
+
+/** Milliseconds with a precision that suits the size. */
+export function ms(value: number): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  if (value >= 100) return value.toFixed(0);
+  if (value >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+/** Bytes as MiB. */
+export function mib(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
+}
+
+/** A ratio as "0.85×". */
+export function ratio(value: number): string {
+  return Number.isFinite(value) ? `${value.toFixed(2)}×` : 'n/a';
+}
+
+/** What the numbers were measured on. */
+export interface MachineInfo {
+  cpus: number;
+  cpuModel: string;
+  memoryGiB: number;
+  node: string;
+  kernel: string;
+  wrk: string;
+  nginx: string;
+  haproxy: string;
+  /** 1-minute load average when the run started and ended. */
+  loadStart: number;
+  loadEnd?: number;
+}
+
+function version(cmd: string, args: string[], pattern: RegExp): string {
+  try {
+    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return pattern.exec(out)?.[1] ?? out.split('\n')[0]?.trim() ?? 'unknown';
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string };
+    const text = `${e.stdout ?? ''}${e.stderr ?? ''}`;
+    return pattern.exec(text)?.[1] ?? 'unknown';
+  }
+}
+
+/** Describes this machine and the tools used. */
+export function machineInfo(): MachineInfo {
+  let cpuModel = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    cpuModel = /model name\s*:\s*(.+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpuModel;
+  } catch {
+    // not Linux
+  }
+  return {
+    cpus: os.availableParallelism(),
+    cpuModel,
+    memoryGiB: round(os.totalmem() / 1024 ** 3, 1),
+    node: process.version,
+    kernel: `${os.type()} ${os.release()}`,
+    wrk: version('wrk', ['-v'], /wrk (\S+)/),
+    nginx: version('nginx', ['-v'], /nginx\/(\S+)/),
+    haproxy: version('haproxy', ['-v'], /HAProxy version (\S+)/),
+    loadStart: round(os.loadavg()[0] as number),
+  };
+}
