@@ -142,7 +142,7 @@ metadata:
       const out = await kube.kubectl(['create', '--dry-run=server', '-o', 'name', '-f', '-'], JSON.stringify(pod));
       expect(out.trim()).toBe(`pod/${name}-psa-check`);
       // The check has teeth: the same pod without its security context is refused.
-      const loose = structuredClone(pod) as { spec: { securityContext?: unknown; containers: { securityContext?: unknown }[] } };
+      const loose = structuredClone(pod) as unknown as { spec: { securityContext?: unknown; containers: { securityContext?: unknown }[] } };
       delete loose.spec.securityContext;
       for (const c of loose.spec.containers) delete c.securityContext;
       await expect(kube.kubectl(['create', '--dry-run=server', '-f', '-'], JSON.stringify(loose))).rejects.toThrow(/violates PodSecurity "restricted/);
@@ -243,6 +243,23 @@ spec:
     expect(r.stderr).toContain("at '/operator/replicas': minimum: got 0, want 1");
     expect(await kube.kubectl(['get', 'all,secrets,configmaps', '-n', 'bad', '-l', 'app.kubernetes.io/instance=bad', '-o', 'name'])).toBe('');
     expect((await helmOk(['list', '--all-namespaces', '-q'], { kubeconfig: cp.kubeconfigPath })).trim()).toBe(RELEASE);
+  });
+
+  it('confines an operator that watches listed namespaces to them', async () => {
+    await kube.kubectl(['create', 'namespace', 'scoped']);
+    await helmOk(['install', 'scoped', CHART, '--namespace', 'scoped', '--set', 'operator.watchNamespaces={shop}'], { kubeconfig: cp.kubeconfigPath });
+    const sa = 'system:serviceaccount:scoped:scoped-switchyard-operator';
+    expect(await can(sa, 'watch', 'gatewayroutes.switchyard.dev', '-n', 'shop')).toBe(true);
+    expect(await can(sa, 'list', 'endpointslices.discovery.k8s.io', '-n', 'shop')).toBe(true);
+    expect(await can(sa, 'patch', 'upstreams.switchyard.dev', '--subresource=status', '-n', 'shop')).toBe(true);
+    expect(await can(sa, 'list', 'gatewayroutes.switchyard.dev', '--all-namespaces')).toBe(false);
+    expect(await can(sa, 'list', 'services', '-n', 'default')).toBe(false);
+    expect(await can(sa, 'create', 'events', '-n', 'default')).toBe(false);
+    expect(await can(sa, 'update', 'leases.coordination.k8s.io/switchyard-operator', '-n', 'scoped')).toBe(true);
+    expect(await kube.kubectl(['get', 'clusterroles,clusterrolebindings', '-l', 'app.kubernetes.io/instance=scoped', '-o', 'name'])).toBe('');
+    const sts = JSON.parse(await kube.kubectl(['get', 'statefulset', 'scoped-switchyard-operator', '-n', 'scoped', '-o', 'json'])) as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+    expect(sts.spec.template.spec.containers[0]?.args).toContain('--namespaces=shop');
+    await helmOk(['uninstall', 'scoped', '--namespace', 'scoped'], { kubeconfig: cp.kubeconfigPath });
   });
 
   it('uninstalls everything but the CRDs', async () => {
