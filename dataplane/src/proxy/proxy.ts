@@ -81,9 +81,9 @@ export async function proxyRequest(ctx: RequestContext, metrics: GatewayMetrics)
   }
 }
 
-/** A retry only helps when the client is still there and the route's deadline leaves time for it. */
-function timeForRetry(ctx: RequestContext, deadline: number): boolean {
-  return !ctx.res.destroyed && performance.now() < deadline;
+/** A retry only helps when the client is still there and there is time for it: `latest` is the deadline less the backoff. */
+function timeForRetry(ctx: RequestContext, latest: number): boolean {
+  return !ctx.res.destroyed && performance.now() < latest;
 }
 
 /** Whether an attempt that got no usable answer failed because of the upstream (not because the client left). */
@@ -145,6 +145,8 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
       ctx.endpoint = endpoint;
       ctx.attempts++;
       const canRetry = conditions !== undefined && attempt < maxRetries;
+      // Drawn before the attempt, so that an answer is discarded only when the retry fits before the deadline.
+      const delay = canRetry ? backoffDelay((retry as RetryPolicy).backoffMs, attempt) : 0;
       let verdict: AttemptVerdict | undefined;
       let retryStatus = false;
       const span = ctx.trace?.startAttempt(ctx.method, endpoint, path, attempt);
@@ -160,7 +162,7 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
               // The verdict is known with the headers: a long response body must not hold a half-open probe slot.
               verdict = status >= 500 ? 'fail' : 'ok';
               upstream.report(endpoint, permit, verdict);
-              if (!canRetry || !conditions.statuses.has(status) || !timeForRetry(ctx, deadline)) return false;
+              if (!canRetry || !conditions.statuses.has(status) || !timeForRetry(ctx, deadline - delay)) return false;
               // Only a retry the budget allows discards the answer; otherwise the client gets it as it is.
               retryStatus = claimRetry();
               return retryStatus;
@@ -181,11 +183,9 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
       if (outcome.failure !== 'status') {
         metrics.upstreamErrors.inc({ upstream: upstream.name, kind: outcome.failure });
         const retryable = canRetry && (outcome.failure === 'connect-failure' ? conditions.connectFailure : outcome.failure === 'reset' ? conditions.reset : false);
-        if (!retryable || !timeForRetry(ctx, deadline) || !claimRetry()) break;
+        if (!retryable || !timeForRetry(ctx, deadline - delay) || !claimRetry()) break;
       }
       (tried ??= []).push(endpoint);
-      const delay = backoffDelay((retry as RetryPolicy).backoffMs, attempt);
-      if (performance.now() + delay >= deadline) break;
       if (delay > 0) await sleep(delay);
       if (ctx.res.destroyed) return;
     }
