@@ -71,6 +71,9 @@ export function compileRoutes(routes: readonly Parsed<RouteSpec>[], upstreams: r
   // Who owns each claim: the first (oldest) accepted route. "any method" overlaps every method.
   const owners = new Map<string, string>();
   const anyMethodOwners = new Map<string, string>();
+  // The first owner of any claim on each host and path: what an any-method route conflicts with.
+  // Kept as an index so that the check costs one lookup, not a scan of every claim (quadratic at thousands of routes).
+  const firstOwnerOfPath = new Map<string, string>();
   const results: RouteResult[] = [];
 
   for (const r of [...routes].sort(olderFirst)) {
@@ -101,15 +104,7 @@ export function compileRoutes(routes: readonly Parsed<RouteSpec>[], upstreams: r
     for (const c of mine) {
       const [host, method, path] = c.split(' ') as [string, string, string];
       winner = owners.get(c) ?? anyMethodOwners.get(`${host} ${path}`);
-      if (!winner && method === '*') {
-        for (const [claim, owner] of owners) {
-          const [h, , p] = claim.split(' ');
-          if (h === host && p === path) {
-            winner = owner;
-            break;
-          }
-        }
-      }
+      if (!winner && method === '*') winner = firstOwnerOfPath.get(`${host} ${path}`);
       if (winner) {
         results.push(rejected(Reason.Conflicted, `conflicts with the older GatewayRoute "${winner}" on ${method === '*' ? 'any method' : method} ${route.path.value}${host === '*' ? '' : ` for host ${host}`}; the older route wins`));
         break;
@@ -119,6 +114,7 @@ export function compileRoutes(routes: readonly Parsed<RouteSpec>[], upstreams: r
     for (const c of mine) {
       owners.set(c, key);
       const [host, method, path] = c.split(' ') as [string, string, string];
+      if (!firstOwnerOfPath.has(`${host} ${path}`)) firstOwnerOfPath.set(`${host} ${path}`, key);
       if (method === '*') anyMethodOwners.set(`${host} ${path}`, key);
     }
 
