@@ -15,7 +15,7 @@ import { parseDuration } from '../config/duration.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
-import { Tracing } from '../observability/tracing.ts';
+import { startTracing, type Tracing } from '../observability/tracing.ts';
 import { authStages, type TokenVerifier } from '../pipeline/auth.ts';
 import { clientErrorHandler } from '../pipeline/limits.ts';
 import { createSecurity, type SecurityPipeline } from '../pipeline/security.ts';
@@ -104,7 +104,7 @@ export class Gateway {
       }
       if (options.configFile) gw.lastConfigHash = hashText(readFileSync(options.configFile, 'utf8'));
     }
-    gw.tracing = Tracing.start(options.config.observability.tracing, gw.log);
+    gw.tracing = await startTracing(options.config.observability.tracing, gw.log);
     try {
       await gw.listen();
     } catch (err) {
