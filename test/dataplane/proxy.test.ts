@@ -231,6 +231,33 @@ describe('upstream failures', () => {
     }
   });
 
+  it('applies the config file timeouts to tables that set none (as the operator sends them)', async () => {
+    const slow = await startUpstream((_req, res) => {
+      setTimeout(() => res.end('late'), 3000);
+    });
+    const { parseConfig } = await import('../../dataplane/src/config/load.ts');
+    const { silentLogger } = await import('../../dataplane/src/observability/logger.ts');
+    const { Gateway } = await import('../../dataplane/src/server/gateway.ts');
+    const { tableVersion } = await import('../../dataplane/src/table/version.ts');
+    const { config } = parseConfig('server: { http_port: 0, admin_port: 0, metrics_port: 0, bind_address: 127.0.0.1, timeouts: { upstream_timeout: 200ms } }\n', 'bootstrap.yaml', {});
+    const gw = await Gateway.start({ config, log: silentLogger(), tableSource: 'external' });
+    try {
+      const content = {
+        routes: [{ id: 'ns/slow', hosts: [], path: { type: 'Exact' as const, value: '/slow' }, methods: [], backends: [{ upstream: 'ns/slow', weight: 1 }], auth: { required: false, roles: [], permissions: [] } }],
+        upstreams: [{ name: 'ns/slow', endpoints: [{ url: slow.url, weight: 1 }], loadBalancer: 'RoundRobin' as const, pool: { connectionsPerEndpoint: 8, keepAliveTimeoutMs: 60_000, connectTimeoutMs: 5_000 } }],
+      };
+      expect(gw.holder.apply({ ...content, version: tableVersion(content) }, 'test').applied).toBe(true);
+      const t0 = Date.now();
+      const res = await request(`http://127.0.0.1:${gw.ports.http}/slow`);
+      expect(res.statusCode).toBe(504);
+      await res.body.dump();
+      expect(Date.now() - t0).toBeLessThan(2500);
+    } finally {
+      await gw.stop(0);
+      await slow.close();
+    }
+  });
+
   it('cuts the client connection when the upstream dies mid-response', async () => {
     const dying = await startUpstream((_req, res) => {
       res.writeHead(200, { 'content-length': '100000' });

@@ -20,7 +20,11 @@ import { GatewayError, respondWithError as fail } from './errors.ts';
 import { forwardOnce, upstreamRequestHeaders, type AttemptOutcome } from './forward.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-const DEFAULT_UPSTREAM_TIMEOUT_MS = 10_000;
+/** Timeouts for routes and upstreams whose table entry does not set one (the config's `server.timeouts`). */
+export interface DefaultTimeouts {
+  requestMs: number;
+  upstreamMs: number;
+}
 
 type RetryPolicy = NonNullable<Route['retries']>;
 
@@ -64,7 +68,7 @@ function hasBody(ctx: RequestContext): boolean {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Proxies the request; always ends the response (or destroys it). */
-export async function proxyRequest(ctx: RequestContext, metrics: GatewayMetrics): Promise<void> {
+export async function proxyRequest(ctx: RequestContext, metrics: GatewayMetrics, defaults: DefaultTimeouts): Promise<void> {
   const route = ctx.route;
   const upstream = route.pickBackend();
   if (!upstream) {
@@ -75,7 +79,7 @@ export async function proxyRequest(ctx: RequestContext, metrics: GatewayMetrics)
   const budget = upstream.retryBudget;
   budget.active++;
   try {
-    await attempts(ctx, upstream, metrics);
+    await attempts(ctx, upstream, metrics, defaults);
   } finally {
     budget.active--;
   }
@@ -98,15 +102,16 @@ function failureOf(outcome: AttemptOutcome): string | undefined {
   return outcome.kind === 'aborted' ? outcome.reason : undefined;
 }
 
-async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics: GatewayMetrics): Promise<void> {
+async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics: GatewayMetrics, defaults: DefaultTimeouts): Promise<void> {
   const route = ctx.route;
   const body = hasBody(ctx);
   const retry = route.def.retries;
   // A streamed request body cannot be sent twice, so only body-less requests are retried.
   const maxRetries = retry !== undefined && !body && (IDEMPOTENT.has(ctx.method) || retry.nonIdempotent) ? retry.attempts : 0;
   const conditions = maxRetries > 0 ? conditionsOf(retry as RetryPolicy) : undefined;
-  const deadline = route.def.timeoutMs !== undefined ? performance.now() + route.def.timeoutMs : Infinity;
-  const perAttempt = upstream.def.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
+  // Tables from the operator leave these unset unless a resource says; the bootstrap config's defaults apply then.
+  const deadline = performance.now() + (route.def.timeoutMs ?? defaults.requestMs);
+  const perAttempt = upstream.def.timeoutMs ?? defaults.upstreamMs;
   const path = upstreamPath(ctx);
   const headers = upstreamRequestHeaders(ctx);
   const budget = upstream.retryBudget;

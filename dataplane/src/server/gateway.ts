@@ -134,7 +134,16 @@ export class Gateway {
       maxHeaderSize: s.limits.max_header_size,
       requireHostHeader: true,
     };
-    const handler = createRequestHandler({ holder: this.holder, metrics: this.metrics, log: this.log, accessLog: this.config.observability.logging.access_log, lifecycle: this.lifecycle, tracing: this.tracing }, false);
+    const handlerDeps = {
+      holder: this.holder,
+      metrics: this.metrics,
+      log: this.log,
+      accessLog: this.config.observability.logging.access_log,
+      lifecycle: this.lifecycle,
+      tracing: this.tracing,
+      timeouts: { requestMs: parseDuration(t.request_timeout) ?? 30_000, upstreamMs: parseDuration(t.upstream_timeout) ?? 10_000 },
+    };
+    const handler = createRequestHandler(handlerDeps, false);
     const plain = http.createServer(trafficOptions, handler);
     // One more than the limit: Node drops header lines past maxHeadersCount silently, the limits stage refuses them (431).
     plain.maxHeadersCount = s.limits.max_headers_count + 1;
@@ -146,7 +155,7 @@ export class Gateway {
     if (s.tls) {
       const secure = https.createServer(
         { ...trafficOptions, cert: readFileSync(s.tls.cert_file), key: readFileSync(s.tls.key_file) },
-        createRequestHandler({ holder: this.holder, metrics: this.metrics, log: this.log, accessLog: this.config.observability.logging.access_log, lifecycle: this.lifecycle, tracing: this.tracing }, true),
+        createRequestHandler(handlerDeps, true),
       );
       secure.maxHeadersCount = s.limits.max_headers_count + 1;
       secure.on('clientError', clientErrorHandler(this.metrics));

@@ -11,7 +11,7 @@ import type { Tracing } from '../observability/tracing.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { answerPreflight, isPreflight } from '../pipeline/cors.ts';
 import { GatewayError, respondWithError as answer } from '../proxy/errors.ts';
-import { proxyRequest } from '../proxy/proxy.ts';
+import { proxyRequest, type DefaultTimeouts } from '../proxy/proxy.ts';
 import { normalizeTarget } from '../routing/normalize.ts';
 import type { TableHolder } from '../table/holder.ts';
 
@@ -29,6 +29,8 @@ export interface HandlerDeps {
   metrics: GatewayMetrics;
   log: Logger;
   accessLog: boolean;
+  /** `server.timeouts` of the config, for table entries that set none. */
+  timeouts: DefaultTimeouts;
   lifecycle: LifecycleState;
   /** Undefined when tracing is off: then no span, context or header work happens per request. */
   tracing?: Tracing | undefined;
@@ -153,7 +155,7 @@ async function run(ctx: RequestContext, deps: HandlerDeps): Promise<void> {
     }
     if (ctx.res.writableEnded) return;
   }
-  await proxyRequest(ctx, deps.metrics);
+  await proxyRequest(ctx, deps.metrics, deps.timeouts);
 }
 
 function finish(ctx: RequestContext, deps: HandlerDeps): void {
