@@ -293,6 +293,27 @@ describe('CORS', () => {
     await star.body.dump();
   });
 
+  it('merges its Vary: Origin with the Vary the upstream sends', async () => {
+    const varying = await startUpstream((_req, res) => {
+      res.writeHead(200, { vary: 'Accept-Encoding, origin', 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+    const g = await startGateway({
+      routes: [{ path: '/v', upstream: 'u' }],
+      upstreams: { u: { discovery: { type: 'Static', endpoints: [varying.url] } } },
+      middleware: { cors: { allowed_origins: [APP] } },
+    });
+    try {
+      const res = await request(`${g.url}/v`, { headers: { origin: APP } });
+      await res.body.dump();
+      expect(res.headers['access-control-allow-origin']).toBe(APP);
+      expect(res.headers.vary).toBe('Origin, Accept-Encoding');
+    } finally {
+      await g.stop();
+      await varying.close();
+    }
+  });
+
   it('answers "*" without Vary where any origin may read and credentials are off', async () => {
     const res = await request(`${gw.url}/api/any-origin`, { headers: { origin: 'https://anyone.example' } });
     expect(res.headers['access-control-allow-origin']).toBe('*');

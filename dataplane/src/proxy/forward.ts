@@ -80,13 +80,24 @@ function clientResponseHeaders(raw: readonly (Buffer | string)[], ctx: RequestCo
   const strings: string[] = new Array(raw.length);
   for (let i = 0; i < raw.length; i++) strings[i] = raw[i]!.toString('latin1');
   const named = connectionTokens(strings);
+  // A stage may already have set Vary (CORS: Origin). Node lets writeHead's list replace it, so the two merge here.
+  const ownVary = ctx.res.getHeader('vary');
+  const vary = ownVary === undefined ? undefined : String(ownVary).split(',').map((t) => t.trim()).filter((t) => t !== '');
   const out: string[] = [];
   for (let i = 0; i < strings.length; i += 2) {
     const lower = (strings[i] as string).toLowerCase();
     if (HOP_BY_HOP.has(lower) || named?.has(lower) || lower === 'x-request-id') continue;
     if (ctx.responseHeaders && Object.hasOwn(ctx.responseHeaders, lower)) continue;
+    if (vary && lower === 'vary') {
+      for (const t of (strings[i + 1] as string).split(',')) {
+        const token = t.trim();
+        if (token !== '' && !vary.some((v) => v.toLowerCase() === token.toLowerCase())) vary.push(token);
+      }
+      continue;
+    }
     out.push(strings[i] as string, strings[i + 1] as string);
   }
+  if (vary) out.push('vary', vary.join(', '));
   out.push('x-request-id', ctx.requestId);
   if (ctx.responseHeaders) for (const [k, v] of Object.entries(ctx.responseHeaders)) out.push(k, v);
   return out;
