@@ -109,8 +109,27 @@ export const CircuitBreakerSchema = z
     failureThreshold: z.number().int().min(1).max(10_000).describe('Consecutive failed requests to an endpoint that open its breaker.'),
     timeout: duration({ description: 'How long an open breaker refuses requests before letting a trial request through.', min: '1s', max: '1h' }).default('60s'),
     successThreshold: z.number().int().min(1).max(10_000).default(1).describe('Successful trial requests that close the breaker again.'),
+    halfOpenRequests: z.number().int().min(1).max(1000).default(1).describe('Trial requests let through at once while the breaker is half-open.'),
   })
-  .describe('Per-endpoint circuit breaking: stop sending to an endpoint that keeps failing, then probe it with live requests.');
+  .describe('Circuit breaking for the whole upstream: after consecutive failed requests, answer 503 at once (with Retry-After) instead of calling it, then probe it with live requests.');
+
+/** `spec.outlierDetection`. */
+export const OutlierDetectionSchema = z
+  .object({
+    consecutiveFailures: z.number().int().min(1).max(10_000).default(5).describe('Consecutive 5xx answers or connection failures that eject an endpoint.'),
+    baseEjectionTime: duration({ description: 'An ejection lasts this long times the number of times the endpoint has been ejected.', min: '1ms', max: '1h' }).default('30s'),
+    maxEjectionTime: duration({ description: 'The longest an ejection lasts.', min: '1ms', max: '24h' }).default('5m'),
+    maxEjectionPercent: z.number().int().min(0).max(100).default(50).describe('Never eject more than this share of the endpoints (rounded down).'),
+  })
+  .describe('Passive health checking: endpoints that keep failing real requests are taken out of rotation for a while.');
+
+/** `spec.retryBudget`. */
+export const RetryBudgetSchema = z
+  .object({
+    percent: z.number().int().min(0).max(100).default(20).describe('Retries in flight to this upstream, as a share of its requests in flight.'),
+    minConcurrent: z.number().int().min(0).max(10_000).default(3).describe('Retries always allowed at once, however few requests are in flight.'),
+  })
+  .describe('Caps retries so that they cannot multiply the load on an upstream that is failing. Unset: 20% of requests in flight, at least 3.');
 
 /** `spec.connectionPool`. */
 export const ConnectionPoolSchema = z
@@ -183,6 +202,12 @@ export const UpstreamSpecSchema = withRules(
       .describe('How an endpoint is picked: RoundRobin, LeastRequest (fewest requests in flight; the better of two random picks beyond four endpoints) or Random.'),
     healthCheck: HealthCheckSchema.optional(),
     circuitBreaker: CircuitBreakerSchema.optional(),
+    outlierDetection: OutlierDetectionSchema.optional(),
+    whenAllUnhealthy: z
+      .enum(['panic', 'fail'])
+      .default('panic')
+      .describe('When no endpoint is healthy: panic sends to all of them anyway (health checks may be wrong; the endpoints may still answer), fail answers 503.'),
+    retryBudget: RetryBudgetSchema.optional(),
     timeout: duration({
       description: 'Per attempt: time to the first response byte and between body chunks. Unset: the gateway default.',
       min: '1ms',

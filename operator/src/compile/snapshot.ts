@@ -41,7 +41,10 @@ export interface UpstreamSpec {
   protocol?: 'http' | 'https';
   loadBalancer?: 'RoundRobin' | 'LeastRequest' | 'Random';
   healthCheck?: { path: string; interval?: string; timeout?: string; healthyThreshold?: number; unhealthyThreshold?: number };
-  circuitBreaker?: { failureThreshold: number; timeout?: string; successThreshold?: number };
+  circuitBreaker?: { failureThreshold: number; timeout?: string; successThreshold?: number; halfOpenRequests?: number };
+  outlierDetection?: { consecutiveFailures?: number; baseEjectionTime?: string; maxEjectionTime?: string; maxEjectionPercent?: number };
+  whenAllUnhealthy?: 'panic' | 'fail';
+  retryBudget?: { percent?: number; minConcurrent?: number };
   timeout?: string;
   connectionPool?: { maxConnections?: number; connectTimeout?: string; idleTimeout?: string };
   tls?: { serverName?: string; insecureSkipVerify?: boolean };

@@ -98,6 +98,7 @@ export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
     const { urls, total, refs } = resolved;
     const hc = spec.healthCheck;
     const cb = spec.circuitBreaker;
+    const od = spec.outlierDetection;
     const upstream: Upstream = {
       name: key,
       endpoints: urls.map((url) => ({ url, weight: 1 })),
@@ -109,7 +110,15 @@ export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
         healthyThreshold: hc.healthyThreshold ?? 2,
         unhealthyThreshold: hc.unhealthyThreshold ?? 3,
       },
-      circuitBreaker: cb && { failureThreshold: cb.failureThreshold, openMs: ms(cb.timeout, 60_000), successThreshold: cb.successThreshold ?? 1 },
+      circuitBreaker: cb && { failureThreshold: cb.failureThreshold, openMs: ms(cb.timeout, 60_000), successThreshold: cb.successThreshold ?? 1, halfOpenRequests: cb.halfOpenRequests },
+      outlierDetection: od && {
+        consecutiveFailures: od.consecutiveFailures ?? 5,
+        baseEjectionMs: ms(od.baseEjectionTime, 30_000),
+        maxEjectionMs: ms(od.maxEjectionTime, 300_000),
+        maxEjectionPercent: od.maxEjectionPercent ?? 50,
+      },
+      whenAllUnhealthy: spec.whenAllUnhealthy,
+      retryBudget: spec.retryBudget && { percent: spec.retryBudget.percent ?? 20, minConcurrent: spec.retryBudget.minConcurrent ?? 3 },
       timeoutMs: spec.timeout === undefined ? undefined : ms(spec.timeout, 10_000),
       pool: {
         connectionsPerEndpoint: spec.connectionPool?.maxConnections ?? 128,

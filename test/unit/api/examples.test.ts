@@ -107,7 +107,7 @@ describe('example manifests', () => {
         unhealthyThreshold: s.health_check.unhealthy_threshold,
       });
       expect(u.spec.circuitBreaker).toEqual(
-        s.circuit_breaker && { failureThreshold: s.circuit_breaker.failure_threshold, timeout: s.circuit_breaker.timeout, successThreshold: s.circuit_breaker.success_threshold },
+        s.circuit_breaker && { failureThreshold: s.circuit_breaker.failure_threshold, timeout: s.circuit_breaker.timeout, successThreshold: s.circuit_breaker.success_threshold, halfOpenRequests: 1 },
       );
     });
   });

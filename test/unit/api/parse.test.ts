@@ -64,12 +64,13 @@ describe('parseUpstream', () => {
       service: { name: 'svc', port: 'http' },
       protocol: 'http',
       loadBalancer: 'RoundRobin',
+      whenAllUnhealthy: 'panic',
       healthCheck: { path: '/health', interval: '10s', timeout: '2s', healthyThreshold: 2, unhealthyThreshold: 3 },
     });
     const numbered = parseUpstream({ apiVersion: API_VERSION, kind: 'Upstream', metadata: { name: 'u' }, spec: { service: { name: 'svc', port: 3001 }, circuitBreaker: { failureThreshold: 5 }, connectionPool: {} } });
     expect(numbered.ok && numbered.value.spec).toMatchObject({
       service: { port: 3001 },
-      circuitBreaker: { failureThreshold: 5, timeout: '60s', successThreshold: 1 },
+      circuitBreaker: { failureThreshold: 5, timeout: '60s', successThreshold: 1, halfOpenRequests: 1 },
       connectionPool: { maxConnections: 128, connectTimeout: '5s', idleTimeout: '60s' },
     });
   });
