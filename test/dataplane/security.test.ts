@@ -367,6 +367,9 @@ describe('hostile input', () => {
     const text = await raw(port(), `GET /app/${'a'.repeat(300)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
     expect(statusOf(text)).toBe(414);
     expect(codeOf(text)).toBe('uri_too_long');
+    // Also where no route matches: the length is refused before any routing.
+    const unmatched = await raw(port(), `GET /nowhere/${'a'.repeat(300)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    expect(statusOf(unmatched)).toBe(414);
     expect(up.seen).toHaveLength(0);
   });
 

@@ -86,11 +86,14 @@ function capStreamedBody(ctx: RequestContext, max: number): GatewayError | undef
   return undefined;
 }
 
-/** The first stage of every route: URL length, header count, body size. */
-export function requestLimitsStage(limits: RequestLimits): Stage {
-  const { maxBodyBytes, maxUrlLength, maxHeadersCount } = limits;
-  return (ctx) => {
-    const req = ctx.req;
+/**
+ * Checks of the request head that do not depend on the route: URL length, header
+ * count, a single Host. They run before matching, so that an overlong or
+ * ambiguous request is refused as such and never routed on a guess.
+ */
+export function requestHeadCheck(limits: RequestLimits): (req: IncomingMessage) => GatewayError | undefined {
+  const { maxUrlLength, maxHeadersCount } = limits;
+  return (req) => {
     if ((req.url ?? '').length > maxUrlLength) return new GatewayError('uri_too_long', `the request target is longer than ${maxUrlLength} characters`);
     const rawHeaders = req.rawHeaders;
     if (rawHeaders.length / 2 > maxHeadersCount) {
@@ -100,6 +103,15 @@ export function requestLimitsStage(limits: RequestLimits): Stage {
     let hosts = 0;
     for (let i = 0; i < rawHeaders.length; i += 2) if ((rawHeaders[i] as string).length === 4 && (rawHeaders[i] as string).toLowerCase() === 'host') hosts++;
     if (hosts > 1) return new GatewayError('bad_request', 'the request has more than one Host header', { connection: 'close' });
+    return undefined;
+  };
+}
+
+/** The first stage of every route: the body size limit. */
+export function requestLimitsStage(limits: RequestLimits): Stage {
+  const { maxBodyBytes } = limits;
+  return (ctx) => {
+    const req = ctx.req;
     if (maxBodyBytes === undefined) return undefined;
     const length = req.headers['content-length'];
     if (length !== undefined) {

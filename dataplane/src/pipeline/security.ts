@@ -21,7 +21,9 @@ import { authStages, requiresAuth, type TokenVerifier } from './auth.ts';
 import type { Stage } from './context.ts';
 import { corsStage } from './cors.ts';
 import { createJwtVerifier } from './jwt.ts';
-import { requestLimits, requestLimitsStage } from './limits.ts';
+import { requestHeadCheck, requestLimits, requestLimitsStage } from './limits.ts';
+import type { IncomingMessage } from 'node:http';
+import type { GatewayError } from '../proxy/errors.ts';
 import type { RateLimiter } from './ratelimit.ts';
 import { rateLimitStage } from './ratelimit.ts';
 import { RedisRateLimitStore, ResilientRateLimiter } from './ratelimit-store.ts';
@@ -31,6 +33,8 @@ export interface SecurityPipeline {
   /** The verifier built from `auth.jwt`, if configured. */
   readonly verifier: TokenVerifier | undefined;
   readonly limiter: RateLimiter;
+  /** Route-independent checks of the request head, run before matching. */
+  readonly headCheck: (req: IncomingMessage) => GatewayError | undefined;
   /** The stages of one route; `verifier` is the one to use (normally the one above). */
   stagesFor(route: Route, verifier: TokenVerifier | undefined): Stage[];
   /** Closes the Redis connection, if any. */
@@ -72,6 +76,7 @@ export async function createSecurity(config: GatewayConfig, deps: { metrics: Gat
   return {
     verifier,
     limiter,
+    headCheck: requestHeadCheck(limits),
     stagesFor(route, routeVerifier) {
       const stages: Stage[] = [];
       if (route.cors) stages.push(corsStage(route.cors));

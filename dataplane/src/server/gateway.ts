@@ -142,6 +142,7 @@ export class Gateway {
       lifecycle: this.lifecycle,
       tracing: this.tracing,
       timeouts: { requestMs: parseDuration(t.request_timeout) ?? 30_000, upstreamMs: parseDuration(t.upstream_timeout) ?? 10_000 },
+      headCheck: this.security?.headCheck,
     };
     const handler = createRequestHandler(handlerDeps, false);
     const plain = http.createServer(trafficOptions, handler);

@@ -29,6 +29,8 @@ export interface HandlerDeps {
   metrics: GatewayMetrics;
   log: Logger;
   accessLog: boolean;
+  /** Route-independent checks of the request head (URL length, header count, one Host), run before matching. */
+  headCheck?: (req: IncomingMessage) => GatewayError | undefined;
   /** `server.timeouts` of the config, for table entries that set none. */
   timeouts: DefaultTimeouts;
   lifecycle: LifecycleState;
@@ -88,6 +90,11 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
 
     res.once('close', () => finish(ctx, deps));
 
+    const refused = deps.headCheck?.(req);
+    if (refused) {
+      answer(ctx, refused);
+      return;
+    }
     const target = normalizeTarget(req.url ?? '');
     if (!target.ok) {
       answer(ctx, new GatewayError('bad_request', `invalid request target: ${target.reason}`));
