@@ -1,18 +1,30 @@
 /**
- * Checks, once per run, that the tools the suites use are installed, and fails
- * the run with what to install otherwise: no tier skips silently.
+ * Runs once per test tier, before its tests: makes sure what the tier needs is
+ * there, and sets it up where it can, so that `npm test` works on a fresh
+ * machine. What it cannot set up fails the run with what to install: no tier
+ * skips silently.
+ *
+ * - every tier: Node.js 24 or newer;
+ * - dataplane and controlplane: Debian's promtool, redis-server, openssl,
+ *   iproute2 (installed by hack/install-test-deps.sh when running as root);
+ * - controlplane: the control plane and helm binaries, built from Go modules
+ *   and cached (several minutes the first time; seconds after).
  */
 import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
 
-const TOOLS: { bin: string; args: string[]; install: string }[] = [
-  { bin: 'promtool', args: ['--version'], install: 'apt-get install prometheus (Debian) for promtool' },
-  { bin: 'redis-server', args: ['--version'], install: 'apt-get install redis-server' },
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+const TOOLS: { bin: string; args: string[]; pkg: string }[] = [
+  { bin: 'promtool', args: ['--version'], pkg: 'prometheus' },
+  { bin: 'redis-server', args: ['--version'], pkg: 'redis-server' },
+  { bin: 'openssl', args: ['version'], pkg: 'openssl' },
+  { bin: 'ip', args: ['-V'], pkg: 'iproute2' },
 ];
 
-export default function setup(): void {
-  const major = Number(process.versions.node.split('.')[0]);
-  if (major < 24) throw new Error(`Node.js ${process.versions.node} runs the tests; Switchyard needs Node.js 24 or newer. Run the tests with "npm test", which uses the Node.js 24 that "npm ci" installs.`);
-  const missing = TOOLS.filter((t) => {
+function missingTools(): typeof TOOLS {
+  return TOOLS.filter((t) => {
     try {
       execFileSync(t.bin, t.args, { stdio: 'ignore' });
       return false;
@@ -20,5 +32,36 @@ export default function setup(): void {
       return true;
     }
   });
-  if (missing.length > 0) throw new Error(`missing test tools: ${missing.map((t) => `${t.bin} (${t.install})`).join('; ')}. .ci/run installs them.`);
+}
+
+function ensureTools(): void {
+  let missing = missingTools();
+  if (missing.length > 0 && process.getuid?.() === 0) {
+    process.stderr.write(`test setup: installing ${missing.map((t) => t.pkg).join(', ')} (hack/install-test-deps.sh)\n`);
+    execFileSync(path.join(ROOT, 'hack/install-test-deps.sh'), { stdio: 'inherit' });
+    missing = missingTools();
+  }
+  if (missing.length > 0) {
+    throw new Error(`missing test tools: ${missing.map((t) => t.bin).join(', ')}. Install them with: sudo hack/install-test-deps.sh (Debian packages ${missing.map((t) => t.pkg).join(' ')})`);
+  }
+}
+
+function build(script: string, what: string): void {
+  try {
+    execFileSync(path.join(ROOT, script), ['build'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  } catch (err) {
+    throw new Error(`could not build ${what} with ${script} build (it needs Go 1.25 or newer and the Go module proxy): ${(err as Error).message}`);
+  }
+}
+
+/** The setup for one tier, given the project vitest runs. */
+export default function setup(project: TestProject): void {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 24) throw new Error(`Node.js ${process.versions.node} runs the tests; Switchyard needs Node.js 24 or newer. Run the tests with "npm test", which uses the Node.js 24 that "npm ci" installs.`);
+  if (project.name === 'unit') return;
+  ensureTools();
+  if (project.name === 'controlplane') {
+    build('hack/control-plane.sh', 'the test control plane');
+    build('hack/helm.sh', 'helm');
+  }
 }
