@@ -122,12 +122,21 @@ export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane
     const everyone = subjects.map((s) => s.id);
     const streaming = ['direct', 'nginx', 'haproxy', 'fastify-http-proxy', 'http-proxy', 'gateway-plain', 'gateway-full'];
     const specs: CaseSpec[] = [
-      { id: 'small', title: 'Small response, 64 connections', path: '/bench', connections: 64, durationS: quick ? 2 : 8, rounds: quick ? 1 : 3, warmupS: quick ? 1 : 2, subjects: everyone },
-      { id: 'large', title: `Large response (${LARGE_BYTES / 1024 / 1024} MiB, streamed), 16 connections`, path: '/large', connections: 16, durationS: quick ? 2 : 5, rounds: quick ? 1 : 3, warmupS: 1, subjects: streaming },
-      { id: 'many', title: 'Small response, 1,000 keep-alive connections', path: '/bench', connections: 1000, durationS: quick ? 2 : 5, rounds: quick ? 1 : 3, warmupS: 1, subjects: streaming },
+      { id: 'small', title: 'Small response, 64 connections', path: '/bench', connections: 64, durationS: quick ? 2 : 6, rounds: quick ? 1 : 3, warmupS: quick ? 1 : 2, subjects: everyone },
+      { id: 'large', title: `Large response (${LARGE_BYTES / 1024 / 1024} MiB, streamed), 16 connections`, path: '/large', connections: 16, durationS: quick ? 2 : 4, rounds: quick ? 1 : 3, warmupS: 1, subjects: streaming },
+      { id: 'many', title: 'Small response, 1,000 keep-alive connections', path: '/bench', connections: 1000, durationS: quick ? 2 : 4, rounds: quick ? 1 : 3, warmupS: 1, subjects: streaming },
     ];
+    // For investigations: BENCH_CASES=large BENCH_SUBJECTS=gateway-plain,http-proxy BENCH_ROUNDS=5 (the direct run is always kept).
+    const onlyCases = process.env.BENCH_CASES?.split(',');
+    const onlySubjects = process.env.BENCH_SUBJECTS?.split(',');
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 0);
     const cases: CaseResult[] = [];
-    for (const spec of specs) cases.push(await runCase(spec, subjects, cpu.load, log));
+    for (const spec of specs) {
+      if (onlyCases && !onlyCases.includes(spec.id)) continue;
+      if (onlySubjects) spec.subjects = spec.subjects.filter((id) => id === 'direct' || onlySubjects.includes(id));
+      if (rounds > 0) spec.rounds = rounds;
+      cases.push(await runCase(spec, subjects, cpu.load, log));
+    }
 
     if (fullMetricsPort !== 0) checks.push(...(await checkFullGateway(fullMetricsPort, fullLog)));
     return { cpu, cases, checks };

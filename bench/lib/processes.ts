@@ -6,7 +6,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 
 /** The repository root. */
@@ -39,11 +39,13 @@ function tasksetAvailable(): boolean {
   return hasTaskset;
 }
 
+let plan: CpuPlan | undefined;
+
 /** The CPU split for this machine, or no pinning when it has one CPU or no taskset. */
 export function cpuPlan(): CpuPlan {
-  const cpus = availableParallelism();
-  if (cpus < 2 || !tasksetAvailable()) return { pinned: false, subject: undefined, load: undefined };
-  return { pinned: true, subject: '1', load: '0' };
+  // The machine's CPUs, not this process's affinity: the benchmark pins itself to one of them.
+  plan ??= cpus().length < 2 || !tasksetAvailable() ? { pinned: false, subject: undefined, load: undefined } : { pinned: true, subject: '1', load: '0' };
+  return plan;
 }
 
 /** Pins this process (every thread) to `cpu`; a no-op without a plan. */

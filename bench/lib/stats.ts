@@ -1,5 +1,5 @@
 /** Small statistics and formatting helpers shared by the benchmarks. */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
@@ -65,14 +65,10 @@ export interface MachineInfo {
 }
 
 function version(cmd: string, args: string[], pattern: RegExp): string {
-  try {
-    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return pattern.exec(out)?.[1] ?? out.split('\n')[0]?.trim() ?? 'unknown';
-  } catch (err) {
-    const e = err as { stderr?: string; stdout?: string };
-    const text = `${e.stdout ?? ''}${e.stderr ?? ''}`;
-    return pattern.exec(text)?.[1] ?? 'unknown';
-  }
+  // nginx and HAProxy print their versions on stderr.
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  return pattern.exec(text)?.[1] ?? 'unknown';
 }
 
 /** Describes this machine and the tools used. */
@@ -84,7 +80,7 @@ export function machineInfo(): MachineInfo {
     // not Linux
   }
   return {
-    cpus: os.availableParallelism(),
+    cpus: os.cpus().length,
     cpuModel,
     memoryGiB: round(os.totalmem() / 1024 ** 3, 1),
     node: process.version,
