@@ -123,8 +123,8 @@ export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane
     const streaming = ['direct', 'nginx', 'haproxy', 'fastify-http-proxy', 'http-proxy', 'gateway-plain', 'gateway-full'];
     const specs: CaseSpec[] = [
       { id: 'small', title: 'Small response, 64 connections', path: '/bench', connections: 64, durationS: quick ? 2 : 6, rounds: quick ? 1 : 3, warmupS: quick ? 1 : 2, subjects: everyone },
-      { id: 'large', title: `Large response (${LARGE_BYTES / 1024 / 1024} MiB, streamed), 16 connections`, path: '/large', connections: 16, durationS: quick ? 2 : 4, rounds: quick ? 1 : 3, warmupS: 1, subjects: streaming },
-      { id: 'many', title: 'Small response, 1,000 keep-alive connections', path: '/bench', connections: 1000, durationS: quick ? 2 : 4, rounds: quick ? 1 : 3, warmupS: 1, subjects: streaming },
+      { id: 'large', title: `Large response (${LARGE_BYTES / 1024 / 1024} MiB, streamed), 16 connections`, path: '/large', connections: 16, durationS: quick ? 2 : 4, rounds: quick ? 1 : 3, warmupS: quick ? 0 : 1, subjects: streaming },
+      { id: 'many', title: 'Small response, 1,000 keep-alive connections', path: '/bench', connections: 1000, durationS: quick ? 2 : 4, rounds: quick ? 1 : 3, warmupS: quick ? 0 : 1, subjects: streaming },
     ];
     // For investigations: BENCH_CASES=large BENCH_SUBJECTS=gateway-plain,http-proxy BENCH_ROUNDS=5 (the direct run is always kept).
     const onlyCases = process.env.BENCH_CASES?.split(',');
@@ -158,8 +158,10 @@ async function verifySubjects(subjects: Subject[]): Promise<void> {
 async function runCase(spec: CaseSpec, all: Subject[], loadCpu: string | undefined, log: (line: string) => void): Promise<CaseResult> {
   const subjects = spec.subjects.map((id) => all.find((s) => s.id === id) as Subject);
   const runs = new Map<string, WrkResult[]>(subjects.map((s) => [s.id, []]));
-  log(`data plane: ${spec.title}: warm-up`);
-  for (const s of subjects) await runWrk({ url: s.origin + spec.path, connections: spec.connections, durationS: spec.warmupS, cpu: loadCpu, bearer: s.bearer });
+  if (spec.warmupS > 0) {
+    log(`data plane: ${spec.title}: warm-up`);
+    for (const s of subjects) await runWrk({ url: s.origin + spec.path, connections: spec.connections, durationS: spec.warmupS, cpu: loadCpu, bearer: s.bearer });
+  }
   for (let round = 1; round <= spec.rounds; round++) {
     for (const s of subjects) {
       const r = await runWrk({ url: s.origin + spec.path, connections: spec.connections, durationS: spec.durationS, cpu: loadCpu, bearer: s.bearer });

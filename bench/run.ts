@@ -75,6 +75,14 @@ await section('controlplane', async () => {
   results.controlPlane = await runControlPlane({ quick, log });
 });
 
+// No timing is judged, but a failed request through a proxy or during reloads is a bug, not a number.
+for (const c of results.dataplane?.cases ?? []) {
+  for (const s of c.subjects) if (s.errors > 0) results.failures.push(`dataplane: ${s.id} had ${s.errors} failed requests in the ${c.id} case`);
+}
+if (results.reload && results.reload.quiet.errors + results.reload.reloading.errors + results.reload.reloads.failed > 0) {
+  results.failures.push(`reload: ${results.reload.quiet.errors + results.reload.reloading.errors} failed requests, ${results.reload.reloads.failed} failed reloads`);
+}
+
 results.seconds = round((performance.now() - started) / 1000, 1);
 results.machine.loadEnd = round(os.loadavg()[0] as number);
 const dir = path.join(ROOT, 'bench/results');

@@ -77,7 +77,7 @@ const SEED_STAGES_MINUTES: Stage[] = [
   { seconds: 2, target: 0 },
 ];
 /** How long users still finishing an iteration get after the last stage (k6's gracefulRampDown is 30 s). */
-const GRACE_MS = { full: 10_000, quick: 5_000 };
+const GRACE_MS = { full: 10_000, quick: 3_000 };
 
 type Sample = { stage: number; kind: 'login' | 'api'; ms: number; error: string | undefined };
 
