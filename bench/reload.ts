@@ -70,7 +70,7 @@ export async function runReload(options: ReloadOptions): Promise<ReloadResult> {
   const cpu = cpuPlan();
   // A config of typical size; the compile section shows how the cost of one swap grows with the table.
   const routes = 100;
-  const durationS = quick ? 3 : 8;
+  const durationS = quick ? 2 : 8;
   const rounds = quick ? 1 : 3;
   const intervalMs = 100;
   const connections = 64;
