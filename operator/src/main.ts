@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig } from './kube/config.ts';
 import { parseDuration } from '../../dataplane/src/config/duration.ts';
 import { createLogger } from '../../dataplane/src/observability/logger.ts';
 import { Operator } from './operator.ts';
@@ -77,7 +77,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const log = createLogger({ level: args['log-level'] });
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   if (args.kubeconfig) kc.loadFromFile(args.kubeconfig);
   else kc.loadFromDefault();
   const ms = (flag: string, v: string): number => {

@@ -314,6 +314,32 @@ spec: { path: { value: /unbuildable }, upstream: users }
     await kube.kubectl(['delete', 'gwr', 'unbuildable', '-n', NS]);
   });
 
+  it('reuses its connections to the API server instead of a new TLS connection per request', async () => {
+    const { subscribe, unsubscribe } = await import('node:diagnostics_channel');
+    const { CoreV1Api, KubeConfig } = await import('@kubernetes/client-node');
+    const { PooledKubeConfig } = await import('../../operator/src/kube/config.ts');
+    const connectionsFor = async (kc: InstanceType<typeof KubeConfig>): Promise<number> => {
+      let connections = 0;
+      const count = (): void => {
+        connections++;
+      };
+      subscribe('undici:client:connected', count);
+      try {
+        kc.loadFromString(cp.kubeconfig);
+        const core = kc.makeApiClient(CoreV1Api);
+        for (let i = 0; i < 20; i++) await core.readNamespace({ name: NS });
+      } finally {
+        unsubscribe('undici:client:connected', count);
+      }
+      return connections;
+    };
+    const plain = await connectionsFor(new KubeConfig());
+    const pooled = await connectionsFor(new PooledKubeConfig());
+    console.log(`API connections for 20 requests: ${plain} with the client's KubeConfig, ${pooled} pooled`);
+    expect(plain).toBeGreaterThanOrEqual(20);
+    expect(pooled).toBeLessThanOrEqual(2);
+  });
+
   it('refuses a data plane without the token, with 401 and nothing else', async () => {
     const res = await request(`http://127.0.0.1:${op.port}/v1/tables/watch?dataplane=intruder`, { headers: { authorization: 'Bearer wrong' } });
     expect(res.statusCode).toBe(401);

@@ -1,14 +1,15 @@
 /** Helpers for tests against the real control plane: kubectl, typed clients, polling. */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api } from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../../operator/src/kube/config.ts';
 import type { ControlPlane } from './control-plane.ts';
 
 const run = promisify(execFile);
 
 /** kubectl and API clients bound to one control plane. */
 export interface Kube {
-  kc: KubeConfig;
+  kc: PooledKubeConfig;
   core: CoreV1Api;
   custom: CustomObjectsApi;
   discovery: DiscoveryV1Api;
@@ -20,7 +21,8 @@ export interface Kube {
 
 /** Builds the helpers for a started control plane. */
 export function kubeFor(cp: ControlPlane): Kube {
-  const kc = new KubeConfig();
+  // The operator's own KubeConfig, so the in-process operator in these tests runs as it does in a pod.
+  const kc = new PooledKubeConfig();
   kc.loadFromString(cp.kubeconfig);
   const kubectl = async (args: string[], stdin?: string): Promise<string> => {
     const child = run(cp.kubectl, ['--kubeconfig', cp.kubeconfigPath, ...args], { maxBuffer: 16 * 1024 * 1024 });
