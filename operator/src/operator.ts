@@ -33,6 +33,7 @@ export interface OperatorOptions {
 }
 
 const HISTORY = 64;
+const STATUS_COALESCE_MS = 50;
 
 /** A running operator replica. */
 export class Operator {
@@ -47,12 +48,15 @@ export class Operator {
   private last: CompileResult | undefined;
   private readonly history = new Map<string, Map<string, number>>();
   private timer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
   private firstPending = 0;
   private readonly synced = new Set<WatchedKind>();
   private listed = false;
   private stopped = false;
   /** Compile runs so far (for tests and the metric). */
   compiles = 0;
+  /** Status recomputations so far (for tests): a burst should cost a few, not one per object. */
+  statusRefreshes = 0;
   port = 0;
 
   constructor(options: OperatorOptions) {
@@ -64,12 +68,12 @@ export class Operator {
       heartbeatMs: options.heartbeatMs,
       isLeader: () => this.leading,
       log,
-      events: { onFleetChange: () => this.refreshStatus(), onAck: (applied) => this.metrics.acks.inc({ result: applied ? 'applied' : 'rejected' }) },
+      events: { onFleetChange: () => this.scheduleStatus(), onAck: (applied) => this.metrics.acks.inc({ result: applied ? 'applied' : 'rejected' }) },
     });
     this.informers = new Informers(options.kubeconfig, options.namespaces, {
       onEvent: (kind, verb, obj) => {
         if (this.store.apply(kind, verb, obj)) this.schedule();
-        else if (kind === 'GatewayRoute' || kind === 'Upstream') this.refreshStatus();
+        else if (kind === 'GatewayRoute' || kind === 'Upstream') this.scheduleStatus();
       },
       onError: (kind, err, retryInMs) => {
         this.metrics.watchRestarts.inc({ kind });
@@ -175,10 +179,24 @@ export class Operator {
     this.refreshStatus();
   }
 
+  /**
+   * Status-only events (our own writes included) and fleet changes arrive one per
+   * object; refreshing once per burst instead of once per event keeps a burst of n
+   * routes O(n) rather than O(n²).
+   */
+  private scheduleStatus(): void {
+    if (this.statusTimer !== undefined || this.stopped) return;
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = undefined;
+      this.refreshStatus();
+    }, STATUS_COALESCE_MS);
+  }
+
   /** Recomputes Programmed from the fleet and hands every status to the writer. */
   private refreshStatus(): void {
     const result = this.last;
     if (!result || !this.leading) return;
+    this.statusRefreshes++;
     const fleet = this.server.fleet();
     this.metrics.dataplanes.set(fleet.length);
     const history: VersionHistory = this.history;
@@ -198,6 +216,7 @@ export class Operator {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.statusTimer);
     await this.leader?.stop();
     this.writer.stop();
     await this.informers.stop();

@@ -246,6 +246,7 @@ metadata: { name: users, namespace: ${NS} }
 spec: { static: { endpoints: ["${a.url}"] } }
 `);
     const before = op.compiles;
+    const refreshesBefore = op.statusRefreshes;
     const t0 = Date.now();
     await Promise.all(
       Array.from({ length: 300 }, (_, i) =>
@@ -265,6 +266,11 @@ spec: { static: { endpoints: ["${a.url}"] } }
     expect(compiles).toBeLessThan(40);
     await eventually(async () => ((await get(`${dp.url}/burst/299`)).status === 200 ? true : undefined), 30_000, 'the last burst route serves');
     console.log(`burst: served after ${Date.now() - t0} ms`);
+    // Every route's status gets written; the events those writes cause must not each recompute every status.
+    await eventually(async () => ((await getObject(kube, 'gatewayroutes', NS, 'burst-299')).status?.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True') ? true : undefined), 60_000, 'burst statuses written');
+    const refreshes = op.statusRefreshes - refreshesBefore;
+    console.log(`burst: ${refreshes} status refreshes for 300 routes`);
+    expect(refreshes).toBeLessThan(100);
     await kube.custom.deleteCollectionNamespacedCustomObject({ group: 'switchyard.dev', version: 'v1alpha1', namespace: NS, plural: 'gatewayroutes' });
     console.log(`burst: deleted after ${Date.now() - t0} ms`);
   });
