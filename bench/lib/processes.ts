@@ -150,14 +150,8 @@ export function runToEnd(name: string, cmd: string, args: readonly string[], opt
   });
 }
 
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
+/** A free TCP port on 127.0.0.1 (the tests' helper; one implementation for both). */
+export { freePort } from '../../test/support/processes.ts';
 
 /** Waits until 127.0.0.1:port accepts connections; fails with the child's output after `timeoutMs`. */
 export async function waitForPort(port: number, child: Child | undefined, timeoutMs = 20_000): Promise<void> {

@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane } from '../support/control-plane.ts';
 import type { ControlPlane } from '../support/control-plane.ts';
+import { eventually } from '../support/kube.ts';
 
 const NS = 'discovery';
 let cp: ControlPlane;
@@ -42,22 +43,6 @@ async function slices(service: string): Promise<Slice[]> {
 /** `address=ready` for every endpoint of the Service's slices, sorted. */
 async function endpointStates(service: string): Promise<string[]> {
   return (await slices(service)).flatMap((s) => (s.endpoints ?? []).flatMap((e) => e.addresses.map((a) => `${a}=${String(e.conditions?.ready)}`))).sort();
-}
-
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-      last = undefined;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
 }
 
 /** Acts as the kubelet: sets the Pod's IP and its Ready condition. */
@@ -112,10 +97,15 @@ describe('EndpointSlices from kube-controller-manager', () => {
   it('list the ready Pods of a Service, with the target port resolved by name', async () => {
     await setPodStatus('user-service-1', '10.244.1.10', true);
     await setPodStatus('user-service-2', '10.244.1.11', true);
-    expect(await eventually('both Pods ready in the EndpointSlice', async () => {
-      const states = await endpointStates('user-service');
-      return states.join() === '10.244.1.10=true,10.244.1.11=true' ? states : undefined;
-    })).toHaveLength(2);
+    const states = await eventually(
+      async () => {
+        const now = await endpointStates('user-service');
+        return now.join() === '10.244.1.10=true,10.244.1.11=true' ? now : undefined;
+      },
+      30_000,
+      'both Pods ready in the EndpointSlice',
+    );
+    expect(states).toHaveLength(2);
     const [slice] = await slices('user-service');
     expect(slice?.addressType).toBe('IPv4');
     expect(slice?.ports).toEqual([{ name: 'http', port: 3002, protocol: 'TCP' }]);
@@ -127,13 +117,13 @@ describe('EndpointSlices from kube-controller-manager', () => {
 
   it('mark a Pod that stops being Ready as not ready, and ready again when it recovers', async () => {
     await setPodStatus('user-service-2', '10.244.1.11', false);
-    await eventually('user-service-2 not ready', async () => ((await endpointStates('user-service')).join() === '10.244.1.10=true,10.244.1.11=false' ? true : undefined));
+    await eventually(async () => ((await endpointStates('user-service')).join() === '10.244.1.10=true,10.244.1.11=false' ? true : undefined), 30_000, 'user-service-2 not ready');
     await setPodStatus('user-service-2', '10.244.1.11', true);
-    await eventually('user-service-2 ready again', async () => ((await endpointStates('user-service')).join() === '10.244.1.10=true,10.244.1.11=true' ? true : undefined));
+    await eventually(async () => ((await endpointStates('user-service')).join() === '10.244.1.10=true,10.244.1.11=true' ? true : undefined), 30_000, 'user-service-2 ready again');
   });
 
   it('drop a deleted Pod', async () => {
     await kubectl(['delete', 'pod', 'user-service-1', '-n', NS, '--grace-period=0', '--force', '--wait=false']);
-    await eventually('user-service-1 gone from the EndpointSlice', async () => ((await endpointStates('user-service')).join() === '10.244.1.11=true' ? true : undefined));
+    await eventually(async () => ((await endpointStates('user-service')).join() === '10.244.1.11=true' ? true : undefined), 30_000, 'user-service-1 gone from the EndpointSlice');
   });
 });

@@ -72,10 +72,4 @@ export async function startUpstream(handler: UpstreamHandler = echo('upstream'),
 }
 
 /** A port with nothing listening on it (connection refused). */
-export async function closedPort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
+export { freePort as closedPort } from './processes.ts';
