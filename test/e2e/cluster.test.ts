@@ -114,7 +114,11 @@ spec: { selector: { app: ${svc} }, ports: [{ name: http, port: ${port}, targetPo
 
   it('serves the example routes through both data planes, and kubectl shows them live', async () => {
     const routes = ['auth-login', 'auth-register', 'users', 'user', 'user-profile', 'admin-users', 'metrics'];
-    for (const r of routes) await waitCondition(kube, 'gatewayroutes', NS, r, 'Programmed', 'True', undefined, 60_000);
+    for (const r of routes) {
+      await waitCondition(kube, 'gatewayroutes', NS, r, 'Programmed', 'True', undefined, 60_000);
+      await waitCondition(kube, 'gatewayroutes', NS, r, 'Accepted', 'True');
+      await waitCondition(kube, 'gatewayroutes', NS, r, 'ResolvedRefs', 'True');
+    }
     const table = await kube.kubectl(['get', 'gwr', '-n', NS]);
     for (const r of routes) expect(table).toMatch(new RegExp(`\\n${r}\\s+\\S+\\s+\\S+\\s+True\\s+True`));
 
