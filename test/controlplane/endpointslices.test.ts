@@ -4,24 +4,16 @@
  * endpoints. There is no kubelet here, so the test plays its part and patches
  * Pod status. The addresses are API data only; nothing is ever sent to them.
  */
-import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane } from '../support/control-plane.ts';
 import type { ControlPlane } from '../support/control-plane.ts';
-import { eventually } from '../support/kube.ts';
+import { eventually, kubeFor, setPodReady, type Kube } from '../support/kube.ts';
 
 const NS = 'discovery';
 let cp: ControlPlane;
 
-function kubectl(args: readonly string[], stdin?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cp.kubectl, ['--kubeconfig', cp.kubeconfigPath, ...args], (error, stdout, stderr) => {
-      if (error === null) resolve(stdout);
-      else reject(new Error(`kubectl ${args.join(' ')} failed: ${stderr || error.message}`));
-    });
-    if (stdin !== undefined) child.stdin?.end(stdin);
-  });
-}
+let kube: Kube;
+const kubectl = (args: string[], stdin?: string): Promise<string> => kube.kubectl(args, stdin);
 
 interface SliceEndpoint {
   addresses: string[];
@@ -45,25 +37,7 @@ async function endpointStates(service: string): Promise<string[]> {
   return (await slices(service)).flatMap((s) => (s.endpoints ?? []).flatMap((e) => e.addresses.map((a) => `${a}=${String(e.conditions?.ready)}`))).sort();
 }
 
-/** Acts as the kubelet: sets the Pod's IP and its Ready condition. */
-async function setPodStatus(pod: string, ip: string, ready: boolean): Promise<void> {
-  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const status = ready ? 'True' : 'False';
-  const patch = {
-    status: {
-      phase: 'Running',
-      podIP: ip,
-      podIPs: [{ ip }],
-      conditions: [
-        { type: 'PodScheduled', status: 'True', lastTransitionTime: now },
-        { type: 'Initialized', status: 'True', lastTransitionTime: now },
-        { type: 'ContainersReady', status, lastTransitionTime: now },
-        { type: 'Ready', status, lastTransitionTime: now },
-      ],
-    },
-  };
-  await kubectl(['patch', 'pod', pod, '-n', NS, '--subresource=status', '--type=merge', '-p', JSON.stringify(patch)]);
-}
+const setPodStatus = (pod: string, ip: string, ready: boolean): Promise<void> => setPodReady(kube, NS, pod, ip, ready);
 
 const pod = (name: string): Record<string, unknown> => ({
   apiVersion: 'v1',
@@ -74,6 +48,7 @@ const pod = (name: string): Record<string, unknown> => ({
 
 beforeAll(async () => {
   cp = await startControlPlane();
+  kube = kubeFor(cp);
   const objects = [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
     { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-1', labels: { 'topology.kubernetes.io/zone': 'zone-a' } } },

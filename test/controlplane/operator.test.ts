@@ -15,7 +15,7 @@ import { PoolRegistry } from '../../dataplane/src/upstream/pools.ts';
 import { OperatorSource } from '../../dataplane/src/table/operator-source.ts';
 import { Operator } from '../../operator/src/operator.ts';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
-import { eventually, getObject, kubeFor, waitCondition, type Kube } from '../support/kube.ts';
+import { eventually, getObject, kubeFor, setPodReady, waitCondition, type Kube } from '../support/kube.ts';
 import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
 const TOKEN = 'test-token-0123456789';
@@ -220,11 +220,7 @@ kind: Pod
 metadata: { name: catalog-2, namespace: ${NS}, labels: { app: catalog } }
 spec: { nodeName: node-1, containers: [{ name: app, image: example.invalid/catalog, ports: [{ containerPort: 8080 }] }] }
 `);
-    const markReady = async (pod: string, ip: string, ready: boolean): Promise<void> => {
-      const now = new Date().toISOString();
-      const status = { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: now }, { type: 'ContainersReady', status: ready ? 'True' : 'False', lastTransitionTime: now }] };
-      await kube.kubectl(['patch', 'pod', pod, '-n', NS, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
-    };
+    const markReady = (pod: string, ip: string, ready: boolean): Promise<void> => setPodReady(kube, NS, pod, ip, ready);
     // Acting as the kubelet. These are API objects only: no traffic goes to these addresses.
     await markReady('catalog-1', '10.244.7.1', true);
     const endpointsOf = (): string[] => op.table?.upstreams.find((u) => u.name === `${NS}/catalog`)?.endpoints.map((e) => e.url) ?? [];

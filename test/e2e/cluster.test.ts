@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
-import { eventually, kubeFor, waitCondition, type Kube } from '../support/kube.ts';
+import { eventually, kubeFor, setPodReady, waitCondition, type Kube } from '../support/kube.ts';
 import { createPodNetwork, type PodNetwork } from '../support/netns.ts';
 import { freePort, startProcess, tempFile, type Proc } from '../support/processes.ts';
 
@@ -33,11 +33,7 @@ spec: { nodeName: node-1, containers: [{ name: app, image: example.invalid/${app
 `;
 
   /** Acting as the kubelet: the pod's process runs, then its status says Ready with its address. */
-  const setReady = async (name: string, address: string, ready: boolean): Promise<void> => {
-    const now = new Date().toISOString();
-    const status = { phase: 'Running', podIP: address, podIPs: [{ ip: address }], conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: now }] };
-    await kube.kubectl(['patch', 'pod', name, '-n', NS, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
-  };
+  const setReady = (name: string, address: string, ready: boolean): Promise<void> => setPodReady(kube, NS, name, address, ready);
 
   const startPod = async (kind: 'auth' | 'echo', name: string, app: string, port: number): Promise<string> => {
     const address = net.allocate();

@@ -89,3 +89,27 @@ export async function waitCondition(kube: Kube, plural: 'gatewayroutes' | 'upstr
     `${plural} ${namespace}/${name} ${type}=${status}${reason ? ` (${reason})` : ''}`,
   );
 }
+
+/**
+ * Acts as the kubelet (there is none): sets a Pod's IP and its readiness, which
+ * is all the EndpointSlice controller looks at. These are API objects only; the
+ * address gets traffic only if a test runs a server there itself.
+ */
+export async function setPodReady(kube: Kube, namespace: string, pod: string, ip: string, ready: boolean): Promise<void> {
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const status = ready ? 'True' : 'False';
+  const patch = {
+    status: {
+      phase: 'Running',
+      podIP: ip,
+      podIPs: [{ ip }],
+      conditions: [
+        { type: 'PodScheduled', status: 'True', lastTransitionTime: now },
+        { type: 'Initialized', status: 'True', lastTransitionTime: now },
+        { type: 'ContainersReady', status, lastTransitionTime: now },
+        { type: 'Ready', status, lastTransitionTime: now },
+      ],
+    },
+  };
+  await kube.kubectl(['patch', 'pod', pod, '-n', namespace, '--subresource=status', '--type=merge', '-p', JSON.stringify(patch)]);
+}
