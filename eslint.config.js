@@ -1,6 +1,12 @@
 // Lint rules that catch real bugs in a proxy: floating promises, misused
-// promises in callbacks, and `any` leaking across module boundaries.
+// promises in callbacks, and `any` leaking across module boundaries; and the
+// boundary between the two components: the operator reaches the data plane only
+// through its contract module. `npm run lint` also runs
+// hack/check-import-cycles.ts, which refuses import cycles.
 import tseslint from 'typescript-eslint';
+
+/** The one data-plane module the operator may import: the route table contract. */
+export const CONTRACT_MODULE = 'dataplane/src/contract/index.ts';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.cache/**', 'hack/control-plane/**', 'bench/results/**', 'coverage/**'] },
@@ -16,6 +22,39 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       eqeqeq: ['error', 'always'],
+    },
+  },
+  {
+    files: ['operator/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)dataplane/(?!src/contract/index\\.ts$)',
+              message: `the operator imports only the contract module (${CONTRACT_MODULE}) from the data plane; move what it needs there, or keep it in operator/`,
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The contract is shared by both components: nothing of the gateway.yaml loader or the request path may leak into it.
+    files: ['dataplane/src/contract/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./(?!routing/(matcher|normalize)\\.ts$)',
+              message: 'the contract module imports only the matcher (routing/matcher.ts, routing/normalize.ts) from the rest of the data plane',
+            },
+          ],
+        },
+      ],
     },
   },
   {

@@ -7,8 +7,8 @@ import http from 'node:http';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { PooledKubeConfig } from './kube/config.ts';
-import { parseDuration } from '../../dataplane/src/config/duration.ts';
-import { createLogger } from '../../dataplane/src/observability/logger.ts';
+import { parseDuration } from '../../dataplane/src/contract/index.ts';
+import { createLogger } from './log.ts';
 import { Operator } from './operator.ts';
 
 const HELP = `Usage: switchyard-operator [options]

@@ -3,8 +3,8 @@
  * and statuses back through the one status writer while this replica leads.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from '../../dataplane/src/observability/logger.ts';
-import type { RouteTable } from '../../dataplane/src/table/schema.ts';
+import type { Logger } from './log.ts';
+import type { RouteTable } from '../../dataplane/src/contract/index.ts';
 import { compile, type CompileResult, type ObjectStatus } from './compile/index.ts';
 import { ConfigServer } from './distribute/server.ts';
 import { Informers, type WatchedKind } from './kube/informers.ts';

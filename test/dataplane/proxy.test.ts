@@ -189,7 +189,7 @@ describe('upstream failures', () => {
       // An upstream whose endpoints all went away (a reload with none) answers 503.
       const table = structuredClone(gw.gw.holder.current!.table);
       table.upstreams[0]!.endpoints = [];
-      const { tableVersion } = await import('../../dataplane/src/table/version.ts');
+      const { tableVersion } = await import('../../dataplane/src/contract/version.ts');
       table.version = tableVersion(table);
       expect(gw.gw.holder.apply(table, 'test').applied).toBe(true);
       const none = await request(`${gw.url}/refused`);
@@ -238,7 +238,7 @@ describe('upstream failures', () => {
     const { parseConfig } = await import('../../dataplane/src/config/load.ts');
     const { silentLogger } = await import('../../dataplane/src/observability/logger.ts');
     const { Gateway } = await import('../../dataplane/src/server/gateway.ts');
-    const { tableVersion } = await import('../../dataplane/src/table/version.ts');
+    const { tableVersion } = await import('../../dataplane/src/contract/version.ts');
     const { config } = parseConfig('server: { http_port: 0, admin_port: 0, metrics_port: 0, bind_address: 127.0.0.1, timeouts: { upstream_timeout: 200ms } }\n', 'bootstrap.yaml', {});
     const gw = await Gateway.start({ config, log: silentLogger(), tableSource: 'external' });
     try {

@@ -3,12 +3,12 @@
  * operator produces, so both paths share everything after "table".
  */
 import { readFileSync } from 'node:fs';
-import { parseDuration } from './duration.ts';
+import { parseDuration } from '../contract/duration.ts';
 import { formatPath } from './load.ts';
 import type { GatewayConfig, RouteConfig, UpstreamConfig } from './schema.ts';
-import { RouteTableSchema, type Route, type RouteTable, type Upstream } from '../table/schema.ts';
-import { corsPolicy, DEFAULT_RETRY_ON, inferPathType } from '../table/policies.ts';
-import { tableVersion } from '../table/version.ts';
+import { RouteTableSchema, type Route, type RouteTable, type Upstream } from '../contract/schema.ts';
+import { corsPolicy, DEFAULT_RETRY_ON, inferPathType } from '../contract/defaults.ts';
+import { tableVersion } from '../contract/version.ts';
 
 /** The table compiled from a file, and what is wrong with it but not fatal. */
 export interface CompiledConfig {

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, isScalar } from 'yaml';
 import type { z } from 'zod';
+import { formatFieldPath } from '../contract/field-path.ts';
 import { GatewayConfigSchema, type GatewayConfig } from './schema.ts';
 
 /** A configuration problem, already formatted for a person. */
@@ -29,11 +30,9 @@ export interface LoadedConfig {
 
 type Path = ReadonlyArray<string | number>;
 
-/** Formats a field path the way a user writes it: `routes[3].methods[0]`. */
+/** Formats a field path the way a user writes it: `routes[3].methods[0]`, or `(top level)`. */
 export function formatPath(path: Path): string {
-  let out = '';
-  for (const part of path) out += typeof part === 'number' ? `[${part}]` : out === '' ? part : `.${part}`;
-  return out === '' ? '(top level)' : out;
+  return formatFieldPath(path) || '(top level)';
 }
 
 /** Seed names that do not follow the general `GATEWAY_<PATH>` rule. */

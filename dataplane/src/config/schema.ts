@@ -7,8 +7,8 @@
  * are turned into milliseconds when the table is compiled.
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.ts';
-import { HTTP_METHODS } from '../table/schema.ts';
+import { parseDuration } from '../contract/duration.ts';
+import { HTTP_METHODS } from '../contract/schema.ts';
 
 const duration = z
   .union([z.string(), z.number()])

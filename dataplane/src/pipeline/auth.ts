@@ -11,7 +11,7 @@
  */
 import { GatewayError } from '../proxy/errors.ts';
 import type { Identity, Stage } from './context.ts';
-import type { Route } from '../table/schema.ts';
+import type { Route } from '../contract/schema.ts';
 import { authorizeStage, identityHeaderProblem } from './authorize.ts';
 
 /** Checks a bearer token; rejects with a GatewayError (401) when it is not acceptable. */

@@ -16,7 +16,7 @@
  */
 import { GatewayError } from '../proxy/errors.ts';
 import type { Identity, Stage } from './context.ts';
-import type { Route } from '../table/schema.ts';
+import type { Route } from '../contract/schema.ts';
 
 const PRINTABLE_ASCII = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 

@@ -24,7 +24,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { RequestContext, Stage } from './context.ts';
 import { GatewayError, respondWithError } from '../proxy/errors.ts';
-import type { Route } from '../table/schema.ts';
+import type { Route } from '../contract/schema.ts';
 
 type CorsPolicy = NonNullable<Route['cors']>;
 

@@ -15,7 +15,7 @@
 import { createHash, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload, type JWTVerifyOptions, type RemoteJWKSet } from 'jose';
-import { parseDuration } from '../config/duration.ts';
+import { parseDuration } from '../contract/duration.ts';
 import { jwtAlgorithms, type GatewayConfig } from '../config/schema.ts';
 import { ConfigError } from '../config/load.ts';
 import type { Logger } from '../observability/logger.ts';

@@ -24,7 +24,7 @@ import { isIPv6, isIP } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { RequestContext, Stage } from './context.ts';
 import { GatewayError } from '../proxy/errors.ts';
-import type { Route } from '../table/schema.ts';
+import type { Route } from '../contract/schema.ts';
 
 /** The counts kept for one client of one route. */
 export interface WindowCounts {

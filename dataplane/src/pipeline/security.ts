@@ -12,11 +12,11 @@
  * matching (see cors.ts).
  */
 import { ConfigError } from '../config/load.ts';
-import { parseDuration } from '../config/duration.ts';
+import { parseDuration } from '../contract/duration.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
-import type { Route } from '../table/schema.ts';
+import type { Route } from '../contract/schema.ts';
 import { authStages, requiresAuth, type TokenVerifier } from './auth.ts';
 import type { Stage } from './context.ts';
 import { corsStage } from './cors.ts';

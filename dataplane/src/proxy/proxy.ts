@@ -12,7 +12,7 @@
 import type { RequestContext } from '../pipeline/context.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { statusClass } from '../observability/metrics.ts';
-import type { Route } from '../table/schema.ts';
+import type { Route } from '../contract/schema.ts';
 import type { AttemptVerdict, BreakerPermit } from '../upstream/breaker.ts';
 import { backoffDelay } from '../upstream/retry-budget.ts';
 import type { EndpointRuntime, UpstreamRuntime } from '../upstream/upstream.ts';

@@ -4,14 +4,13 @@
  * flight keep the runtime they started with.
  */
 import type { Pool } from 'undici';
-import type { z } from 'zod';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
-import { formatPath } from '../config/load.ts';
+import { describeIssues } from '../contract/field-path.ts';
 import type { PoolRegistry } from '../upstream/pools.ts';
 import { buildRuntime, type StageFactory, type TableRuntime } from './runtime.ts';
-import { RouteTableSchema } from './schema.ts';
-import { tableVersion } from './version.ts';
+import { RouteTableSchema } from '../contract/schema.ts';
+import { tableVersion } from '../contract/version.ts';
 
 /** What happened to a table that was offered. */
 export type ApplyResult = { applied: true; version: string; unchanged: boolean } | { applied: false; version: string | undefined; error: string };
@@ -86,7 +85,3 @@ export class TableHolder {
   }
 }
 
-/** A zod issue list as one line, for logs and acknowledgements. */
-export function describeIssues(err: z.ZodError): string {
-  return err.issues.map((i) => `${formatPath(i.path as (string | number)[])}: ${i.message}`).join('; ');
-}

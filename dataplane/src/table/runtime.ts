@@ -6,7 +6,7 @@ import { compileMatcher, type Matcher } from '../routing/matcher.ts';
 import type { Stage } from '../pipeline/context.ts';
 import { buildUpstreams, type UpstreamRuntime } from '../upstream/upstream.ts';
 import type { PoolRegistry } from '../upstream/pools.ts';
-import type { Route, RouteTable } from './schema.ts';
+import type { Route, RouteTable } from '../contract/schema.ts';
 
 /** A route of the live table. */
 export class RouteRuntime {

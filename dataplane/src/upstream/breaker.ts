@@ -24,7 +24,7 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import type { z } from 'zod';
-import type { CircuitBreakerSchema } from '../table/schema.ts';
+import type { CircuitBreakerSchema } from '../contract/schema.ts';
 
 /** An upstream's circuit breaker settings, as the table states them. */
 export type BreakerSettings = z.infer<typeof CircuitBreakerSchema>;

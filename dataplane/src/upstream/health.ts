@@ -8,7 +8,7 @@
  * built: the operator lists only ready endpoints.
  */
 import { Client } from 'undici';
-import type { HealthCheckSchema } from '../table/schema.ts';
+import type { HealthCheckSchema } from '../contract/schema.ts';
 import type { z } from 'zod';
 import { connectOptions } from './pools.ts';
 import type { EndpointRuntime, UpstreamRuntime } from './upstream.ts';

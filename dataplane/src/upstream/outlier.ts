@@ -12,7 +12,7 @@
  * (its circuit breaker is the tool for that case).
  */
 import type { z } from 'zod';
-import type { OutlierDetectionSchema } from '../table/schema.ts';
+import type { OutlierDetectionSchema } from '../contract/schema.ts';
 import type { EndpointHealth } from './health.ts';
 
 /** An upstream's outlier detection, as the table states it (defaults filled in). */

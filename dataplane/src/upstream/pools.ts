@@ -4,7 +4,7 @@
  * the table is closed gracefully, so requests already on it finish.
  */
 import { Pool } from 'undici';
-import type { Upstream } from '../table/schema.ts';
+import type { Upstream } from '../contract/schema.ts';
 
 /** Pool settings that, when changed, need a new pool. */
 function poolKey(origin: string, u: Upstream): string {

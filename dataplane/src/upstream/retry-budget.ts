@@ -9,7 +9,7 @@
  * by the number of attempts.
  */
 import type { z } from 'zod';
-import type { RetryBudgetSchema } from '../table/schema.ts';
+import type { RetryBudgetSchema } from '../contract/schema.ts';
 
 export type RetryBudgetSettings = z.infer<typeof RetryBudgetSchema>;
 

@@ -1,6 +1,6 @@
 /** An upstream as served: its endpoints with their live state, and how to choose among them. */
 import type { Pool } from 'undici';
-import type { Upstream } from '../table/schema.ts';
+import type { Upstream } from '../contract/schema.ts';
 import { createBalancer, type Balancer } from './balancer.ts';
 import { UpstreamBreaker, sameBreakerSettings, type AttemptVerdict, type BreakerPermit } from './breaker.ts';
 import { EndpointHealth } from './health.ts';

@@ -6,7 +6,7 @@
  * hack/gen-crds.ts, and the operator parses objects with it.
  */
 import { z } from 'zod';
-import { HTTP_METHODS } from '../../../dataplane/src/table/schema.ts';
+import { HTTP_METHODS } from '../../../dataplane/src/contract/index.ts';
 import { API_VERSION, ObjectMetaSchema, conditions, duration, mapList, objectName, observedGeneration, setList } from './common.ts';
 import { celString, matching, withRules } from './rules.ts';
 import type { Rule } from './rules.ts';

@@ -5,6 +5,7 @@
  * status condition instead of compiling it.
  */
 import type { z } from 'zod';
+import { formatFieldPath } from '../../../dataplane/src/contract/index.ts';
 import { GatewayRouteSchema } from './gatewayroute.ts';
 import type { GatewayRoute } from './gatewayroute.ts';
 import { UpstreamSchema } from './upstream.ts';
@@ -41,14 +42,7 @@ function parseWith<S extends z.ZodType>(schema: S, obj: unknown): ParseResult<z.
 }
 
 /** `['spec', 'backends', 0, 'weight']` → `spec.backends[0].weight`. */
-export function formatFieldPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${String(part)}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
-  }
-  return out;
-}
+export { formatFieldPath };
 
 /** One line per problem: `spec.path.value: must start with "/"`. */
 export function formatFieldErrors(errors: readonly FieldError[]): string {

@@ -3,8 +3,8 @@
  * statuses out. No I/O, no clock, no randomness: the same snapshot always
  * gives the same table, with the same version.
  */
-import { RouteTableSchema, type RouteTable } from '../../../dataplane/src/table/schema.ts';
-import { tableVersion } from '../../../dataplane/src/table/version.ts';
+import { RouteTableSchema, type RouteTable } from '../../../dataplane/src/contract/index.ts';
+import { tableVersion } from '../../../dataplane/src/contract/index.ts';
 import type { ConditionInput } from '../status/conditions.ts';
 import { compileRoutes } from './routes.ts';
 import type { Snapshot } from './snapshot.ts';

@@ -1,8 +1,8 @@
 /** GatewayRoutes: validate, resolve Upstream references, resolve conflicts oldest-first. */
-import { parseDuration } from '../../../dataplane/src/config/duration.ts';
+import { parseDuration } from '../../../dataplane/src/contract/index.ts';
 import { compileMatcher } from '../../../dataplane/src/routing/matcher.ts';
-import { corsPolicy, DEFAULT_RETRY_ON, inferPathType } from '../../../dataplane/src/table/policies.ts';
-import type { HttpMethod, Route } from '../../../dataplane/src/table/schema.ts';
+import { corsPolicy, DEFAULT_RETRY_ON, inferPathType } from '../../../dataplane/src/contract/index.ts';
+import type { HttpMethod, Route } from '../../../dataplane/src/contract/index.ts';
 import { condition, ConditionType, Reason, type ConditionInput } from '../status/conditions.ts';
 import { keyOf, type Parsed, type RouteSpec } from './snapshot.ts';
 import type { UpstreamResult } from './upstreams.ts';

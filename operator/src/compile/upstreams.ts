@@ -1,6 +1,6 @@
 /** Upstreams: resolve discovery (static or Service → EndpointSlices) into endpoints, with status. */
-import { parseDuration } from '../../../dataplane/src/config/duration.ts';
-import type { Upstream } from '../../../dataplane/src/table/schema.ts';
+import { parseDuration } from '../../../dataplane/src/contract/index.ts';
+import type { Upstream } from '../../../dataplane/src/contract/index.ts';
 import { condition, ConditionType, Reason, type ConditionInput } from '../status/conditions.ts';
 import { keyOf, type EndpointSliceInfo, type Parsed, type Snapshot, type UpstreamSpec } from './snapshot.ts';
 

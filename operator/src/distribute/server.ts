@@ -16,7 +16,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { RouteTable } from '../../../dataplane/src/table/schema.ts';
+import type { RouteTable } from '../../../dataplane/src/contract/index.ts';
 
 /** What the leader knows about one data plane. */
 export interface DataplaneState {

@@ -7,7 +7,7 @@
  */
 import type { KubeConfig} from '@kubernetes/client-node';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import type { Logger } from '../../../dataplane/src/observability/logger.ts';
+import type { Logger } from '../log.ts';
 import type { ObjectStatus } from '../compile/index.ts';
 import { mergeConditions, sameConditions, type Condition } from '../status/conditions.ts';
 import type { Store } from '../store/store.ts';

@@ -1,6 +1,6 @@
 /** Spec parsers backed by the CRDs' own zod schemas (CEL rules included), for compile's snapshot. */
 import type { z } from 'zod';
-import { formatPath } from '../../../dataplane/src/config/load.ts';
+import { formatFieldPath } from '../../../dataplane/src/contract/index.ts';
 import { GatewayRouteSpecSchema } from '../api/gatewayroute.ts';
 import { UpstreamSpecSchema } from '../api/upstream.ts';
 import type { RouteSpec, UpstreamSpec } from '../compile/snapshot.ts';
@@ -12,7 +12,7 @@ function zodParser<S>(schema: z.ZodType): SpecParser<S> {
     if (r.success) return { ok: true, spec: r.data as S };
     return {
       ok: false,
-      error: r.error.issues.map((i) => (i.path.length === 0 ? `spec: ${i.message}` : `spec.${formatPath(i.path as (string | number)[])}: ${i.message}`)).join('; '),
+      error: r.error.issues.map((i) => (i.path.length === 0 ? `spec: ${i.message}` : `spec.${formatFieldPath(i.path)}: ${i.message}`)).join('; '),
     };
   };
 }

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseDuration, formatDuration } from '../../../dataplane/src/config/duration.ts';
+import { parseDuration, formatDuration } from '../../../dataplane/src/contract/duration.ts';
 import { ConfigError, parseConfig } from '../../../dataplane/src/config/load.ts';
 import { compileConfig } from '../../../dataplane/src/config/compile.ts';
-import { RouteTableSchema } from '../../../dataplane/src/table/schema.ts';
-import { tableVersion } from '../../../dataplane/src/table/version.ts';
+import { RouteTableSchema } from '../../../dataplane/src/contract/schema.ts';
+import { tableVersion } from '../../../dataplane/src/contract/version.ts';
 
 const seed = readFileSync('test/fixtures/seed-gateway.yaml', 'utf8');
 

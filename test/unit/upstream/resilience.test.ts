@@ -8,7 +8,7 @@ import { OutlierDetector } from '../../../dataplane/src/upstream/outlier.ts';
 import { RetryBudget, backoffDelay } from '../../../dataplane/src/upstream/retry-budget.ts';
 import { EndpointRuntime, buildUpstreams, type UpstreamRuntime } from '../../../dataplane/src/upstream/upstream.ts';
 import { PoolRegistry } from '../../../dataplane/src/upstream/pools.ts';
-import { UpstreamSchema, type Upstream } from '../../../dataplane/src/table/schema.ts';
+import { UpstreamSchema, type Upstream } from '../../../dataplane/src/contract/schema.ts';
 
 const upstream = (extra: Partial<Upstream> = {}, n = 2): Upstream =>
   UpstreamSchema.parse({ name: 'u', endpoints: Array.from({ length: n }, (_, i) => ({ url: `http://127.0.0.1:${10_001 + i}` })), ...extra });

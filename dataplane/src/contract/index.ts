@@ -1,0 +1,15 @@
+/**
+ * The contract between the operator and the data plane: the route table's
+ * schema and defaults, durations and field paths as both write them, and the
+ * rules that decide which routes are valid and which one wins a request (the
+ * matcher's own rules, not a copy of them).
+ *
+ * The operator imports this module and nothing else of the data plane
+ * (eslint.config.js enforces it); this module imports nothing of the
+ * gateway.yaml loader or of the request path.
+ */
+export * from './schema.ts';
+export * from './defaults.ts';
+export { canonicalJson, tableVersion } from './version.ts';
+export { formatDuration, parseDuration } from './duration.ts';
+export { describeIssues, formatFieldPath } from './field-path.ts';
