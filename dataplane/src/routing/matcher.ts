@@ -29,9 +29,10 @@
  * 3. Among prefix-like matches, more base segments win (the `*` is not
  *    counted); then static > param > `*` left to right; then, on the same base,
  *    trailing `*` beats Prefix, because it demands at least one more segment.
- * 4. Routes with the same host, path shape and method: the first registered
- *    wins; later ones are reported in `shadowed`. Parameter names do not make
- *    shapes differ (`/u/{id}` and `/u/{name}` collide).
+ * 4. Routes with the same host, path shape, method and conditions: the first
+ *    registered wins; later ones are reported in `shadowed`. Parameter names
+ *    do not make shapes differ (`/u/{id}` and `/u/{name}` collide), and a
+ *    Prefix value with a trailing slash is the same prefix (`/a/` and `/a`).
  *
  * Methods. Case-sensitive (`get` is not GET). Empty `methods` means any method.
  * The most specific path candidate that supports the method wins. Within one
@@ -40,6 +41,18 @@
  * HEAD must answer like GET), else the any-method route. When candidates match
  * the path but none supports the method, the result is method-not-allowed with
  * the sorted union of their methods (HEAD included wherever GET is).
+ *
+ * Conditions. A route may also require request headers (`headers`: a name
+ * with an exact value, or mere presence; names are case-insensitive) and query
+ * parameters (`queryParams`: the first value of the name, exact, or presence;
+ * names are case-sensitive). All of a route's conditions must hold. They rank
+ * after path and method: among routes of one path shape that take the method,
+ * the one with more header conditions is tried first, then the one with more
+ * query conditions, then the first registered. A route whose conditions fail
+ * is passed over as if its path did not match, so a request that meets no
+ * route's conditions gets 404, not 405. Routes differ only when their
+ * condition sets differ; the same conditions in another order are the same
+ * route shape.
  *
  * Hosts. Case-insensitive; a `:port` (also after `[v6]`) and one trailing dot
  * are ignored. Tiers, tried in order: the exact host, then wildcard
@@ -50,12 +63,45 @@
  */
 import { normalizeTarget } from './normalize.ts';
 
+/** A condition on one request header or query parameter: an exact value, or mere presence. */
+export interface RequestCondition {
+  name: string;
+  type: 'Exact' | 'Present';
+  /** Required for Exact, absent for Present. */
+  value?: string | undefined;
+}
+
 /** What the matcher needs from a route; the table's `Route` satisfies it. */
 export interface MatchableRoute {
   id: string;
   hosts: string[];
   path: { type: 'Exact' | 'Prefix' | 'Template'; value: string };
   methods: string[];
+  headers?: readonly RequestCondition[] | undefined;
+  queryParams?: readonly RequestCondition[] | undefined;
+}
+
+/**
+ * What the matcher may read of a request beyond host, method and path. Asked
+ * only while a route with conditions is a candidate, so a table without
+ * conditions never parses a query string.
+ */
+export interface RequestFacts {
+  /** The header's value (several lines joined with ", "), or undefined; `name` is lower case. */
+  header(name: string): string | undefined;
+  /** The first value of the query parameter, decoded, or undefined. */
+  query(name: string): string | undefined;
+}
+
+/** How the matcher treats a route whose shape is already taken. */
+export interface MatcherOptions {
+  /**
+   * false (the data plane): the later route keeps the claims nobody holds and
+   * loses the others, which are reported in `shadowed`.
+   * true (conflict resolution): a route that would lose any claim is left out
+   * entirely and reported once, with the first claim it lost.
+   */
+  exclusive?: boolean;
 }
 
 /** The answer for one request: a route, a 405 with its Allow list, or a 404. */
@@ -76,13 +122,23 @@ export type MatchResult<R> =
 
 /** A compiled route table, safe to share: `match()` keeps no state between calls. */
 export interface Matcher<R extends MatchableRoute> {
-  /** `host` is the raw Host header; `path` must already be normalized and query-free. */
-  match(host: string, method: string, path: string): MatchResult<R>;
+  /**
+   * `host` is the raw Host header; `path` must already be normalized and
+   * query-free; `facts` answers header and query conditions (without it, no
+   * condition holds).
+   */
+  match(host: string, method: string, path: string, facts?: RequestFacts): MatchResult<R>;
+  /** Whether any route has header or query conditions: callers pass `facts` only then. */
+  readonly conditional: boolean;
   /** The tries as text, for the admin endpoint. */
   print(): string;
   /** How many routes were compiled, shadowed ones included. */
   readonly size: number;
-  /** Routes (per host and method) that can never win because an earlier route has the same shape; `'*'` means any. */
+  /**
+   * Routes (per host and method) that can never win because an earlier route
+   * has the same shape and conditions; `'*'` means any. In exclusive mode, one
+   * entry per route left out.
+   */
   readonly shadowed: ReadonlyArray<{ route: string; by: string; method: string; host: string }>;
 }
 
@@ -102,8 +158,22 @@ export class RouteCompileError extends Error {
 }
 
 /** Compiles routes (in registration order, which breaks remaining ties) into a matcher. */
-export function compileMatcher<R extends MatchableRoute>(routes: readonly R[]): Matcher<R> {
-  return new TrieMatcher(routes);
+export function compileMatcher<R extends MatchableRoute>(routes: readonly R[], options: MatcherOptions = {}): Matcher<R> {
+  return new TrieMatcher(routes, options.exclusive ?? false);
+}
+
+/** What is wrong with one route on its own (path, hosts, methods, conditions), or undefined when the matcher takes it. */
+export function routeProblem(route: MatchableRoute): string | undefined {
+  try {
+    parsePath(route);
+    parseMethods(route);
+    parseHosts(route);
+    parseConditions(route);
+    return undefined;
+  } catch (err) {
+    if (err instanceof RouteCompileError) return err.problem;
+    throw err;
+  }
 }
 
 const SLASH = 0x2f;
@@ -113,6 +183,10 @@ const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 // RFC 9110 5.6.2 tchar without lower-case letters: methods are compared case-sensitively.
 const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Z-]+$/;
 const HOST_NAME = /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/;
+// RFC 9110 5.6.2 tchar: a header field name.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// RFC 9110 5.5: no CR, LF or NUL in a field value; a value with leading or trailing blanks never arrives as such.
+const HEADER_VALUE = /^[^\r\n\0]*$/;
 const IPV6_HOST = /^\[[0-9a-f:.]+\]$/;
 
 const EMPTY_PARAMS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>);
@@ -127,9 +201,20 @@ interface Pattern {
   segments: Segment[];
 }
 
+/** A route's compiled conditions. */
+interface Conditions {
+  /** Lower-case names; `value` undefined means presence. */
+  readonly headers: ReadonlyArray<{ name: string; value: string | undefined }>;
+  readonly query: ReadonlyArray<{ name: string; value: string | undefined }>;
+  /** The same set in a canonical order: two routes with equal keys have the same conditions. */
+  readonly key: string;
+}
+
 /** One route as the trie sees it: where its captures sit in the request path. */
 interface Entry<R> {
   readonly route: R;
+  /** null: no conditions, the common case, checked without a call. */
+  readonly conditions: Conditions | null;
   readonly kind: EndKind;
   /** Base segments before the end (for 'rest', the segments before the `*`). */
   readonly depth: number;
@@ -138,14 +223,22 @@ interface Entry<R> {
   readonly paramSlots: readonly number[];
 }
 
-/** The routes that end at one node in one way; method dispatch happens here. */
+/**
+ * The routes that end at one node in one way; method dispatch happens here.
+ * Each list is ordered by condition specificity (see `byConditions`), so the
+ * first entry whose conditions hold is the answer.
+ */
 class Slot<R> {
-  any: Entry<R> | null = null;
-  readonly byMethod = new Map<string, Entry<R>>();
+  any: Entry<R>[] | null = null;
+  readonly byMethod = new Map<string, Entry<R>[]>();
+  /** Some entry has no conditions: the slot applies to every request that reaches it. */
+  unconditioned = false;
+  /** Some entry has conditions: what applies depends on the request. */
+  conditional = false;
   /** Sorted methods for a 405, HEAD included wherever GET is. */
   allow: readonly string[] = [];
   /** For print(): each route that owns part of this slot and the methods it owns. */
-  readonly owners: Array<{ id: string; methods: string[] }> = [];
+  readonly owners: Array<{ id: string; methods: string[]; conditions: string | undefined }> = [];
 }
 
 class TrieNode<R> {
@@ -181,50 +274,72 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
   #best: Entry<R> | null = null;
   #bestDepth = -1;
   #seen = false;
+  #facts: RequestFacts | undefined = undefined;
 
-  constructor(routes: readonly R[]) {
+  readonly conditional: boolean;
+
+  constructor(routes: readonly R[], exclusive: boolean) {
     const shadowed: Shadow[] = [];
     const ids = new Set<string>();
     let maxDepth = 0;
+    let conditional = false;
     for (const route of routes) {
       if (ids.has(route.id)) throw new RouteCompileError(route.id, 'duplicate route id');
       ids.add(route.id);
       const pattern = parsePath(route);
       const methods = parseMethods(route);
       const hosts = parseHosts(route);
-      const entry = makeEntry(route, pattern);
-      maxDepth = Math.max(maxDepth, pattern.segments.length);
-      if (hosts.length === 0) {
-        this.#anyHost ??= new TrieNode<R>();
-        insert(this.#anyHost, pattern, entry, methods, ANY_HOST, shadowed);
-      }
-      for (const host of hosts) {
-        let root: TrieNode<R> | undefined;
-        if (host.startsWith('*.')) {
-          const suffix = host.slice(1);
-          root = this.#wildcardHosts.get(suffix);
-          if (root === undefined) this.#wildcardHosts.set(suffix, (root = new TrieNode<R>()));
-          this.#maxWildcardLength = Math.max(this.#maxWildcardLength, suffix.length);
-        } else {
-          root = this.#exactHosts.get(host);
-          if (root === undefined) this.#exactHosts.set(host, (root = new TrieNode<R>()));
+      const entry = makeEntry(route, pattern, parseConditions(route));
+      const targets = hosts.length === 0 ? [ANY_HOST] : hosts;
+      if (exclusive) {
+        const lost = firstLostClaim(this.#rootsFor(targets, false), pattern, entry, methods);
+        if (lost !== undefined) {
+          shadowed.push({ route: route.id, ...lost });
+          continue;
         }
-        insert(root, pattern, entry, methods, host, shadowed);
       }
+      maxDepth = Math.max(maxDepth, pattern.segments.length);
+      if (entry.conditions !== null) conditional = true;
+      for (const [host, root] of this.#rootsFor(targets, true)) insert(root, pattern, entry, methods, host, shadowed);
     }
     for (const root of this.#roots()) finish(root);
+    this.conditional = conditional;
     this.size = routes.length;
     this.shadowed = Object.freeze(shadowed.map((s) => Object.freeze(s)));
     this.#starts = new Int32Array(maxDepth + 1);
   }
 
-  match(host: string, method: string, path: string): MatchResult<R> {
+  /** The root of each host tier a route is registered under; `create` adds missing ones. */
+  #rootsFor(hosts: readonly string[], create: boolean): Array<[string, TrieNode<R>]> {
+    const out: Array<[string, TrieNode<R>]> = [];
+    for (const host of hosts) {
+      let root: TrieNode<R> | undefined | null;
+      if (host === ANY_HOST) {
+        if (create) this.#anyHost ??= new TrieNode<R>();
+        root = this.#anyHost;
+      } else if (host.startsWith('*.')) {
+        const suffix = host.slice(1);
+        root = this.#wildcardHosts.get(suffix);
+        if (root === undefined && create) {
+          this.#wildcardHosts.set(suffix, (root = new TrieNode<R>()));
+          this.#maxWildcardLength = Math.max(this.#maxWildcardLength, suffix.length);
+        }
+      } else {
+        root = this.#exactHosts.get(host);
+        if (root === undefined && create) this.#exactHosts.set(host, (root = new TrieNode<R>()));
+      }
+      if (root !== undefined && root !== null) out.push([host, root]);
+    }
+    return out;
+  }
+
+  match(host: string, method: string, path: string, facts?: RequestFacts): MatchResult<R> {
     if (path.charCodeAt(0) !== SLASH) return NOT_FOUND;
     const h = hostKey(host);
     if (this.#exactHosts.size !== 0) {
       const root = this.#exactHosts.get(h);
       if (root !== undefined) {
-        const r = this.#matchTree(root, method, path);
+        const r = this.#matchTree(root, method, path, facts);
         if (r !== NOT_FOUND) return r;
       }
     }
@@ -234,11 +349,11 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
         if (h.length - i > this.#maxWildcardLength) continue;
         const root = this.#wildcardHosts.get(h.slice(i));
         if (root === undefined) continue;
-        const r = this.#matchTree(root, method, path);
+        const r = this.#matchTree(root, method, path, facts);
         if (r !== NOT_FOUND) return r;
       }
     }
-    if (this.#anyHost !== null) return this.#matchTree(this.#anyHost, method, path);
+    if (this.#anyHost !== null) return this.#matchTree(this.#anyHost, method, path, facts);
     return NOT_FOUND;
   }
 
@@ -259,8 +374,9 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
     if (this.#anyHost !== null) yield this.#anyHost;
   }
 
-  #matchTree(root: TrieNode<R>, method: string, path: string): MatchResult<R> {
+  #matchTree(root: TrieNode<R>, method: string, path: string, facts: RequestFacts | undefined): MatchResult<R> {
     this.#path = path;
+    this.#facts = facts;
     this.#method = method;
     this.#best = null;
     this.#bestDepth = -1;
@@ -282,6 +398,7 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
     }
     this.#path = '';
     this.#best = null;
+    this.#facts = undefined;
     return result;
   }
 
@@ -296,17 +413,17 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
     this.#starts[d] = pos;
     // At equal depth, `*` is checked before Prefix so that it wins the tie.
     if (node.rest !== null && pos < len && path.charCodeAt(pos) !== SLASH) {
-      this.#seen = true;
-      if (d > this.#bestDepth) this.#offer(pick(node.rest, this.#method), d);
+      this.#touch(node.rest);
+      if (d > this.#bestDepth) this.#offer(pick(node.rest, this.#method, this.#facts), d);
     }
     if (node.prefix !== null) {
-      this.#seen = true;
-      if (d > this.#bestDepth) this.#offer(pick(node.prefix, this.#method), d);
+      this.#touch(node.prefix);
+      if (d > this.#bestDepth) this.#offer(pick(node.prefix, this.#method, this.#facts), d);
     }
     if (pos > len) {
       if (node.exact === null) return null;
-      this.#seen = true;
-      return pick(node.exact, this.#method);
+      this.#touch(node.exact);
+      return pick(node.exact, this.#method, this.#facts);
     }
     let end = path.indexOf('/', pos);
     if (end === -1) end = len;
@@ -333,6 +450,12 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
     return null;
   }
 
+  /** Notes that the path reached routes whose conditions hold for some method: a miss is then a 405, not a 404. */
+  #touch(slot: Slot<R>): void {
+    if (this.#seen) return;
+    if (slot.unconditioned || slotApplies(slot, this.#facts)) this.#seen = true;
+  }
+
   #offer(entry: Entry<R> | null, d: number): void {
     if (entry === null) return;
     this.#best = entry;
@@ -343,7 +466,11 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
   #collectAllow(node: TrieNode<R>, d: number, pos: number, allow: Set<string>): void {
     const path = this.#path;
     const len = path.length;
-    const add = (slot: Slot<R>): void => slot.allow.forEach((m) => allow.add(m));
+    const facts = this.#facts;
+    const add = (slot: Slot<R>): void => {
+      if (!slot.conditional) slot.allow.forEach((m) => allow.add(m));
+      else for (const [m, list] of slot.byMethod) if (list.some((e) => holds(e, facts))) allow.add(m);
+    };
     if (node.rest !== null && pos < len && path.charCodeAt(pos) !== SLASH) add(node.rest);
     if (node.prefix !== null) add(node.prefix);
     if (pos > len) {
@@ -376,8 +503,46 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
   }
 }
 
-function pick<R>(slot: Slot<R>, method: string): Entry<R> | null {
-  return slot.byMethod.get(method) ?? slot.any;
+function pick<R>(slot: Slot<R>, method: string, facts: RequestFacts | undefined): Entry<R> | null {
+  const named = slot.byMethod.get(method);
+  if (named !== undefined) {
+    const e = named[0] as Entry<R>;
+    if (e.conditions === null) return e;
+    const found = firstHolding(named, facts);
+    if (found !== null) return found;
+  }
+  const any = slot.any;
+  if (any === null) return null;
+  const e = any[0] as Entry<R>;
+  return e.conditions === null ? e : firstHolding(any, facts);
+}
+
+function firstHolding<R>(list: readonly Entry<R>[], facts: RequestFacts | undefined): Entry<R> | null {
+  for (const e of list) if (holds(e, facts)) return e;
+  return null;
+}
+
+/** Whether an entry's conditions hold for the request (always, without conditions). */
+function holds<R>(entry: Entry<R>, facts: RequestFacts | undefined): boolean {
+  const c = entry.conditions;
+  if (c === null) return true;
+  if (facts === undefined) return false;
+  for (const h of c.headers) {
+    const v = facts.header(h.name);
+    if (v === undefined || (h.value !== undefined && v !== h.value)) return false;
+  }
+  for (const q of c.query) {
+    const v = facts.query(q.name);
+    if (v === undefined || (q.value !== undefined && v !== q.value)) return false;
+  }
+  return true;
+}
+
+/** Whether some route of the slot, for any method, has conditions that hold. */
+function slotApplies<R>(slot: Slot<R>, facts: RequestFacts | undefined): boolean {
+  if (slot.any?.some((e) => holds(e, facts))) return true;
+  for (const list of slot.byMethod.values()) if (list.some((e) => holds(e, facts))) return true;
+  return false;
 }
 
 /** Lower-cases the Host header and drops the port and a trailing dot, which name the same host. */
@@ -485,7 +650,44 @@ function parseHosts(route: MatchableRoute): string[] {
   return [...out];
 }
 
-function makeEntry<R extends MatchableRoute>(route: R, pattern: Pattern): Entry<R> {
+/** Validates and compiles a route's header and query conditions; null when it has none. */
+function parseConditions(route: MatchableRoute): Conditions | null {
+  const headers = compileConditions(route, 'header', route.headers ?? []);
+  const query = compileConditions(route, 'query parameter', route.queryParams ?? []);
+  if (headers.length === 0 && query.length === 0) return null;
+  const part = (prefix: string, c: { name: string; value: string | undefined }): string => `${prefix}${JSON.stringify(c.name)}${c.value === undefined ? '' : `=${JSON.stringify(c.value)}`}`;
+  const key = [...headers.map((c) => part('h', c)), ...query.map((c) => part('q', c))].sort().join(' ');
+  return { headers, query, key };
+}
+
+function compileConditions(route: MatchableRoute, what: 'header' | 'query parameter', list: readonly RequestCondition[]): Array<{ name: string; value: string | undefined }> {
+  const out: Array<{ name: string; value: string | undefined }> = [];
+  const names = new Set<string>();
+  for (const c of list) {
+    const bad = (problem: string): RouteCompileError => new RouteCompileError(route.id, `${what} condition "${String(c.name)}" ${problem}`);
+    if (typeof c.name !== 'string' || c.name === '') throw bad('has an empty name');
+    // Header names are case-insensitive (RFC 9110 5.1); query parameter names are not.
+    const name = what === 'header' ? c.name.toLowerCase() : c.name;
+    if (what === 'header' && !HEADER_NAME.test(name)) throw bad('is not a valid header name');
+    if (names.has(name)) throw bad(`is listed twice; a ${what} can be matched once per route`);
+    names.add(name);
+    if (c.type === 'Present') {
+      if (c.value !== undefined) throw bad('has a value, but type Present matches any value; remove the value or use type Exact');
+      out.push({ name, value: undefined });
+    } else if (c.type === 'Exact') {
+      if (typeof c.value !== 'string') throw bad('needs a value with type Exact');
+      if (what === 'header' && (!HEADER_VALUE.test(c.value) || c.value !== c.value.trim())) {
+        throw bad('has a value no request can carry (CR, LF, NUL, or blanks at either end)');
+      }
+      out.push({ name, value: c.value });
+    } else {
+      throw bad(`has an unknown type "${String(c.type)}"; expected Exact or Present`);
+    }
+  }
+  return out;
+}
+
+function makeEntry<R extends MatchableRoute>(route: R, pattern: Pattern, conditions: Conditions | null): Entry<R> {
   const paramNames: string[] = [];
   const paramSlots: number[] = [];
   pattern.segments.forEach((s, i) => {
@@ -494,7 +696,55 @@ function makeEntry<R extends MatchableRoute>(route: R, pattern: Pattern): Entry<
       paramSlots.push(i);
     }
   });
-  return { route, kind: pattern.kind, depth: pattern.segments.length, paramNames, paramSlots };
+  return { route, conditions, kind: pattern.kind, depth: pattern.segments.length, paramNames, paramSlots };
+}
+
+/** The node a pattern ends at, created on the way when `create` is set; null when it does not exist yet. */
+function nodeFor<R>(root: TrieNode<R>, pattern: Pattern, create: boolean): TrieNode<R> | null {
+  let node = root;
+  for (const seg of pattern.segments) {
+    let next: TrieNode<R> | null | undefined;
+    if (seg.t === 'static') {
+      next = node.statics?.get(seg.v);
+      if (next === undefined && create) (node.statics ??= new Map()).set(seg.v, (next = new TrieNode<R>()));
+    } else if (seg.t === 'param') {
+      if (create) node.paramNames.add(seg.name);
+      next = create ? (node.param ??= new TrieNode<R>()) : node.param;
+    } else {
+      next = create ? (node.star ??= new TrieNode<R>()) : node.star;
+    }
+    if (next === undefined || next === null) return null;
+    node = next;
+  }
+  return node;
+}
+
+/** The entry of a list with the same conditions as `entry`: the one that owns that claim. */
+function sameConditions<R>(list: readonly Entry<R>[] | null | undefined, entry: Entry<R>): Entry<R> | undefined {
+  const key = entry.conditions?.key;
+  return list?.find((e) => e.conditions?.key === key);
+}
+
+/** The first claim (host, method) that an earlier route already holds, for exclusive mode. */
+function firstLostClaim<R extends MatchableRoute>(roots: Array<[string, TrieNode<R>]>, pattern: Pattern, entry: Entry<R>, methods: readonly string[]): { by: string; method: string; host: string } | undefined {
+  for (const [host, root] of roots) {
+    const slot = nodeFor(root, pattern, false)?.[pattern.kind];
+    if (slot === null || slot === undefined) continue;
+    if (methods.length === 0) {
+      const holder = sameConditions(slot.any, entry);
+      if (holder !== undefined) return { by: holder.route.id, method: ANY_METHOD, host };
+    }
+    for (const m of methods) {
+      const holder = sameConditions(slot.byMethod.get(m), entry);
+      if (holder !== undefined) return { by: holder.route.id, method: m, host };
+    }
+  }
+  return undefined;
+}
+
+/** Most specific conditions first: more header conditions, then more query conditions; stable, so earlier routes stay ahead. */
+function byConditions<R>(a: Entry<R>, b: Entry<R>): number {
+  return (b.conditions?.headers.length ?? 0) - (a.conditions?.headers.length ?? 0) || (b.conditions?.query.length ?? 0) - (a.conditions?.query.length ?? 0);
 }
 
 function insert<R extends MatchableRoute>(
@@ -505,47 +755,40 @@ function insert<R extends MatchableRoute>(
   host: string,
   shadowed: Shadow[],
 ): void {
-  let node = root;
-  for (const seg of pattern.segments) {
-    if (seg.t === 'static') {
-      node.statics ??= new Map();
-      let next = node.statics.get(seg.v);
-      if (next === undefined) node.statics.set(seg.v, (next = new TrieNode<R>()));
-      node = next;
-    } else if (seg.t === 'param') {
-      node.paramNames.add(seg.name);
-      node = node.param ??= new TrieNode<R>();
-    } else {
-      node = node.star ??= new TrieNode<R>();
-    }
-  }
+  const node = nodeFor(root, pattern, true) as TrieNode<R>;
   const slot = (node[pattern.kind] ??= new Slot<R>());
   const id = entry.route.id;
   const owned: string[] = [];
-  if (methods.length === 0) {
-    if (slot.any !== null) shadowed.push({ route: id, by: slot.any.route.id, method: ANY_METHOD, host });
-    else {
-      slot.any = entry;
-      owned.push(ANY_METHOD);
+  const add = (list: Entry<R>[], method: string): void => {
+    const holder = sameConditions(list, entry);
+    if (holder !== undefined) {
+      shadowed.push({ route: id, by: holder.route.id, method, host });
+      return;
     }
-  }
+    list.push(entry);
+    list.sort(byConditions);
+    owned.push(method);
+  };
+  if (methods.length === 0) add((slot.any ??= []), ANY_METHOD);
   for (const m of methods) {
-    const holder = slot.byMethod.get(m);
-    if (holder !== undefined) shadowed.push({ route: id, by: holder.route.id, method: m, host });
-    else {
-      slot.byMethod.set(m, entry);
-      owned.push(m);
-    }
+    let list = slot.byMethod.get(m);
+    if (list === undefined) slot.byMethod.set(m, (list = []));
+    add(list, m);
   }
-  if (owned.length !== 0) slot.owners.push({ id, methods: owned });
+  if (owned.length !== 0) {
+    slot.owners.push({ id, methods: owned, conditions: entry.conditions?.key });
+    if (entry.conditions === null) slot.unconditioned = true;
+    else slot.conditional = true;
+  }
 }
 
 /** Post-insertion pass: implied HEAD, Allow lists, and the single-child shortcut. */
 function finish<R>(node: TrieNode<R>): void {
   for (const slot of [node.exact, node.prefix, node.rest]) {
     if (slot === null) continue;
+    // HEAD is answered like GET (RFC 9110 9.3.2): routes naming HEAD first, then those naming GET.
     const get = slot.byMethod.get('GET');
-    if (get !== undefined && !slot.byMethod.has('HEAD')) slot.byMethod.set('HEAD', get);
+    if (get !== undefined) slot.byMethod.set('HEAD', [...(slot.byMethod.get('HEAD') ?? []), ...get]);
     slot.allow = Object.freeze([...slot.byMethod.keys()].sort());
   }
   if (node.statics !== null) {
@@ -582,7 +825,7 @@ function describeSlots<R>(node: TrieNode<R>): string {
   const parts: string[] = [];
   const describe = (name: string, slot: Slot<R> | null): void => {
     if (slot === null) return;
-    const owners = slot.owners.map((o) => `${o.id} (${o.methods.map((m) => (m === ANY_METHOD ? 'any' : m)).join(', ')})`);
+    const owners = slot.owners.map((o) => `${o.id} (${o.methods.map((m) => (m === ANY_METHOD ? 'any' : m)).join(', ')}${o.conditions === undefined ? '' : `; when ${o.conditions}`})`);
     parts.push(`[${name}] ${owners.join(', ')}`);
   };
   describe('exact', node.exact);

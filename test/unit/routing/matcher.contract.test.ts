@@ -5,12 +5,44 @@
  * by case, and on randomly generated tables too.
  */
 import { describe, expect, it } from 'vitest';
-import { compileMatcher, RouteCompileError, type MatchableRoute, type Matcher, type MatchResult } from '../../../dataplane/src/routing/matcher.ts';
+import {
+  compileMatcher,
+  routeProblem,
+  RouteCompileError,
+  type MatchableRoute,
+  type Matcher,
+  type MatchResult,
+  type RequestCondition,
+  type RequestFacts,
+} from '../../../dataplane/src/routing/matcher.ts';
 
 type PathType = MatchableRoute['path']['type'];
 
-function route(id: string, type: PathType, value: string, methods: string[] = [], hosts: string[] = []): MatchableRoute {
-  return { id, hosts, methods, path: { type, value } };
+function route(id: string, type: PathType, value: string, methods: string[] = [], hosts: string[] = [], when: { headers?: RequestCondition[]; queryParams?: RequestCondition[] } = {}): MatchableRoute {
+  return { id, hosts, methods, path: { type, value }, ...when };
+}
+
+const exact = (name: string, value: string): RequestCondition => ({ name, type: 'Exact', value });
+const present = (name: string): RequestCondition => ({ name, type: 'Present' });
+
+/** Request facts from plain maps: header names lower case, query as a query string. */
+function facts(headers: Record<string, string>, query: string): RequestFacts {
+  const params = new URLSearchParams(query);
+  return { header: (name) => headers[name], query: (name) => params.get(name) ?? undefined };
+}
+
+// ---------------------------------------------------------------------------
+// Conditions, as the reference reads them.
+// ---------------------------------------------------------------------------
+
+function conditionKey(r: MatchableRoute): string {
+  const part = (p: string, c: RequestCondition, name: string): string => `${p}${JSON.stringify(name)}${c.type === 'Exact' ? `=${JSON.stringify(c.value)}` : ''}`;
+  return [...(r.headers ?? []).map((c) => part('h', c, c.name.toLowerCase())), ...(r.queryParams ?? []).map((c) => part('q', c, c.name))].sort().join(' ');
+}
+
+function conditionsHold(r: MatchableRoute, f: RequestFacts | undefined): boolean {
+  const all = [...(r.headers ?? []).map((c) => [c, f?.header(c.name.toLowerCase())] as const), ...(r.queryParams ?? []).map((c) => [c, f?.query(c.name)] as const)];
+  return all.every(([c, v]) => v !== undefined && (c.type === 'Present' || v === c.value));
 }
 
 // ---------------------------------------------------------------------------
@@ -76,7 +108,7 @@ function referenceMatcher<R extends MatchableRoute>(routes: readonly R[]): Match
     const methods = r.methods.length ? [...new Set(r.methods)] : ['*'];
     for (const host of hosts) {
       for (const method of methods) {
-        const key = `${host} ${shape} ${method}`;
+        const key = `${host} ${shape} ${method} ${conditionKey(r)}`;
         const by = owners.get(key);
         if (by !== undefined) shadowed.push({ route: r.id, by, method, host });
         else owners.set(key, r.id);
@@ -84,17 +116,22 @@ function referenceMatcher<R extends MatchableRoute>(routes: readonly R[]): Match
     }
   });
 
-  function inTier(routesOfTier: Array<[R, number]>, method: string, path: string): MatchResult<R> {
-    const candidates = routesOfTier.map(([r, i]) => evaluate(r, i, path)).filter((c): c is Candidate => c !== null);
+  function inTier(routesOfTier: Array<[R, number]>, method: string, path: string, f: RequestFacts | undefined): MatchResult<R> {
+    // A route whose conditions fail is not a candidate at all.
+    const candidates = routesOfTier.map(([r, i]) => evaluate(r, i, path)).filter((c): c is Candidate => c !== null && conditionsHold(c.route, f));
     candidates.sort(compareRank);
+    const count = (c: Candidate): [number, number] => [c.route.headers?.length ?? 0, c.route.queryParams?.length ?? 0];
+    // Most conditions first, then registration order.
+    const best = (xs: Candidate[]): Candidate | undefined =>
+      [...xs].sort((a, b) => count(b)[0] - count(a)[0] || count(b)[1] - count(a)[1] || a.index - b.index)[0];
     for (let i = 0; i < candidates.length; ) {
       let j = i;
       while (j < candidates.length && (candidates[j] as Candidate).shape === (candidates[i] as Candidate).shape) j++;
       const group = candidates.slice(i, j);
       const chosen =
-        group.find((c) => c.route.methods.includes(method)) ??
-        (method === 'HEAD' ? group.find((c) => c.route.methods.includes('GET')) : undefined) ??
-        group.find((c) => c.route.methods.length === 0);
+        best(group.filter((c) => c.route.methods.includes(method))) ??
+        (method === 'HEAD' ? best(group.filter((c) => c.route.methods.includes('GET'))) : undefined) ??
+        best(group.filter((c) => c.route.methods.length === 0));
       if (chosen) return { kind: 'match', route: chosen.route as R, params: chosen.params, matchedPrefix: chosen.prefix };
       i = j;
     }
@@ -107,8 +144,9 @@ function referenceMatcher<R extends MatchableRoute>(routes: readonly R[]): Match
   return {
     size: routes.length,
     shadowed,
+    conditional: routes.some((r) => conditionKey(r) !== ''),
     print: () => validated.print(),
-    match(host, method, path) {
+    match(host, method, path, f) {
       const h = referenceHost(host);
       const indexed = routes.map((r, i) => [r, i] as [R, number]);
       const tiers: Array<Array<[R, number]>> = [indexed.filter(([r]) => r.hosts.some((x) => x.toLowerCase() === h))];
@@ -119,7 +157,7 @@ function referenceMatcher<R extends MatchableRoute>(routes: readonly R[]): Match
       }
       tiers.push(indexed.filter(([r]) => r.hosts.length === 0));
       for (const tier of tiers) {
-        const res = inTier(tier, method, path);
+        const res = inTier(tier, method, path, f);
         if (res.kind !== 'not-found') return res;
       }
       return { kind: 'not-found' };
@@ -556,12 +594,126 @@ const cases: Case[] = [
       ['GET /b', 'param'],
     ],
     shadowed: [],
+  },  {
+    name: 'a Prefix with and without a trailing slash is one shape',
+    routes: [route('pfx', 'Prefix', '/pfx'), route('pfx/', 'Prefix', '/pfx/')],
+    requests: [['GET /pfx/x', 'pfx']],
+    shadowed: [{ route: 'pfx/', by: 'pfx', method: '*', host: '*' }],
+  },
+  {
+    name: 'templates that differ only in parameter names are one shape',
+    routes: [route('by-id', 'Template', '/things/{id}'), route('by-name', 'Template', '/things/{name}')],
+    requests: [['GET /things/1', { id: 'by-id', params: { id: '1' } }]],
+    shadowed: [{ route: 'by-name', by: 'by-id', method: '*', host: '*' }],
+  },
+  // Conditions --------------------------------------------------------------
+  {
+    name: "the seed's canary: a header sends to v2, the rest to the weighted route",
+    routes: [
+      route('orders', 'Prefix', '/api/v1/orders'),
+      route('orders-canary', 'Prefix', '/api/v1/orders', [], [], { headers: [exact('canary', 'true')] }),
+    ],
+    requests: [
+      ['GET /api/v1/orders/7 canary=true', 'orders-canary'],
+      ['GET /api/v1/orders/7 Canary=true', 'orders-canary'],
+      ['GET /api/v1/orders/7 canary=false', 'orders'],
+      ['GET /api/v1/orders/7', 'orders'],
+    ],
+    shadowed: [],
+  },
+  {
+    name: 'more header conditions win, then more query conditions, then the first registered',
+    routes: [
+      route('q1', 'Exact', '/x', [], [], { queryParams: [exact('v', '2')] }),
+      route('h1', 'Exact', '/x', [], [], { headers: [present('x-a')] }),
+      route('h2', 'Exact', '/x', [], [], { headers: [present('x-a'), exact('x-b', '1')] }),
+      route('h1q1', 'Exact', '/x', [], [], { headers: [present('x-b')], queryParams: [present('v')] }),
+      route('h1-later', 'Exact', '/x', [], [], { headers: [present('x-c')] }),
+      route('plain', 'Exact', '/x'),
+    ],
+    requests: [
+      ['GET /x?v=2 x-a x-b=1', 'h2'],
+      ['GET /x?v=2 x-b=2', 'h1q1'],
+      ['GET /x?v=2 x-a', 'h1'],
+      ['GET /x x-a x-c', 'h1'],
+      ['GET /x x-c', 'h1-later'],
+      ['GET /x?v=2', 'q1'],
+      ['GET /x?v=3', 'plain'],
+      ['GET /x', 'plain'],
+    ],
+    shadowed: [],
+  },
+  {
+    name: 'query names are case-sensitive, the first value counts, and values are decoded',
+    routes: [route('q', 'Exact', '/x', [], [], { queryParams: [exact('tag', 'a b')] })],
+    requests: [
+      ['GET /x?tag=a%20b', 'q'],
+      ['GET /x?tag=a+b', 'q'],
+      ['GET /x?tag=a+b&tag=c', 'q'],
+      ['GET /x?tag=c&tag=a+b', 404],
+      ['GET /x?TAG=a+b', 404],
+    ],
+  },
+  {
+    name: 'conditions rank after path specificity and method',
+    routes: [
+      route('pfx-canary', 'Prefix', '/api', [], [], { headers: [exact('canary', 'true')] }),
+      route('orders', 'Prefix', '/api/orders'),
+      route('get-only', 'Exact', '/m', ['GET']),
+      route('any-canary', 'Exact', '/m', [], [], { headers: [exact('canary', 'true')] }),
+    ],
+    requests: [
+      ['GET /api/orders/1 canary=true', 'orders'],
+      ['GET /api/users canary=true', 'pfx-canary'],
+      ['GET /m canary=true', 'get-only'],
+      ['POST /m canary=true', 'any-canary'],
+    ],
+  },
+  {
+    name: 'when no route has conditions that hold, the path is not found (404, not 405)',
+    routes: [route('canary', 'Exact', '/x', ['GET'], [], { headers: [exact('canary', 'true')] }), route('post', 'Exact', '/x', ['POST'])],
+    requests: [
+      ['GET /x', [405, 'POST']],
+      ['GET /x canary=true', 'canary'],
+      ['HEAD /x canary=true', 'canary'],
+      ['PUT /x canary=true', [405, 'GET, HEAD, POST']],
+    ],
+  },
+  {
+    name: 'a route with conditions only: a request without them is not found',
+    routes: [route('canary', 'Prefix', '/x', [], [], { headers: [present('x-canary')] })],
+    requests: [
+      ['GET /x/1', 404],
+      ['GET /x/1 x-canary', 'canary'],
+    ],
+  },
+  {
+    name: 'the same conditions in another order, or another header case, are one shape',
+    routes: [
+      route('a', 'Exact', '/x', ['GET'], [], { headers: [exact('X-A', '1'), present('x-b')] }),
+      route('b', 'Exact', '/x', ['GET'], [], { headers: [present('X-B'), exact('x-a', '1')] }),
+      route('c', 'Exact', '/x', ['GET'], [], { headers: [exact('x-a', '2'), present('x-b')] }),
+    ],
+    requests: [
+      ['GET /x x-a=1 x-b', 'a'],
+      ['GET /x x-a=2 x-b', 'c'],
+    ],
+    shadowed: [{ route: 'b', by: 'a', method: 'GET', host: '*' }],
   },
 ];
 
-function parseRequest(spec: string): { method: string; path: string; host: string } {
-  const [method, path, host] = spec.split(' ') as [string, string, string | undefined];
-  return { method, path, host: host === undefined ? 'example.test' : host.slice(1) };
+/** `'METHOD /path[?query] [@host] [name=value|name ...]'`: trailing words are request headers. */
+function parseRequest(spec: string): { method: string; path: string; host: string; facts: RequestFacts } {
+  const [method, target, ...rest] = spec.split(' ') as [string, string, ...string[]];
+  const hostWord = rest.find((w) => w.startsWith('@'));
+  const headers: Record<string, string> = {};
+  for (const w of rest.filter((x) => !x.startsWith('@'))) {
+    const eq = w.indexOf('=');
+    headers[(eq === -1 ? w : w.slice(0, eq)).toLowerCase()] = eq === -1 ? '' : w.slice(eq + 1);
+  }
+  const q = target.indexOf('?');
+  const path = q === -1 ? target : target.slice(0, q);
+  return { method, path, host: hostWord === undefined ? 'example.test' : hostWord.slice(1), facts: facts(headers, q === -1 ? '' : target.slice(q + 1)) };
 }
 
 /** The parts of a result a case talks about, so failures print small diffs. */
@@ -590,8 +742,8 @@ for (const impl of implementations) {
         const matcher = impl.compile(c.routes);
         expect(matcher.size).toBe(c.routes.length);
         for (const [spec, expected] of c.requests) {
-          const { method, path, host } = parseRequest(spec);
-          const got = summarize(matcher.match(host, method, path), expected);
+          const { method, path, host, facts: f } = parseRequest(spec);
+          const got = summarize(matcher.match(host, method, path, f), expected);
           expect({ request: spec, result: got }).toEqual({ request: spec, result: expected });
         }
         if (c.shadowed !== undefined) expect(matcher.shadowed).toEqual(c.shadowed);
@@ -775,22 +927,28 @@ describe('trie agrees with the reference on random tables', () => {
       if (value !== '/' && rand() < 0.15) value += '/';
       const methods = rand() < 0.3 ? [] : methodsPool.filter(() => rand() < 0.4);
       const hosts = rand() < 0.6 ? [] : hostsPool.filter(() => rand() < 0.4);
-      routes.push(route(`r${i}`, type, value, methods, hosts));
+      const headers = rand() < 0.7 ? [] : pickOne([[exact('x-a', '1')], [present('X-A')], [exact('x-a', '2'), present('x-b')], [present('x-b')]]);
+      const queryParams = rand() < 0.8 ? [] : pickOne([[exact('q', '1')], [present('q')]]);
+      routes.push(route(`r${i}`, type, value, methods, hosts, { headers, queryParams }));
     }
     return routes;
   }
 
-  function randomRequest(rand: () => number): { host: string; method: string; path: string } {
+  function randomRequest(rand: () => number): { host: string; method: string; path: string; facts: RequestFacts } {
     const pickOne = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
     const depth = Math.floor(rand() * 5);
     const segs: string[] = [];
     for (let d = 0; d < depth; d++) segs.push(pickOne([...words, 'z']));
     let path = '/' + segs.join('/');
     if (path !== '/' && rand() < 0.2) path += '/';
+    const headers: Record<string, string> = {};
+    if (rand() < 0.5) headers['x-a'] = pickOne(['1', '2']);
+    if (rand() < 0.4) headers['x-b'] = '';
     return {
       host: pickOne(['x.test', 'X.TEST:80', 'q.test', 'a.y.test', 'b.y.test', 'test', 'other']),
       method: pickOne([...methodsPool, 'DELETE']),
       path,
+      facts: facts(headers, pickOne(['', 'q=1', 'q=2', 'q=1&q=2'])),
     };
   }
 
@@ -802,13 +960,72 @@ describe('trie agrees with the reference on random tables', () => {
       const reference = referenceMatcher(table);
       expect(trie.shadowed).toEqual(reference.shadowed);
       for (let i = 0; i < 300; i++) {
-        const { host, method, path } = randomRequest(rand);
-        const a = trie.match(host, method, path);
-        const b = reference.match(host, method, path);
+        const { host, method, path, facts: f } = randomRequest(rand);
+        const a = trie.match(host, method, path, f);
+        const b = reference.match(host, method, path, f);
         const view = (r: MatchResult<MatchableRoute>): unknown =>
           r.kind === 'match' ? { id: r.route.id, params: { ...r.params }, prefix: r.matchedPrefix } : r;
         expect({ request: `${method} ${path} @${host}`, result: view(a) }).toEqual({ request: `${method} ${path} @${host}`, result: view(b) });
       }
+    });
+
+    it(`seed ${seed}, exclusive: routes that would lose a claim are left out whole, and nothing left shadows`, () => {
+      const rand = prng(seed);
+      const table = randomTable(rand, 4 + Math.floor(rand() * 20));
+      const exclusive = compileMatcher(table, { exclusive: true });
+      const out = new Set(exclusive.shadowed.map((s) => s.route));
+      expect(exclusive.shadowed.length).toBe(out.size);
+      const kept = table.filter((r) => !out.has(r.id));
+      expect(compileMatcher(kept).shadowed).toEqual([]);
+      // Each route left out conflicts with a kept, older route: on its own beside the kept ones it would be shadowed.
+      for (const s of exclusive.shadowed) {
+        const index = table.findIndex((r) => r.id === s.route);
+        const older = kept.filter((r) => table.indexOf(r) < index);
+        const alone = compileMatcher([...older, table[index] as MatchableRoute]);
+        expect(alone.shadowed.some((x) => x.route === s.route && x.by === s.by)).toBe(true);
+      }
+    });
+  }
+});
+
+describe('exclusive mode (conflict resolution)', () => {
+  it('a route that loses one method is left out entirely, so a younger route can take its other method', () => {
+    const m = compileMatcher(
+      [route('a', 'Exact', '/x', ['GET']), route('b', 'Exact', '/x', ['GET', 'POST']), route('c', 'Exact', '/x', ['POST'])],
+      { exclusive: true },
+    );
+    expect(m.shadowed).toEqual([{ route: 'b', by: 'a', method: 'GET', host: '*' }]);
+    const post = m.match('h', 'POST', '/x');
+    expect(post.kind === 'match' && post.route.id).toBe('c');
+  });
+
+  it('a route whose conditions differ is no conflict', () => {
+    const m = compileMatcher([route('a', 'Prefix', '/o'), route('b', 'Prefix', '/o', [], [], { headers: [exact('canary', 'true')] })], { exclusive: true });
+    expect(m.shadowed).toEqual([]);
+    expect(m.conditional).toBe(true);
+  });
+
+  it('a table without conditions says so, so callers skip building request facts', () => {
+    expect(compileMatcher([route('a', 'Prefix', '/o')]).conditional).toBe(false);
+  });
+});
+
+describe('routeProblem checks one route as the matcher would', () => {
+  const cases: Array<[string, MatchableRoute, RegExp | undefined]> = [
+    ['a valid route', route('ok', 'Template', '/a/{id}', ['GET'], ['a.test'], { headers: [exact('canary', 'true')], queryParams: [present('v')] }), undefined],
+    ['a bad path', route('r', 'Template', '/a/{id', []), /unbalanced brace/],
+    ['a bad host', route('r', 'Exact', '/a', [], ['a.test:80']), /must not include a port/],
+    ['Exact without a value', route('r', 'Exact', '/a', [], [], { headers: [{ name: 'x', type: 'Exact' }] }), /header condition "x" needs a value with type Exact/],
+    ['Present with a value', route('r', 'Exact', '/a', [], [], { queryParams: [{ name: 'v', type: 'Present', value: '1' }] }), /query parameter condition "v" has a value, but type Present/],
+    ['a header name that is no token', route('r', 'Exact', '/a', [], [], { headers: [exact('x y', '1')] }), /not a valid header name/],
+    ['a header value with a newline', route('r', 'Exact', '/a', [], [], { headers: [exact('x', 'a\nb')] }), /no request can carry/],
+    ['a header listed twice in two cases', route('r', 'Exact', '/a', [], [], { headers: [exact('X', '1'), present('x')] }), /listed twice/],
+  ];
+  for (const [name, r, problem] of cases) {
+    it(name, () => {
+      const got = routeProblem(r);
+      if (problem === undefined) expect(got).toBeUndefined();
+      else expect(got).toMatch(problem);
     });
   }
 });
