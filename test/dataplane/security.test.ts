@@ -9,6 +9,7 @@ import { SignJWT, base64url, type JWTPayload } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
+import { codeOf, rawRequest as raw, statusOf } from '../support/raw.ts';
 import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
 const SECRET = 'gateway-security-test-secret-32-bytes-plus';
@@ -22,31 +23,6 @@ async function sign(claims: JWTPayload, options: { secret?: string | Uint8Array;
   const secret = options.secret ?? SECRET;
   return jwt.sign(typeof secret === 'string' ? new TextEncoder().encode(secret) : secret);
 }
-
-/** Sends raw bytes; resolves with everything the gateway wrote until it closed the connection (or `waitMs` passed). */
-function raw(port: number, text: string | Buffer, waitMs = 3_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(text));
-    let out = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(out);
-    }, waitMs);
-    socket.on('data', (d) => (out += d.toString('latin1')));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') resolve(out);
-      else reject(err);
-    });
-  });
-}
-
-const statusOf = (response: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1] ?? 0);
-const codeOf = (response: string): string | undefined => /"code":"([a-z_]+)"/.exec(response)?.[1];
 
 describe('authentication and authorization', () => {
   let up: TestUpstream;
@@ -195,6 +171,64 @@ describe('authentication and authorization', () => {
     expect(h.authorization).toBe(`Bearer ${token}`);
     const invalid = await get('/public', { authorization: 'Bearer not-a-token' });
     expect(invalid.status).toBe(200);
+  });
+});
+
+describe('header names with underscores (server.headers_with_underscores)', () => {
+  let up: TestUpstream;
+  afterEach(() => {
+    up.seen.length = 0;
+  });
+  beforeAll(async () => {
+    up = await startUpstream(echo('app'));
+  });
+  afterAll(async () => {
+    await up.close();
+  });
+  const config = (server: Record<string, unknown> = {}): Record<string, unknown> => ({
+    server,
+    routes: [{ path: '/app', path_type: 'Prefix', upstream: 'u' }],
+    upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+    auth: { jwt: { secret: SECRET, algorithm: 'HS256', header: 'X-Auth-Token' } },
+  });
+  const request_ = 'GET /app HTTP/1.1\r\nHost: x\r\nX_Custom: kept\r\nX_User_ID: admin\r\nX_Forwarded_For: 10.9.9.9\r\nX_Real_IP: 10.9.9.9\r\nX_Auth_Token: forged\r\nAuthori_zation: x\r\nConnection: close\r\n\r\n';
+
+  it('drops them by default', async () => {
+    const gw = await startGateway(config());
+    try {
+      expect(statusOf(await raw(gw.gw.ports.http, request_))).toBe(200);
+      expect((up.seen[0]?.rawHeaders ?? []).filter((h, i) => i % 2 === 0 && h.includes('_'))).toEqual([]);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('reject (here from GATEWAY_SERVER_HEADERS_WITH_UNDERSCORES): 400 naming the header, before routing', async () => {
+    const gw = await startGateway(config(), { env: { GATEWAY_SERVER_HEADERS_WITH_UNDERSCORES: 'reject' } });
+    try {
+      const text = await raw(gw.gw.ports.http, 'GET /app HTTP/1.1\r\nHost: x\r\nX_Custom: 1\r\nConnection: close\r\n\r\n');
+      expect(statusOf(text)).toBe(400);
+      expect(codeOf(text)).toBe('bad_request');
+      expect(text).toContain('header \\"X_Custom\\" contains \\"_\\"');
+      // Unrouted paths too: the rule does not depend on the route.
+      expect(statusOf(await raw(gw.gw.ports.http, 'GET /nowhere HTTP/1.1\r\nHost: x\r\nA_B: 1\r\nConnection: close\r\n\r\n'))).toBe(400);
+      expect(statusOf(await raw(gw.gw.ports.http, 'GET /app HTTP/1.1\r\nHost: x\r\nX-Custom: 1\r\nConnection: close\r\n\r\n'))).toBe(200);
+      expect(up.seen).toHaveLength(1);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('allow: forwards them, except look-alikes of identity, forwarding and credential headers', async () => {
+    const gw = await startGateway(config({ headers_with_underscores: 'allow' }));
+    try {
+      expect(statusOf(await raw(gw.gw.ports.http, request_))).toBe(200);
+      const rawHeaders = up.seen[0]?.rawHeaders ?? [];
+      expect(rawHeaders.filter((h, i) => i % 2 === 0 && h.includes('_'))).toEqual(['X_Custom', 'Authori_zation']);
+      expect(up.seen[0]?.headers['x-forwarded-for']).toBe('127.0.0.1');
+    } finally {
+      await gw.stop();
+    }
   });
 });
 

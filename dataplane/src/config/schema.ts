@@ -58,6 +58,12 @@ export const ServerConfigSchema = z.strictObject({
       max_url_length: z.number().int().min(16).default(8192),
     })
     .default({ max_body_size: '10MiB', max_header_size: 16384, max_headers_count: 100, max_url_length: 8192 }),
+  /**
+   * Request header names containing "_": CGI, WSGI, Rack and PHP map "-" and "_" to the same variable,
+   * so `X_User_ID` would arrive as the identity the gateway vouches for. "drop" (default) removes them,
+   * "reject" answers 400, "allow" forwards them except look-alikes of the headers the gateway sets.
+   */
+  headers_with_underscores: z.enum(['drop', 'reject', 'allow']).default('drop'),
 });
 
 const CorsSchema = z.strictObject({

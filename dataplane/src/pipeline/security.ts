@@ -21,6 +21,7 @@ import { authStages, requiresAuth, type TokenVerifier } from './auth.ts';
 import type { Stage } from './context.ts';
 import { corsStage } from './cors.ts';
 import { createJwtVerifier } from './jwt.ts';
+import { headerRulesCheck } from './headers.ts';
 import { requestHeadCheck, requestLimits, requestLimitsStage } from './limits.ts';
 import type { IncomingMessage } from 'node:http';
 import type { GatewayError } from '../proxy/errors.ts';
@@ -72,11 +73,13 @@ export async function createSecurity(config: GatewayConfig, deps: { metrics: Gat
   const limiter = new ResilientRateLimiter({ shared, policy: storage?.failure_policy ?? 'open', timeoutMs, metrics, log });
   const trustedHops = rl?.trusted_proxy_hops ?? 0;
   const limitsStage = requestLimitsStage(limits);
+  const limitsCheck = requestHeadCheck(limits);
+  const headerRules = headerRulesCheck({ headersWithUnderscores: config.server.headers_with_underscores });
 
   return {
     verifier,
     limiter,
-    headCheck: requestHeadCheck(limits),
+    headCheck: (req) => limitsCheck(req) ?? headerRules(req),
     stagesFor(route, routeVerifier) {
       const stages: Stage[] = [];
       if (route.cors) stages.push(corsStage(route.cors));

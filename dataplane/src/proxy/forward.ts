@@ -8,6 +8,7 @@
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../pipeline/context.ts';
+import type { UnderscoreHeaderAction } from '../pipeline/headers.ts';
 import type { EndpointRuntime } from '../upstream/upstream.ts';
 import { GatewayError } from './errors.ts';
 
@@ -28,6 +29,38 @@ const HOP_BY_HOP = new Set([
 /** Request headers the gateway sets itself, so client-sent values never pass. */
 const GATEWAY_SET = new Set(['x-forwarded-proto', 'x-forwarded-host', 'x-request-id', 'expect']);
 
+/** Names whose look-alikes with "_" for "-" are never forwarded, whatever `headers_with_underscores` says. */
+const PROTECTED_NAMES = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'authorization', 'proxy-authorization'];
+
+/** How client request headers are passed on; built once from the config. */
+export interface ForwardPolicy {
+  /** `server.headers_with_underscores`; "reject" never gets here with such a name, and forwards like "drop". */
+  readonly underscores: UnderscoreHeaderAction;
+  /** Lower-case names whose "_" look-alikes are dropped even when underscores are allowed (X-User-* always are). */
+  readonly protectedNames: ReadonlySet<string>;
+}
+
+/** The forwarding policy from `server.headers_with_underscores` and the token header of `auth.jwt`, if any. */
+export function forwardPolicy(underscores: UnderscoreHeaderAction, tokenHeader?: string): ForwardPolicy {
+  const names = new Set(PROTECTED_NAMES);
+  if (tokenHeader !== undefined) names.add(tokenHeader.toLowerCase());
+  return { underscores, protectedNames: names };
+}
+
+const DEFAULT_POLICY = forwardPolicy('drop');
+
+/**
+ * Whether a header name containing "_" may be forwarded. Frameworks that map
+ * "-" and "_" to the same variable would read `X_User_ID` as `X-User-ID`, so
+ * with underscores allowed, a name that reads as an identity, forwarding or
+ * credential header once "_" becomes "-" is still dropped.
+ */
+function underscoreNameForwarded(lower: string, policy: ForwardPolicy): boolean {
+  if (policy.underscores !== 'allow') return false;
+  const alias = lower.replaceAll('_', '-');
+  return !alias.startsWith('x-user-') && !policy.protectedNames.has(alias) && !HOP_BY_HOP.has(alias);
+}
+
 function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -43,9 +76,10 @@ function connectionTokens(raw: readonly string[]): Set<string> | undefined {
 /**
  * The headers sent upstream: the client's, less hop-by-hop headers (and those the
  * client named in `Connection`), less any `X-User-*` header the client sent,
- * plus the forwarding headers and the identity the gateway vouches for.
+ * less names with "_" unless the policy allows them, plus the forwarding
+ * headers and the identity the gateway vouches for.
  */
-export function upstreamRequestHeaders(ctx: RequestContext, extra?: readonly string[]): string[] {
+export function upstreamRequestHeaders(ctx: RequestContext, policy: ForwardPolicy = DEFAULT_POLICY, extra?: readonly string[]): string[] {
   const raw = ctx.req.rawHeaders;
   const named = connectionTokens(raw);
   const out: string[] = [];
@@ -56,6 +90,7 @@ export function upstreamRequestHeaders(ctx: RequestContext, extra?: readonly str
     const name = raw[i] as string;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || GATEWAY_SET.has(lower) || named?.has(lower) || lower.startsWith('x-user-')) continue;
+    if (lower.includes('_') && !underscoreNameForwarded(lower, policy)) continue;
     if (traced && (lower === 'traceparent' || lower === 'tracestate')) continue;
     if (lower === 'x-forwarded-for') {
       forwardedFor = forwardedFor === '' ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1] as string}`;

@@ -17,7 +17,7 @@ import type { AttemptVerdict, BreakerPermit } from '../upstream/breaker.ts';
 import { backoffDelay } from '../upstream/retry-budget.ts';
 import type { EndpointRuntime, UpstreamRuntime } from '../upstream/upstream.ts';
 import { GatewayError, respondWithError as fail } from './errors.ts';
-import { forwardOnce, upstreamRequestHeaders, type AttemptOutcome } from './forward.ts';
+import { forwardOnce, upstreamRequestHeaders, type AttemptOutcome, type ForwardPolicy } from './forward.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Timeouts for routes and upstreams whose table entry does not set one (the config's `server.timeouts`). */
@@ -68,7 +68,7 @@ function hasBody(ctx: RequestContext): boolean {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Proxies the request; always ends the response (or destroys it). */
-export async function proxyRequest(ctx: RequestContext, metrics: GatewayMetrics, defaults: DefaultTimeouts): Promise<void> {
+export async function proxyRequest(ctx: RequestContext, metrics: GatewayMetrics, defaults: DefaultTimeouts, forwarding?: ForwardPolicy): Promise<void> {
   const route = ctx.route;
   const upstream = route.pickBackend();
   if (!upstream) {
@@ -79,7 +79,7 @@ export async function proxyRequest(ctx: RequestContext, metrics: GatewayMetrics,
   const budget = upstream.retryBudget;
   budget.active++;
   try {
-    await attempts(ctx, upstream, metrics, defaults);
+    await attempts(ctx, upstream, metrics, defaults, forwarding);
   } finally {
     budget.active--;
   }
@@ -102,7 +102,7 @@ function failureOf(outcome: AttemptOutcome): string | undefined {
   return outcome.kind === 'aborted' ? outcome.reason : undefined;
 }
 
-async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics: GatewayMetrics, defaults: DefaultTimeouts): Promise<void> {
+async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics: GatewayMetrics, defaults: DefaultTimeouts, forwarding: ForwardPolicy | undefined): Promise<void> {
   const route = ctx.route;
   const body = hasBody(ctx);
   const retry = route.def.retries;
@@ -113,7 +113,7 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
   const deadline = performance.now() + (route.def.timeoutMs ?? defaults.requestMs);
   const perAttempt = upstream.def.timeoutMs ?? defaults.upstreamMs;
   const path = upstreamPath(ctx);
-  const headers = upstreamRequestHeaders(ctx);
+  const headers = upstreamRequestHeaders(ctx, forwarding);
   const budget = upstream.retryBudget;
   const breaker = upstream.breaker;
   const watched = breaker !== undefined || upstream.outlier !== undefined;

@@ -19,6 +19,7 @@ import { startTracing, type Tracing } from '../observability/tracing.ts';
 import { authStages, type TokenVerifier } from '../pipeline/auth.ts';
 import { clientErrorHandler } from '../pipeline/limits.ts';
 import { createSecurity, type SecurityPipeline } from '../pipeline/security.ts';
+import { forwardPolicy } from '../proxy/forward.ts';
 import type { Stage } from '../pipeline/context.ts';
 import { TableHolder, type ApplyResult } from '../table/holder.ts';
 import type { Route } from '../contract/schema.ts';
@@ -143,6 +144,7 @@ export class Gateway {
       tracing: this.tracing,
       timeouts: { requestMs: parseDuration(t.request_timeout) ?? 30_000, upstreamMs: parseDuration(t.upstream_timeout) ?? 10_000 },
       headCheck: this.security?.headCheck,
+      forwarding: forwardPolicy(s.headers_with_underscores, this.config.auth.jwt?.header),
     };
     const handler = createRequestHandler(handlerDeps, false);
     const plain = http.createServer(trafficOptions, handler);

@@ -11,6 +11,7 @@ import type { Tracing } from '../observability/tracing.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { answerPreflight, isPreflight } from '../pipeline/cors.ts';
 import { GatewayError, respondWithError as answer } from '../proxy/errors.ts';
+import type { ForwardPolicy } from '../proxy/forward.ts';
 import { proxyRequest, type DefaultTimeouts } from '../proxy/proxy.ts';
 import { normalizeTarget } from '../routing/normalize.ts';
 import type { TableHolder } from '../table/holder.ts';
@@ -33,6 +34,8 @@ export interface HandlerDeps {
   headCheck?: (req: IncomingMessage) => GatewayError | undefined;
   /** `server.timeouts` of the config, for table entries that set none. */
   timeouts: DefaultTimeouts;
+  /** How client headers are passed upstream (`server.headers_with_underscores`); the safe default when absent. */
+  forwarding?: ForwardPolicy;
   lifecycle: LifecycleState;
   /** Undefined when tracing is off: then no span, context or header work happens per request. */
   tracing?: Tracing | undefined;
@@ -162,7 +165,7 @@ async function run(ctx: RequestContext, deps: HandlerDeps): Promise<void> {
     }
     if (ctx.res.writableEnded) return;
   }
-  await proxyRequest(ctx, deps.metrics, deps.timeouts);
+  await proxyRequest(ctx, deps.metrics, deps.timeouts, deps.forwarding);
 }
 
 function finish(ctx: RequestContext, deps: HandlerDeps): void {

@@ -72,6 +72,11 @@ describe('loading gateway.yaml', () => {
     expect(warnings).toEqual([expect.stringContaining('GATEWAY_NOT_A_SETTING does not name a setting')]);
   });
 
+  it('drops header names with underscores unless told otherwise', () => {
+    expect(parseConfig('{}', 'gw.yaml', {}).config.server.headers_with_underscores).toBe('drop');
+    expect(parseConfig('{}', 'gw.yaml', { GATEWAY_SERVER_HEADERS_WITH_UNDERSCORES: 'allow' }).config.server.headers_with_underscores).toBe('allow');
+  });
+
   it('says which variable produced a bad override', () => {
     expect(problems('{}', { GATEWAY_SERVER_HTTP_PORT: 'eighty' })).toEqual([expect.stringMatching(/server\.http_port: expected number.*\(from GATEWAY_SERVER_HTTP_PORT\)/)]);
   });
@@ -86,6 +91,7 @@ describe('loading gateway.yaml', () => {
     ['server:\n  htp_port: 1\n', 'gw.yaml:2: server: unknown key "htp_port"'],
     ['routes: {}\n', 'gw.yaml:1: routes: expected array, got a mapping'],
     ['server: [1\n', 'gw.yaml:2:1: invalid YAML'],
+    ['server:\n  headers_with_underscores: ignore\n', 'gw.yaml:2: server.headers_with_underscores: Invalid option: expected one of "drop"|"reject"|"allow"'],
   ])('reports %j precisely', (text, message) => {
     expect(problems(text).join('\n')).toContain(message);
   });
