@@ -12,7 +12,7 @@ import path from 'node:path';
 import ts from 'typescript';
 
 /** Every .ts file under the given directories. */
-function sourceFiles(dirs: readonly string[]): string[] {
+export function sourceFiles(dirs: readonly string[]): string[] {
   const out: string[] = [];
   const walk = (dir: string): void => {
     for (const name of readdirSync(dir).sort()) {

@@ -8,10 +8,10 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { ParentBasedSampler, TraceIdRatioBasedSampler, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
 import type { IncomingMessage } from 'node:http';
-import type { RequestContext } from '../pipeline/context.ts';
+import type { AttemptTrace, RequestContext, RequestTrace } from '../pipeline/context.ts';
 import type { EndpointRuntime } from '../upstream/upstream.ts';
 import type { Logger } from './logger.ts';
-import { otlpTracesUrl, type AttemptTrace, type RequestTrace, type Tracing, type TracingSettings } from './tracing.ts';
+import { otlpTracesUrl, type Tracing, type TracingSettings } from './tracing.ts';
 
 /** Passes spans to the OTLP exporter and logs failed exports, at most once a minute. */
 class ReportingExporter implements SpanExporter {
@@ -171,9 +171,9 @@ class OtelRequestTrace implements RequestTrace {
     if (ctx.host) span.setAttribute('server.address', ctx.host.replace(/:\d+$/, ''));
     span.setAttribute('switchyard.request_id', ctx.requestId);
     if (route) {
-      span.setAttribute('http.route', route.def.path.value);
+      span.setAttribute('http.route', route.path.value);
       span.setAttribute('switchyard.route', route.id);
-      span.updateName(`${ctx.method} ${route.def.path.value}`);
+      span.updateName(`${ctx.method} ${route.path.value}`);
     }
     if (ctx.upstream) span.setAttribute('switchyard.upstream', ctx.upstream);
     if (ctx.attempts > 0) span.setAttribute('switchyard.attempts', ctx.attempts);

@@ -8,14 +8,13 @@
  * Spans are exported as OTLP/HTTP JSON in batches.
  *
  * When tracing is off, none of this is built: the OpenTelemetry SDK is not even
- * loaded (tracing-otel.ts is imported only when enabled), and the request path
- * checks one undefined field and creates no span, context or header.
+ * loaded (the gateway imports tracing-otel.ts only when tracing is enabled, and
+ * this module holds only what both sides share), and the request path checks
+ * one undefined field and creates no span, context or header.
  */
 import type { IncomingMessage } from 'node:http';
 import type { GatewayConfig } from '../config/schema.ts';
-import type { RequestContext } from '../pipeline/context.ts';
-import type { EndpointRuntime } from '../upstream/upstream.ts';
-import type { Logger } from './logger.ts';
+import type { RequestTrace } from '../pipeline/context.ts';
 
 /** The `observability.tracing` section. */
 export type TracingSettings = GatewayConfig['observability']['tracing'];
@@ -30,30 +29,6 @@ export interface Tracing {
   flush(): Promise<void>;
   /** Exports what is left and releases the OpenTelemetry globals. */
   shutdown(): Promise<void>;
-}
-
-/** The spans of one request. */
-export interface RequestTrace {
-  readonly traceId: string;
-  /** Starts the client span of one upstream attempt; its headers carry the span's context to the upstream. */
-  startAttempt(method: string, endpoint: EndpointRuntime, path: string, attempt: number): AttemptTrace;
-  /** Ends the server span with what is known once the response closed. */
-  end(ctx: RequestContext, status: number, completed: boolean): void;
-}
-
-/** The client span of one upstream attempt. */
-export interface AttemptTrace {
-  /** `traceparent` (and `tracestate`) as a raw header list to add to the upstream request. */
-  readonly headers: readonly string[];
-  /** Ends the span: with the upstream's status, or with the reason no usable answer came. */
-  end(status: number | undefined, failure: string | undefined): void;
-}
-
-/** Starts tracing when the settings enable it (loading the SDK then); undefined otherwise. One gateway per process may trace. */
-export async function startTracing(settings: TracingSettings, log: Logger): Promise<Tracing | undefined> {
-  if (!settings.enabled) return undefined;
-  const { OtelTracing } = await import('./tracing-otel.ts');
-  return OtelTracing.start(settings, log);
 }
 
 /** The OTLP/HTTP port, where Jaeger (1.35 and later) and the OpenTelemetry Collector receive OTLP. */

@@ -1,9 +1,8 @@
 /** The state of one request as it moves through the pipeline. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Route } from '../contract/schema.ts';
 import type { GatewayError } from '../proxy/errors.ts';
-import type { RouteRuntime } from '../table/runtime.ts';
 import type { EndpointRuntime } from '../upstream/upstream.ts';
-import type { RequestTrace } from '../observability/tracing.ts';
 
 /** The caller, once a token has been verified. */
 export interface Identity {
@@ -27,7 +26,8 @@ export interface RequestContext {
   readonly host: string;
   readonly clientIp: string;
   readonly tls: boolean;
-  route: RouteRuntime;
+  /** The matched route as the table states it (its stages and backends are with the route's runtime, which the handler holds). */
+  route: Route;
   params: Readonly<Record<string, string>>;
   matchedPrefix: string;
   identity: Identity | undefined;
@@ -41,6 +41,27 @@ export interface RequestContext {
   errorCode: string | undefined;
   /** The request's spans; undefined when tracing is off (nothing on the request path then touches tracing). */
   trace: RequestTrace | undefined;
+}
+
+/**
+ * The spans of one request, as the request path uses them. Declared here, with
+ * the context it reads, so that the request path never depends on tracing;
+ * observability/tracing-otel.ts implements it.
+ */
+export interface RequestTrace {
+  readonly traceId: string;
+  /** Starts the client span of one upstream attempt; its headers carry the span's context to the upstream. */
+  startAttempt(method: string, endpoint: EndpointRuntime, path: string, attempt: number): AttemptTrace;
+  /** Ends the server span with what is known once the response closed. */
+  end(ctx: RequestContext, status: number, completed: boolean): void;
+}
+
+/** The client span of one upstream attempt. */
+export interface AttemptTrace {
+  /** `traceparent` (and `tracestate`) as a raw header list to add to the upstream request. */
+  readonly headers: readonly string[];
+  /** Ends the span: with the upstream's status, or with the reason no usable answer came. */
+  end(status: number | undefined, failure: string | undefined): void;
 }
 
 /** A stage either lets the request continue (undefined) or answers it with an error. */

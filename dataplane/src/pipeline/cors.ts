@@ -23,7 +23,8 @@
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { RequestContext, Stage } from './context.ts';
-import { GatewayError, respondWithError } from '../proxy/errors.ts';
+import { GatewayError } from '../proxy/errors.ts';
+import { respondWithError } from '../server/respond.ts';
 import type { Route } from '../contract/schema.ts';
 
 type CorsPolicy = NonNullable<Route['cors']>;

@@ -22,7 +22,8 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
-import { GatewayError, errorBody, respondWithError, type ErrorCode } from '../proxy/errors.ts';
+import { GatewayError, errorBody, type ErrorCode } from '../proxy/errors.ts';
+import { respondWithError } from '../server/respond.ts';
 import type { RequestContext, Stage } from './context.ts';
 
 const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

@@ -2,9 +2,10 @@
  * Every answer the gateway gives on its own behalf: one code, one status, one
  * JSON shape `{"error":{"code","message","requestId"}}`. Clients and dashboards
  * key on `code`, which never changes meaning.
+ *
+ * This module imports nothing: anything may raise these errors, and writing
+ * one as a response is the server's part (server/respond.ts).
  */
-import type { ServerResponse } from 'node:http';
-import type { RequestContext } from '../pipeline/context.ts';
 
 /** The stable error codes and the HTTP status each maps to. */
 export const ERROR_STATUS = {
@@ -45,35 +46,4 @@ export class GatewayError extends Error {
 /** The JSON body for an error; shared by every listener. */
 export function errorBody(code: ErrorCode, message: string, requestId: string | undefined): string {
   return JSON.stringify({ error: { code, message, ...(requestId ? { requestId } : {}) } });
-}
-
-/** Writes a GatewayError as the response, unless headers already went out; returns the body bytes sent. */
-export function sendError(res: ServerResponse, err: GatewayError, requestId: string | undefined): number {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return 0;
-  }
-  const body = errorBody(err.code, err.message, requestId);
-  const headers: Record<string, string | number> = {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    ...err.headers,
-  };
-  if (requestId) headers['x-request-id'] = requestId;
-  res.writeHead(err.status, headers);
-  if (res.req.method === 'HEAD') {
-    res.end();
-    return 0;
-  }
-  res.end(body);
-  return Buffer.byteLength(body);
-}
-
-/** Answers a request with an error, with the headers stages added (CORS, rate limits), and records it. */
-export function respondWithError(ctx: RequestContext, err: GatewayError): void {
-  ctx.errorCode = err.code;
-  const extra = ctx.responseHeaders;
-  if (extra && !ctx.res.headersSent) for (const k of Object.keys(extra)) ctx.res.setHeader(k, extra[k] as string);
-  ctx.bytesOut = sendError(ctx.res, err, ctx.requestId);
 }

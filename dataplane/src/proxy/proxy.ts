@@ -13,10 +13,12 @@ import type { RequestContext } from '../pipeline/context.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { statusClass } from '../observability/metrics.ts';
 import type { Route } from '../contract/schema.ts';
+import type { RouteRuntime } from '../table/runtime.ts';
 import type { AttemptVerdict, BreakerPermit } from '../upstream/breaker.ts';
 import { backoffDelay } from '../upstream/retry-budget.ts';
 import type { EndpointRuntime, UpstreamRuntime } from '../upstream/upstream.ts';
-import { GatewayError, respondWithError as fail } from './errors.ts';
+import { respondWithError as fail } from '../server/respond.ts';
+import { GatewayError } from './errors.ts';
 import { forwardOnce, upstreamRequestHeaders, type AttemptOutcome, type ForwardPolicy } from './forward.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -50,9 +52,9 @@ function conditionsOf(policy: RetryPolicy): RetryConditions {
 
 /** The path the upstream receives: the normalized path, rewritten if the route says so. */
 function upstreamPath(ctx: RequestContext): string {
-  const rewrite = ctx.route.def.rewritePath;
+  const rewrite = ctx.route.rewritePath;
   if (rewrite === undefined) return ctx.path + ctx.query;
-  const type = ctx.route.def.path.type;
+  const type = ctx.route.path.type;
   if (type === 'Exact') return rewrite + ctx.query;
   // Prefix and trailing-* routes replace only the part that matched.
   const rest = ctx.path.slice(ctx.matchedPrefix.length);
@@ -67,9 +69,8 @@ function hasBody(ctx: RequestContext): boolean {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Proxies the request; always ends the response (or destroys it). */
-export async function proxyRequest(ctx: RequestContext, metrics: GatewayMetrics, defaults: DefaultTimeouts, forwarding?: ForwardPolicy): Promise<void> {
-  const route = ctx.route;
+/** Proxies the request to one of `route`'s backends; always ends the response (or destroys it). */
+export async function proxyRequest(ctx: RequestContext, route: RouteRuntime, metrics: GatewayMetrics, defaults: DefaultTimeouts, forwarding?: ForwardPolicy): Promise<void> {
   const upstream = route.pickBackend();
   if (!upstream) {
     fail(ctx, new GatewayError('route_unavailable', 'the route has no upstream with weight'));
@@ -105,12 +106,12 @@ function failureOf(outcome: AttemptOutcome): string | undefined {
 async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics: GatewayMetrics, defaults: DefaultTimeouts, forwarding: ForwardPolicy | undefined): Promise<void> {
   const route = ctx.route;
   const body = hasBody(ctx);
-  const retry = route.def.retries;
+  const retry = route.retries;
   // A streamed request body cannot be sent twice, so only body-less requests are retried.
   const maxRetries = retry !== undefined && !body && (IDEMPOTENT.has(ctx.method) || retry.nonIdempotent) ? retry.attempts : 0;
   const conditions = maxRetries > 0 ? conditionsOf(retry as RetryPolicy) : undefined;
   // Tables from the operator leave these unset unless a resource says; the bootstrap config's defaults apply then.
-  const deadline = performance.now() + (route.def.timeoutMs ?? defaults.requestMs);
+  const deadline = performance.now() + (route.timeoutMs ?? defaults.requestMs);
   const perAttempt = upstream.def.timeoutMs ?? defaults.upstreamMs;
   const path = upstreamPath(ctx);
   const headers = upstreamRequestHeaders(ctx, forwarding);

@@ -3,7 +3,8 @@
  * gateway is serving and why. Secrets in the config are redacted.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Gateway } from './gateway.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+import type { ApplyResult, TableHolder } from '../table/holder.ts';
 
 const SECRET_KEYS = /secret|password|token|key$|key_file|private/i;
 
@@ -27,8 +28,16 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** What the admin endpoints read and control: the running gateway, as far as they need it. */
+export interface AdminTarget {
+  readonly holder: TableHolder;
+  /** Read on each request: the config being served. */
+  readonly config: GatewayConfig;
+  reload(reason: string): Promise<ApplyResult>;
+}
+
 /** The admin request listener. */
-export function createAdminHandler(gw: Gateway): (req: IncomingMessage, res: ServerResponse) => void {
+export function createAdminHandler(gw: AdminTarget): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const rt = gw.holder.current;

@@ -15,7 +15,7 @@ import { parseDuration } from '../contract/duration.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
-import { startTracing, type Tracing } from '../observability/tracing.ts';
+import type { Tracing, TracingSettings } from '../observability/tracing.ts';
 import { authStages, type TokenVerifier } from '../pipeline/auth.ts';
 import { clientErrorHandler } from '../pipeline/limits.ts';
 import { createSecurity, type SecurityPipeline } from '../pipeline/security.ts';
@@ -283,6 +283,13 @@ export class Gateway {
   setVerifier(verifier: TokenVerifier | undefined): void {
     this.verifier = verifier;
   }
+}
+
+/** Starts tracing when the settings enable it, loading the OpenTelemetry SDK only then; undefined otherwise. One gateway per process may trace. */
+async function startTracing(settings: TracingSettings, log: Logger): Promise<Tracing | undefined> {
+  if (!settings.enabled) return undefined;
+  const { OtelTracing } = await import('../observability/tracing-otel.ts');
+  return OtelTracing.start(settings, log);
 }
 
 function hashText(text: string): string {

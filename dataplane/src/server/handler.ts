@@ -10,11 +10,13 @@ import { statusClass, type GatewayMetrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { answerPreflight, isPreflight } from '../pipeline/cors.ts';
-import { GatewayError, respondWithError as answer } from '../proxy/errors.ts';
+import { GatewayError } from '../proxy/errors.ts';
 import type { ForwardPolicy } from '../proxy/forward.ts';
 import { proxyRequest, type DefaultTimeouts } from '../proxy/proxy.ts';
 import { normalizeTarget } from '../routing/normalize.ts';
 import type { TableHolder } from '../table/holder.ts';
+import type { RouteRuntime } from '../table/runtime.ts';
+import { respondWithError as answer } from './respond.ts';
 
 /** Process-wide flags the probes report. */
 export interface LifecycleState {
@@ -127,7 +129,7 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
     if (isPreflight(method, req.headers)) {
       const p = rt.matcher.match(ctx.host, req.headers['access-control-request-method'] as string, target.path);
       if (p.kind === 'match' && p.route.def.cors) {
-        ctx.route = p.route;
+        ctx.route = p.route.def;
         answerPreflight(ctx, p.route.def.cors);
         return;
       }
@@ -141,22 +143,22 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
       answer(ctx, new GatewayError('method_not_allowed', `${method} is not allowed on ${target.path}`, { allow: m.allow.join(', ') }));
       return;
     }
-    ctx.route = m.route;
+    ctx.route = m.route.def;
     ctx.params = m.params;
     ctx.matchedPrefix = m.matchedPrefix;
     if (m.route.def.invalid !== undefined) {
       answer(ctx, new GatewayError('route_unavailable', `route "${m.route.id}" cannot be served: ${m.route.def.invalid}`));
       return;
     }
-    run(ctx, deps).catch((err: unknown) => {
+    run(ctx, m.route, deps).catch((err: unknown) => {
       log.error({ event: 'request_failed', requestId, err }, 'unexpected error while handling a request');
       answer(ctx, new GatewayError('internal_error', 'the gateway failed to handle the request'));
     });
   };
 }
 
-async function run(ctx: RequestContext, deps: HandlerDeps): Promise<void> {
-  const stages = ctx.route.stages;
+async function run(ctx: RequestContext, route: RouteRuntime, deps: HandlerDeps): Promise<void> {
+  const stages = route.stages;
   for (let i = 0; i < stages.length; i++) {
     const result = await (stages[i] as (typeof stages)[number])(ctx);
     if (result !== undefined) {
@@ -165,7 +167,7 @@ async function run(ctx: RequestContext, deps: HandlerDeps): Promise<void> {
     }
     if (ctx.res.writableEnded) return;
   }
-  await proxyRequest(ctx, deps.metrics, deps.timeouts, deps.forwarding);
+  await proxyRequest(ctx, route, deps.metrics, deps.timeouts, deps.forwarding);
 }
 
 function finish(ctx: RequestContext, deps: HandlerDeps): void {

@@ -9,7 +9,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { TableRuntime } from '../table/runtime.ts';
 import { BREAKER_STATE_VALUE, type UpstreamBreaker } from './breaker.ts';
-import { HealthChecker, type HealthEvents } from './health.ts';
+import { HealthChecker, type HealthEvents } from './health-check.ts';
 import type { EndpointRuntime, UpstreamEvents, UpstreamRuntime } from './upstream.ts';
 
 const key = (upstream: string, origin: string): string => `${upstream}\u0000${origin}`;

@@ -1,0 +1,39 @@
+/**
+ * Writing the gateway's own answers. The error classes and their JSON shape
+ * live in proxy/errors.ts, which imports nothing; putting them on the wire is
+ * the server's job, wherever on the request path the error arose.
+ */
+import type { ServerResponse } from 'node:http';
+import type { RequestContext } from '../pipeline/context.ts';
+import { errorBody, type GatewayError } from '../proxy/errors.ts';
+
+/** Writes a GatewayError as the response, unless headers already went out; returns the body bytes sent. */
+function sendError(res: ServerResponse, err: GatewayError, requestId: string | undefined): number {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return 0;
+  }
+  const body = errorBody(err.code, err.message, requestId);
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...err.headers,
+  };
+  if (requestId) headers['x-request-id'] = requestId;
+  res.writeHead(err.status, headers);
+  if (res.req.method === 'HEAD') {
+    res.end();
+    return 0;
+  }
+  res.end(body);
+  return Buffer.byteLength(body);
+}
+
+/** Answers a request with an error, with the headers stages added (CORS, rate limits), and records it. */
+export function respondWithError(ctx: RequestContext, err: GatewayError): void {
+  ctx.errorCode = err.code;
+  const extra = ctx.responseHeaders;
+  if (extra && !ctx.res.headersSent) for (const k of Object.keys(extra)) ctx.res.setHeader(k, extra[k] as string);
+  ctx.bytesOut = sendError(ctx.res, err, ctx.requestId);
+}
