@@ -9,7 +9,7 @@
 import { SignJWT, type JWTPayload } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
-import { rawRequest, statusOf } from '../support/raw.ts';
+import { codeOf, rawRequest, statusOf } from '../support/raw.ts';
 import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
 const SECRET = 'advisory-suite-secret-of-more-than-32-bytes';
@@ -75,5 +75,31 @@ describe('advisories', () => {
     const anonymous = await send('GET /anything HTTP/1.1\r\nHost: x\r\nX_User_ID: admin\r\nConnection: close\r\n\r\n');
     expect(statusOf(anonymous)).toBe(200);
     expect(receivedHeaders(up, 1).filter(([n]) => n.replaceAll('_', '-').startsWith('x-user-'))).toEqual([]);
+  });
+
+  it('envoyproxy/envoy#12089 (one token verified, another forwarded): more than one credential is refused with 400', async () => {
+    const good = await token({ sub: 'real-user' });
+    const forged = `${good.slice(0, good.lastIndexOf('.'))}.forged-signature`;
+    const cases: [string, string][] = [
+      ['two Authorization headers on a verifying route', `GET /api/private/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${good}\r\nAuthorization: Bearer ${forged}\r\n`],
+      ['two Authorization headers on a public route', `GET /anything HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${good}\r\nauthorization: Basic YWRtaW46YWRtaW4=\r\n`],
+      ['two cookies of the token\'s name in one Cookie header', `GET /api/private/me HTTP/1.1\r\nHost: x\r\nCookie: session=${good}; theme=dark; session=${forged}\r\n`],
+      ['the token cookie in two Cookie headers', `GET /api/private/me HTTP/1.1\r\nHost: x\r\nCookie: session=${good}\r\nCookie: session=${forged}\r\n`],
+      ['Authorization and the token cookie', `GET /api/private/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${good}\r\nCookie: session=${forged}\r\n`],
+      ['the token header and the token cookie', `GET /api/private/me HTTP/1.1\r\nHost: x\r\nX-Auth-Token: ${good}\r\nCookie: session=${forged}\r\n`],
+      ['the token header twice', `GET /api/private/me HTTP/1.1\r\nHost: x\r\nX-Auth-Token: ${good}\r\nx-auth-token: ${forged}\r\n`],
+    ];
+    for (const [what, head] of cases) {
+      const text = await send(`${head}Connection: close\r\n\r\n`);
+      expect(statusOf(text), what).toBe(400);
+      expect(codeOf(text), what).toBe('bad_request');
+      // The answer says where the credentials were, never what they were.
+      expect(text, what).not.toContain(good.split('.')[2]);
+    }
+    expect(up.seen).toHaveLength(0);
+    // One credential, wherever the route reads it from, is fine; other cookies travel with it.
+    expect(statusOf(await send(`GET /api/private/me HTTP/1.1\r\nHost: x\r\nCookie: theme=dark; session=${good}\r\nConnection: close\r\n\r\n`))).toBe(200);
+    expect(statusOf(await send(`GET /anything HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${forged}\r\nConnection: close\r\n\r\n`))).toBe(200);
+    expect(up.seen).toHaveLength(2);
   });
 });

@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../dataplane/src/config/load.ts';
 import { silentLogger } from '../../dataplane/src/observability/logger.ts';
+import { credentialConflict } from '../../dataplane/src/pipeline/auth.ts';
 import { identityHeaderProblem } from '../../dataplane/src/pipeline/authorize.ts';
 import { compileCors, normalizeOrigin, originAllowed } from '../../dataplane/src/pipeline/cors.ts';
 import { claimList, createJwtVerifier, type JwtConfig } from '../../dataplane/src/pipeline/jwt.ts';
@@ -264,6 +265,26 @@ describe('identity headers', () => {
     ['a newline in a permission', id('alice', [], ['a\nb'])],
   ])('refuses %s', (_what, identity) => {
     expect(identityHeaderProblem(identity)).toMatch(/cannot be forwarded safely/);
+  });
+});
+
+describe('credentials in more than one place', () => {
+  const verifier = { cookie: 'session', header: 'X-Auth-Token' };
+  it.each([
+    [['Authorization', 'Bearer a'], undefined],
+    [['Cookie', 'theme=dark; session=a'], undefined],
+    [['X-Auth-Token', 'a', 'Cookie', 'sessionid=b; session_x=c'], undefined],
+    [['Authorization', 'Basic YQ==', 'Cookie', 'session=b'], 'Authorization header, cookie "session"'],
+    [['Cookie', 'session=a; session=b'], 'cookie "session", cookie "session"'],
+    [['Cookie', 'session=a', 'cookie', 'session=b'], 'cookie "session", cookie "session"'],
+    [['x-auth-token', 'a', 'Cookie', 'session=b'], 'X-Auth-Token header, cookie "session"'],
+  ])('%j: %s', (raw, where) => {
+    const problem = credentialConflict(raw, verifier);
+    if (where === undefined) expect(problem).toBeUndefined();
+    else expect(problem).toBe(`the request carries more than one credential (${where}); send exactly one`);
+  });
+  it('reads no cookie or header the verifier does not use', () => {
+    expect(credentialConflict(['Authorization', 'Bearer a', 'Cookie', 'session=b', 'X-Auth-Token', 'c'], {})).toBeUndefined();
   });
 });
 

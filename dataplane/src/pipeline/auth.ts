@@ -48,6 +48,31 @@ export function extractToken(headers: Record<string, string | string[] | undefin
   return undefined;
 }
 
+/**
+ * Why a request offers more than one credential to a route that verifies
+ * tokens, or undefined. Only one of them would be verified, and all of them
+ * would be forwarded: an upstream that reads another one (a second cookie of
+ * the same name, the Authorization header next to the cookie) would trust a
+ * credential nobody checked. An Authorization header of any scheme counts.
+ * The answer names where the credentials were, never their content.
+ */
+export function credentialConflict(rawHeaders: readonly string[], verifier: Pick<TokenVerifier, 'cookie' | 'header'>): string | undefined {
+  const header = verifier.header?.toLowerCase();
+  const found: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = (rawHeaders[i] as string).toLowerCase();
+    if (name === 'authorization') found.push('Authorization header');
+    else if (header !== undefined && name === header) found.push(`${verifier.header as string} header`);
+    else if (verifier.cookie !== undefined && name === 'cookie') {
+      for (const part of (rawHeaders[i + 1] as string).split(';')) {
+        const eq = part.indexOf('=');
+        if (eq > 0 && part.slice(0, eq).trim() === verifier.cookie) found.push(`cookie "${verifier.cookie}"`);
+      }
+    }
+  }
+  return found.length > 1 ? `the request carries more than one credential (${found.join(', ')}); send exactly one` : undefined;
+}
+
 /** Whether a route needs a verified caller. */
 export function requiresAuth(policy: Route['auth']): boolean {
   return policy.required || policy.roles.length > 0 || policy.permissions.length > 0;
@@ -61,6 +86,8 @@ export function authStages(route: Route, verifier: TokenVerifier | undefined): S
     return [() => challenge('this route requires authentication, and no token verification is configured (auth.jwt)', 'invalid_token')];
   }
   const authenticate: Stage = async (ctx) => {
+    const conflict = credentialConflict(ctx.req.rawHeaders, verifier);
+    if (conflict !== undefined) return new GatewayError('bad_request', conflict);
     const token = extractToken(ctx.req.headers, verifier);
     if (token === undefined) return challenge('a bearer token is required');
     let identity: Identity;

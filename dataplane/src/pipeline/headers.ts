@@ -10,6 +10,12 @@
  * and nginx's `underscores_in_headers` do: "reject" refuses the request here;
  * "drop" and "allow" are applied where the upstream request is built
  * (proxy/forward.ts).
+ *
+ * More than one Authorization header. Only one could be verified, and all of
+ * them would be forwarded, so such a request is refused on every route (RFC
+ * 9110 11.6.2 defines one credential per field; a list makes no sense for it).
+ * Routes that verify tokens also refuse a token in more than one place
+ * (pipeline/auth.ts, credentialConflict).
  */
 import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../proxy/errors.ts';
@@ -35,6 +41,14 @@ export function firstUnderscoreHeader(rawHeaders: readonly string[]): string | u
 export function headerRulesCheck(options: HeaderRuleOptions): (req: IncomingMessage) => GatewayError | undefined {
   const rejectUnderscores = options.headersWithUnderscores === 'reject';
   return (req) => {
+    let authorization = 0;
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string;
+      if (name.length === 13 && name.toLowerCase() === 'authorization' && ++authorization > 1) {
+        return new GatewayError('bad_request', 'the request has more than one Authorization header; send exactly one');
+      }
+    }
     if (rejectUnderscores) {
       const name = firstUnderscoreHeader(req.rawHeaders);
       if (name !== undefined) {
