@@ -58,7 +58,7 @@ function describeKey(key: KeyObject): string {
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g;
 
 /** Every public key or certificate in a PEM text; private keys are refused, since the gateway only verifies. */
-export function parsePublicKeys(pem: string, field: string, algorithms: readonly string[]): { keys: StaticKey[]; problems: string[] } {
+function parsePublicKeys(pem: string, field: string, algorithms: readonly string[]): { keys: StaticKey[]; problems: string[] } {
   const keys: StaticKey[] = [];
   const problems: string[] = [];
   const blocks = [...pem.matchAll(PEM_BLOCK)];

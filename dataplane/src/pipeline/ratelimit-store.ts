@@ -20,7 +20,7 @@ import type { GatewayMetrics } from '../observability/metrics.ts';
 import { MemoryRateLimitStore, type LimiterOutcome, type RateDecision, type RateLimiter, type RateLimitStore } from './ratelimit.ts';
 
 /** The same arithmetic as `slidingWindowHit`, step for step, so both stores decide alike. */
-export const SLIDING_WINDOW_LUA = `
+const SLIDING_WINDOW_LUA = `
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])

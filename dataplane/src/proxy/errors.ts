@@ -8,7 +8,7 @@
  */
 
 /** The stable error codes and the HTTP status each maps to. */
-export const ERROR_STATUS = {
+const ERROR_STATUS = {
   bad_request: 400,
   unauthorized: 401,
   forbidden: 403,
@@ -24,7 +24,6 @@ export const ERROR_STATUS = {
   route_unavailable: 503,
   no_healthy_upstream: 503,
   circuit_open: 503,
-  shutting_down: 503,
   upstream_timeout: 504,
 } as const;
 export type ErrorCode = keyof typeof ERROR_STATUS;

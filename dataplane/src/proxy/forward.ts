@@ -150,10 +150,10 @@ export type AttemptOutcome =
   | { kind: 'aborted'; status: number; bytes: number; reason: string; upstreamMs: number };
 
 /** Why an attempt failed, in the terms retry policies use. */
-export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'status' | 'client-gone' | 'other';
+export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'status' | 'other';
 
 /** Maps a transport error from undici or the socket to an answer for the client. */
-export function classifyError(err: Error & { code?: string }): { failure: FailureKind; error: GatewayError } {
+function classifyError(err: Error & { code?: string }): { failure: FailureKind; error: GatewayError } {
   switch (err.code) {
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':

@@ -93,8 +93,7 @@ function timeForRetry(ctx: RequestContext, latest: number): boolean {
 
 /** Whether an attempt that got no usable answer failed because of the upstream (not because the client left). */
 function isUpstreamFault(outcome: AttemptOutcome): boolean {
-  if (outcome.kind === 'failed') return outcome.failure !== 'client-gone';
-  return outcome.kind === 'aborted' && outcome.reason !== 'client disconnected';
+  return outcome.kind === 'failed' || (outcome.kind === 'aborted' && outcome.reason !== 'client disconnected');
 }
 
 /** The failure to record on the attempt's span, if any. */

@@ -278,11 +278,6 @@ export class Gateway {
     await this.tracing?.shutdown();
     this.log.info({ event: 'shutdown_complete', cutRequests: cut }, 'gateway stopped');
   }
-
-  /** Sets the token verifier used by routes that require authentication. */
-  setVerifier(verifier: TokenVerifier | undefined): void {
-    this.verifier = verifier;
-  }
 }
 
 /** Starts tracing when the settings enable it, loading the OpenTelemetry SDK only then; undefined otherwise. One gateway per process may trace. */

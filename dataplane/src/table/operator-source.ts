@@ -32,7 +32,7 @@ export interface OperatorSourceOptions {
 const STATE_FILE = 'table.json';
 
 /** Loads the last applied table from a state directory, if there is one. */
-export function readStateTable(stateDir: string): unknown {
+function readStateTable(stateDir: string): unknown {
   try {
     return JSON.parse(readFileSync(path.join(stateDir, STATE_FILE), 'utf8')) as unknown;
   } catch {
@@ -41,7 +41,7 @@ export function readStateTable(stateDir: string): unknown {
 }
 
 /** Writes a table atomically: a crash leaves the old file or the new one, never half of one. */
-export function writeStateTable(stateDir: string, table: unknown): void {
+function writeStateTable(stateDir: string, table: unknown): void {
   mkdirSync(stateDir, { recursive: true });
   const tmp = path.join(stateDir, `.${STATE_FILE}.${process.pid}.tmp`);
   writeFileSync(tmp, JSON.stringify(table));

@@ -25,7 +25,7 @@ function filtered<E>(candidates: readonly E[], exclude: readonly E[] | undefined
  * Smooth weighted round robin (as nginx does it): with equal weights it is a
  * plain rotation; with weights 9:1 the light endpoint is spread out, not bunched.
  */
-export class RoundRobinBalancer<E extends Balanceable> implements Balancer<E> {
+class RoundRobinBalancer<E extends Balanceable> implements Balancer<E> {
   private readonly current = new WeakMap<E, number>();
   private cursor = 0;
 
@@ -58,7 +58,7 @@ export class RoundRobinBalancer<E extends Balanceable> implements Balancer<E> {
  * Fewest requests in flight. Up to 4 candidates it scans them all; beyond that it
  * compares two random choices, which avoids herding on one endpoint (Envoy does the same).
  */
-export class LeastRequestBalancer<E extends Balanceable> implements Balancer<E> {
+class LeastRequestBalancer<E extends Balanceable> implements Balancer<E> {
   private readonly tieBreak = new RoundRobinBalancer<E>();
   private readonly random: () => number;
   constructor(random: () => number = Math.random) {
@@ -81,7 +81,7 @@ export class LeastRequestBalancer<E extends Balanceable> implements Balancer<E> 
 }
 
 /** Weighted random choice. */
-export class RandomBalancer<E extends Balanceable> implements Balancer<E> {
+class RandomBalancer<E extends Balanceable> implements Balancer<E> {
   private readonly random: () => number;
   constructor(random: () => number = Math.random) {
     this.random = random;
