@@ -2,6 +2,7 @@
  * Active health checks: each checked endpoint is probed with `GET <path>` on a
  * connection of its own, and the verdicts go to its EndpointHealth (health.ts).
  */
+import { createHash } from 'node:crypto';
 import { Client } from 'undici';
 import { connectOptions } from './pools.ts';
 import type { EndpointHealth, HealthCheckSettings } from './health.ts';
@@ -126,7 +127,7 @@ export class HealthChecker {
         }
         continue;
       }
-      const settingsKey = `${hc.path}|${hc.intervalMs}|${hc.timeoutMs}|${hc.healthyThreshold}|${hc.unhealthyThreshold}|${tlsKey(u)}`;
+      const settingsKey = `${hc.path}|${hc.intervalMs}|${hc.timeoutMs}|${hc.healthyThreshold}|${hc.unhealthyThreshold}|${connectKey(u)}`;
       for (const e of u.endpoints) {
         const key = `${u.name}\u0000${e.origin}`;
         wanted.add(key);
@@ -156,8 +157,11 @@ export class HealthChecker {
   }
 }
 
-/** Connection settings that a probe shares with traffic (TLS); a change restarts the probe. */
-function tlsKey(u: UpstreamRuntime): string {
-  const tls = u.def.tls;
-  return tls ? `${tls.serverName ?? ''}|${tls.insecureSkipVerify}|${tls.caPem?.length ?? 0}` : '';
+/**
+ * The connection settings a probe shares with traffic (connect timeout, CA,
+ * server name, verification), hashed whole: any change, such as a rotated CA
+ * of the same size, restarts the probe with the new settings.
+ */
+function connectKey(u: UpstreamRuntime): string {
+  return createHash('sha256').update(JSON.stringify(connectOptions(u.def))).digest('hex');
 }
