@@ -66,6 +66,30 @@ describe('metrics and admin', () => {
   });
 });
 
+describe('response bytes', () => {
+  it('counts the body bytes each client received, by route, and the gateway\'s own answers under route ""', async () => {
+    const up = await startUpstream((_req, res) => res.end('x'.repeat(1000)));
+    const gw = await startGateway({ routes: [{ path: '/api/{id}', upstream: 'u' }], upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } } });
+    try {
+      let routed = 0;
+      for (const p of ['/api/1', '/api/2']) routed += (await (await request(`${gw.url}${p}`)).body.arrayBuffer()).byteLength;
+      const own = (await (await request(`${gw.url}/missing`)).body.arrayBuffer()).byteLength + (await (await request(`${gw.url}/health`)).body.arrayBuffer()).byteLength;
+      const head = await request(`${gw.url}/api/3`, { method: 'HEAD' });
+      await head.body.dump();
+      expect(routed).toBe(2000);
+      const text = await (await request(gw.metricsUrl)).body.text();
+      expect(text).toContain(`switchyard_response_bytes_total{route="/api/{id}"} ${routed}`);
+      expect(text).toContain(`switchyard_response_bytes_total{route=""} ${own}`);
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      expect(check.stderr + check.stdout).toBe('');
+      expect(check.status).toBe(0);
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
+  });
+});
+
 describe('access log', () => {
   it('writes one JSON line per request with id, route, upstream endpoint, status, duration and bytes, and no token', async () => {
     const up = await startUpstream(echo('u'));

@@ -50,10 +50,16 @@ function clientAddress(req: IncomingMessage): string {
   return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
 }
 
-function probe(res: ServerResponse, ok: boolean, body: Record<string, unknown>): void {
+/** Answers /health or /ready; returns the body bytes sent. */
+function probe(res: ServerResponse, ok: boolean, body: Record<string, unknown>): number {
   const text = JSON.stringify(body);
   res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(res.req.method === 'HEAD' ? undefined : text);
+  if (res.req.method === 'HEAD') {
+    res.end();
+    return 0;
+  }
+  res.end(text);
+  return Buffer.byteLength(text);
 }
 
 /** Builds the listener for the traffic ports; `tls` says which one. */
@@ -109,11 +115,11 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
     (ctx as { query: string }).query = target.query;
 
     if ((method === 'GET' || method === 'HEAD') && (target.path === '/health' || target.path === '/ready')) {
-      if (target.path === '/health') probe(res, true, { status: 'ok' });
+      if (target.path === '/health') ctx.bytesOut = probe(res, true, { status: 'ok' });
       else {
         const rt = holder.current;
         const ready = lifecycle.accepting && rt !== undefined;
-        probe(res, ready, { status: ready ? 'ready' : 'not ready', version: rt?.version ?? null, ...(lifecycle.accepting ? {} : { reason: 'shutting down' }), ...(rt ? {} : { reason: 'no route table yet' }) });
+        ctx.bytesOut = probe(res, ready, { status: ready ? 'ready' : 'not ready', version: rt?.version ?? null, ...(lifecycle.accepting ? {} : { reason: 'shutting down' }), ...(rt ? {} : { reason: 'no route table yet' }) });
       }
       return;
     }
@@ -181,6 +187,7 @@ function finish(ctx: RequestContext, deps: HandlerDeps): void {
   const routeId = ctx.route?.id ?? '';
   metrics.requests.inc({ route: routeId, method: ctx.method, status_class: statusClass(status) });
   metrics.requestDuration.observe({ route: routeId }, seconds);
+  metrics.responseBytes.inc({ route: routeId }, ctx.bytesOut);
   if (ctx.errorCode) metrics.rejectedRequests.inc({ code: ctx.errorCode });
   ctx.trace?.end(ctx, status, res.writableFinished);
   if (!deps.accessLog) return;
