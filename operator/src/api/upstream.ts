@@ -82,7 +82,7 @@ export const PROTOCOLS = ['http', 'https'] as const;
 export const HealthCheckSchema = withRules(
   z.object({
     path: withRules(z.string().min(1).max(1024), [matching("^/([-A-Za-z0-9._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$", 'must be a path starting with "/", e.g. /health')]).describe(
-      'Path probed with GET on each endpoint; a 2xx answer counts as healthy.',
+      'Path probed with GET on each endpoint; an answer from 200 to 399 counts as healthy.',
     ),
     interval: duration({ description: 'Time between probes of one endpoint.', min: '100ms', max: '1h' }).default('10s'),
     timeout: duration({ description: 'How long a probe may take; must be shorter than interval.', min: '1ms', max: '1h' }).default('2s'),
@@ -106,7 +106,7 @@ export const HealthCheckSchema = withRules(
 /** `spec.circuitBreaker`. */
 export const CircuitBreakerSchema = z
   .object({
-    failureThreshold: z.number().int().min(1).max(10_000).describe('Consecutive failed requests to an endpoint that open its breaker.'),
+    failureThreshold: z.number().int().min(1).max(10_000).describe('Consecutive failed requests to the upstream, on any of its endpoints, that open its breaker.'),
     timeout: duration({ description: 'How long an open breaker refuses requests before letting a trial request through.', min: '1s', max: '1h' }).default('60s'),
     successThreshold: z.number().int().min(1).max(10_000).default(1).describe('Successful trial requests that close the breaker again.'),
     halfOpenRequests: z.number().int().min(1).max(1000).default(1).describe('Trial requests let through at once while the breaker is half-open.'),
