@@ -4,11 +4,24 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseDuration } from '../contract/duration.ts';
-import { formatPath } from './load.ts';
+import { ConfigError, formatPath } from './load.ts';
 import type { GatewayConfig, RouteConfig, UpstreamConfig } from './schema.ts';
-import { RouteTableSchema, type Route, type RouteTable, type Upstream } from '../contract/schema.ts';
-import { corsPolicy, DEFAULT_RETRY_ON, inferPathType } from '../contract/defaults.ts';
-import { tableVersion } from '../contract/version.ts';
+import {
+  DEFAULT_RATE_LIMIT_WINDOW_MS,
+  DEFAULT_RETRY_BACKOFF_MS,
+  DEFAULT_RETRY_ON,
+  describeClaim,
+  inferPathType,
+  resolveRoutes,
+  RouteTableSchema,
+  tableVersion,
+  withGatewayDefaults,
+  type CorsSettings,
+  type GatewayDefaults,
+  type Route,
+  type RouteTable,
+  type Upstream,
+} from '../contract/index.ts';
 
 /** The table compiled from a file, and what is wrong with it but not fatal. */
 export interface CompiledConfig {
@@ -24,41 +37,30 @@ function pathType(route: RouteConfig): Route['path']['type'] {
   return inferPathType(route.path);
 }
 
-/** `route_limits` keys are paths where `*` stands for the rest of the path. */
-function globMatches(pattern: string, path: string): boolean {
-  if (pattern === path) return true;
-  if (!pattern.includes('*')) return false;
-  const rx = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.+')}$`);
-  return rx.test(path);
+/** `middleware.cors` or a route's `cors` in the table's terms: only the fields that are set. */
+function corsSettings(c: NonNullable<RouteConfig['cors']>): CorsSettings {
+  return {
+    allowedOrigins: c.allowed_origins,
+    allowedMethods: c.allowed_methods,
+    allowedHeaders: c.allowed_headers,
+    exposedHeaders: c.exposed_headers,
+    allowCredentials: c.allow_credentials,
+    maxAgeSeconds: c.max_age,
+  };
 }
 
-function rateLimitFor(config: GatewayConfig, route: RouteConfig): Route['rateLimit'] {
+/**
+ * The gateway-wide policy of a config (`middleware.rate_limiting`,
+ * `middleware.cors`), which every data plane lays under each route's own,
+ * whether its table comes from this file or from the operator.
+ */
+export function gatewayDefaults(config: GatewayConfig): GatewayDefaults {
   const rl = config.middleware.rate_limiting;
-  if (!rl || !rl.enabled) return undefined;
-  const windowMs = ms(rl.window) ?? 60_000;
-  if (route.rate_limit !== undefined) return { limit: route.rate_limit, windowMs };
-  // The most specific key wins: an exact path before globs, a longer glob before a shorter one.
-  const keys = Object.keys(rl.route_limits).sort((a, b) => Number(b === route.path) - Number(a === route.path) || b.length - a.length || (a < b ? -1 : 1));
-  for (const key of keys) if (globMatches(key, route.path)) return { limit: rl.route_limits[key] as number, windowMs };
-  return rl.default_limit !== undefined ? { limit: rl.default_limit, windowMs } : undefined;
-}
-
-function corsFor(config: GatewayConfig, route: RouteConfig, warn: (message: string) => void): Route['cors'] {
-  const base = config.middleware.cors;
-  if (!base && !route.cors) return undefined;
-  const overrides = Object.fromEntries(Object.entries(route.cors ?? {}).filter(([, v]) => v !== undefined));
-  const merged = { ...(base ?? {}), ...overrides };
-  if (merged.allow_credentials && merged.allowed_origins?.includes('*')) {
-    warn('cors: allowed_origins "*" together with allow_credentials allows no origin at all; list the origins');
-  }
-  return corsPolicy({
-    allowedOrigins: merged.allowed_origins,
-    allowedMethods: merged.allowed_methods,
-    allowedHeaders: merged.allowed_headers,
-    exposedHeaders: merged.exposed_headers,
-    allowCredentials: merged.allow_credentials,
-    maxAgeSeconds: merged.max_age,
-  });
+  const cors = config.middleware.cors;
+  return {
+    ...(rl && { rateLimit: { enabled: rl.enabled, defaultLimit: rl.default_limit, windowMs: ms(rl.window) ?? DEFAULT_RATE_LIMIT_WINDOW_MS, routeLimits: rl.route_limits } }),
+    ...(cors && { cors: corsSettings(cors) }),
+  };
 }
 
 function compileUpstream(config: GatewayConfig, name: string, u: UpstreamConfig): Upstream {
@@ -101,7 +103,7 @@ function compileUpstream(config: GatewayConfig, name: string, u: UpstreamConfig)
   };
 }
 
-/** Compiles a validated config into a route table. `file` is used in messages only. */
+/** Compiles a validated config into a route table. `file` is used in messages only. Throws ConfigError for a route the matcher refuses. */
 export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): CompiledConfig {
   const warnings: string[] = [];
   const upstreams = Object.entries(config.upstreams)
@@ -110,8 +112,9 @@ export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): Com
   const known = new Set(upstreams.map((u) => u.name));
   const seen = new Map<string, number>();
   const defaultTimeout = ms(config.server.timeouts.request_timeout);
+  const defaults = gatewayDefaults(config);
+  const where = (i: number, ...rest: (string | number)[]): string => `${file}: ${formatPath(['routes', i, ...rest])}`;
 
-  // Routes keep file order: among identical matches the first one listed wins.
   const routes: Route[] = config.routes.map((r, i) => {
     const base = r.name ?? r.path;
     const n = (seen.get(base) ?? 0) + 1;
@@ -121,32 +124,53 @@ export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): Com
     let invalid: string | undefined;
     if (missing.length > 0) {
       invalid = `upstream ${missing.map((m) => `"${m}"`).join(', ')} is not defined`;
-      warnings.push(`${file}: ${formatPath(['routes', i, r.upstream ? 'upstream' : 'backends'])}: ${invalid} in "upstreams"; the route answers 503 until it is`);
+      warnings.push(`${where(i, r.upstream ? 'upstream' : 'backends')}: ${invalid} in "upstreams"; the route answers 503 until it is`);
     }
     const retries = r.retries && {
       attempts: r.retries.attempts,
-      on: r.retries.on ?? DEFAULT_RETRY_ON,
+      on: r.retries.on ?? [...DEFAULT_RETRY_ON],
       nonIdempotent: r.retries.non_idempotent,
-      backoffMs: ms(r.retries.backoff) ?? 25,
+      backoffMs: ms(r.retries.backoff) ?? DEFAULT_RETRY_BACKOFF_MS,
     };
-    return {
+    const route: Route = {
       id: n === 1 ? base : `${base}#${n}`,
       hosts: r.hosts.map((h) => h.toLowerCase()),
       path: { type: pathType(r), value: r.path },
       methods: r.methods,
+      headers: r.headers,
+      queryParams: r.query_params,
       backends,
       timeoutMs: ms(r.timeout) ?? defaultTimeout,
       auth: { required: r.auth_required, roles: r.required_roles, permissions: r.required_permissions },
-      rateLimit: rateLimitFor(config, r),
-      cors: corsFor(config, r, (w) => warnings.push(`${file}: ${formatPath(['routes', i])}.${w}`)),
+      rateLimit: r.rate_limit === undefined ? undefined : { limit: r.rate_limit },
+      cors: r.cors && corsSettings(r.cors),
       retries,
       rewritePath: r.rewrite_path,
       invalid,
     };
+    const served = withGatewayDefaults(route, defaults);
+    if (served.cors?.allowCredentials && served.cors.allowedOrigins.includes('*')) {
+      warnings.push(`${where(i)}.cors: allowed_origins "*" together with allow_credentials allows no origin at all; list the origins`);
+    }
+    return route;
   });
 
+  // The matcher decides, in file order: a route it refuses makes the file invalid; a route it would shadow is left out.
+  const index = new Map(routes.map((r, i) => [r, i]));
+  const { accepted, rejected } = resolveRoutes(routes);
+  const invalid = rejected.flatMap((x) => (x.reason === 'Invalid' ? [`${where(index.get(x.route) as number, 'path')}: ${x.message}`] : []));
+  if (invalid.length > 0) throw new ConfigError(invalid);
+  for (const x of rejected) {
+    if (x.reason !== 'Conflicted') continue;
+    const i = index.get(x.route) as number;
+    const winner = routes.findIndex((r) => r.id === x.by);
+    warnings.push(
+      `${where(i)}: shadowed by routes[${winner}] ("${x.by}") on ${describeClaim(x)}: both match the same requests, and the earlier route wins, so this one never serves; remove one, or make their paths, methods, hosts or conditions differ`,
+    );
+  }
+
   // Hash after defaults are filled in, so that equal tables get equal versions whoever wrote them.
-  const table = RouteTableSchema.parse({ routes, upstreams, version: 'unversioned' });
+  const table = RouteTableSchema.parse({ routes: accepted, upstreams, version: 'unversioned' });
   table.version = tableVersion(table);
   return { table, warnings };
 }

@@ -10,6 +10,9 @@
  */
 export * from './schema.ts';
 export * from './defaults.ts';
+export * from './policy.ts';
 export { canonicalJson, tableVersion } from './version.ts';
 export { formatDuration, parseDuration } from './duration.ts';
 export { describeIssues, formatFieldPath } from './field-path.ts';
+export { describeClaim, resolveRoutes } from './routes.ts';
+export type { RouteRejection, RouteResolution } from './routes.ts';

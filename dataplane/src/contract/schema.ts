@@ -10,6 +10,7 @@
  * every array is part of the contract (see `canonicalTable`).
  */
 import { z } from 'zod';
+import { DEFAULT_RETRY_BACKOFF_MS, DEFAULT_RETRY_ON, UPSTREAM_DEFAULTS } from './defaults.ts';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
@@ -41,27 +42,50 @@ export const AuthPolicySchema = z.object({
   permissions: z.array(z.string()).default([]),
 });
 
+/** A route's own rate limit; the gateway-wide settings fill in the rest (see `withGatewayDefaults`). */
 export const RateLimitPolicySchema = z.object({
   /** Requests allowed per window and client key. */
   limit: z.number().int().min(0),
-  windowMs: durationMs.min(1).default(60_000),
+  /** Absent: the gateway-wide window (`middleware.rate_limiting.window`). */
+  windowMs: durationMs.min(1).optional(),
 });
 
+/**
+ * A route's own CORS settings: each field given replaces the gateway-wide
+ * default (`middleware.cors`) and each field absent is taken from it.
+ */
 export const CorsPolicySchema = z.object({
-  allowedOrigins: z.array(z.string()),
-  allowedMethods: z.array(z.string()),
-  allowedHeaders: z.array(z.string()),
-  exposedHeaders: z.array(z.string()).default([]),
-  allowCredentials: z.boolean().default(false),
-  maxAgeSeconds: z.number().int().min(0).default(0),
+  allowedOrigins: z.array(z.string()).optional(),
+  allowedMethods: z.array(z.string()).optional(),
+  allowedHeaders: z.array(z.string()).optional(),
+  exposedHeaders: z.array(z.string()).optional(),
+  allowCredentials: z.boolean().optional(),
+  maxAgeSeconds: z.number().int().min(0).optional(),
 });
+export type CorsSettings = z.infer<typeof CorsPolicySchema>;
+
+/**
+ * A condition on a request header or query parameter. Header names are
+ * case-insensitive, query parameter names case-sensitive; the matcher checks
+ * the rest (routing/matcher.ts).
+ */
+export const RequestConditionSchema = z.object({
+  name: z.string().min(1).max(256),
+  /** Exact: the value equals `value`. Present: the header or parameter is there, whatever its value. */
+  type: z.enum(['Exact', 'Present']).default('Exact'),
+  value: z.string().max(4096).optional(),
+});
+export type RequestCondition = z.infer<typeof RequestConditionSchema>;
+
+/** The failures a retry policy can name. */
+export const RETRY_TRIGGERS = ['connect-failure', 'reset', '502', '503', '504'] as const;
 
 export const RetryPolicySchema = z.object({
   attempts: z.number().int().min(0).max(10).default(0),
-  on: z.array(z.enum(['connect-failure', 'reset', '502', '503', '504'])).default(['connect-failure', 'reset', '503']),
+  on: z.array(z.enum(RETRY_TRIGGERS)).default([...DEFAULT_RETRY_ON]),
   /** Retry non-idempotent methods too. */
   nonIdempotent: z.boolean().default(false),
-  backoffMs: durationMs.default(25),
+  backoffMs: durationMs.default(DEFAULT_RETRY_BACKOFF_MS),
 });
 
 export const RouteSchema = z.object({
@@ -72,6 +96,9 @@ export const RouteSchema = z.object({
   path: PathMatchSchema,
   /** Empty: any method. */
   methods: z.array(z.enum(HTTP_METHODS)).default([]),
+  /** Every one must hold; absent or empty: no condition. */
+  headers: z.array(RequestConditionSchema).max(16).optional(),
+  queryParams: z.array(RequestConditionSchema).max(16).optional(),
   backends: z.array(BackendRefSchema).min(1),
   /** Total time allowed for the upstream to start answering, retries included. */
   timeoutMs: durationMs.optional(),
@@ -103,36 +130,36 @@ export const HealthCheckSchema = z.object({
   path: z.string().startsWith('/'),
   intervalMs: durationMs.min(100),
   timeoutMs: durationMs.min(1),
-  healthyThreshold: z.number().int().min(1).default(2),
-  unhealthyThreshold: z.number().int().min(1).default(3),
+  healthyThreshold: z.number().int().min(1).default(UPSTREAM_DEFAULTS.healthCheck.healthyThreshold),
+  unhealthyThreshold: z.number().int().min(1).default(UPSTREAM_DEFAULTS.healthCheck.unhealthyThreshold),
 });
 
 export const CircuitBreakerSchema = z.object({
   failureThreshold: z.number().int().min(1),
   /** How long the breaker stays open before letting probes through. */
   openMs: durationMs.min(1),
-  successThreshold: z.number().int().min(1).default(1),
-  /** Requests let through at once while half-open (absent: 1). */
+  successThreshold: z.number().int().min(1).default(UPSTREAM_DEFAULTS.circuitBreaker.successThreshold),
+  /** Requests let through at once while half-open (absent: UPSTREAM_DEFAULTS.circuitBreaker.halfOpenRequests). */
   halfOpenRequests: z.number().int().min(1).max(1000).optional(),
 });
 
 /** Passive health: endpoints that keep failing real requests are ejected for a while. */
 export const OutlierDetectionSchema = z.object({
   /** Consecutive 5xx answers or connection failures that eject an endpoint. */
-  consecutiveFailures: z.number().int().min(1).default(5),
+  consecutiveFailures: z.number().int().min(1).default(UPSTREAM_DEFAULTS.outlierDetection.consecutiveFailures),
   /** An ejection lasts this long times the number of times the endpoint was ejected. */
-  baseEjectionMs: durationMs.min(1).default(30_000),
-  maxEjectionMs: durationMs.min(1).default(300_000),
+  baseEjectionMs: durationMs.min(1).default(UPSTREAM_DEFAULTS.outlierDetection.baseEjectionMs),
+  maxEjectionMs: durationMs.min(1).default(UPSTREAM_DEFAULTS.outlierDetection.maxEjectionMs),
   /** Never eject more than this share of the upstream's endpoints. */
-  maxEjectionPercent: z.number().int().min(0).max(100).default(50),
+  maxEjectionPercent: z.number().int().min(0).max(100).default(UPSTREAM_DEFAULTS.outlierDetection.maxEjectionPercent),
 });
 
 /** How many retries may be in flight to an upstream at once. */
 export const RetryBudgetSchema = z.object({
   /** Retries in flight as a share of the requests in flight. */
-  percent: z.number().min(0).max(100).default(20),
+  percent: z.number().min(0).max(100).default(UPSTREAM_DEFAULTS.retryBudget.percent),
   /** Retries always allowed at once, however few requests are in flight. */
-  minConcurrent: z.number().int().min(0).default(3),
+  minConcurrent: z.number().int().min(0).default(UPSTREAM_DEFAULTS.retryBudget.minConcurrent),
 });
 
 export const UpstreamSchema = z.object({
@@ -150,11 +177,11 @@ export const UpstreamSchema = z.object({
   timeoutMs: durationMs.optional(),
   pool: z
     .object({
-      connectionsPerEndpoint: z.number().int().min(1).max(10_000).default(128),
-      keepAliveTimeoutMs: durationMs.min(1).default(60_000),
-      connectTimeoutMs: durationMs.min(1).default(5_000),
+      connectionsPerEndpoint: z.number().int().min(1).max(10_000).default(UPSTREAM_DEFAULTS.pool.connectionsPerEndpoint),
+      keepAliveTimeoutMs: durationMs.min(1).default(UPSTREAM_DEFAULTS.pool.keepAliveTimeoutMs),
+      connectTimeoutMs: durationMs.min(1).default(UPSTREAM_DEFAULTS.pool.connectTimeoutMs),
     })
-    .default({ connectionsPerEndpoint: 128, keepAliveTimeoutMs: 60_000, connectTimeoutMs: 5_000 }),
+    .default({ ...UPSTREAM_DEFAULTS.pool }),
   tls: z
     .object({
       /** PEM bundle to trust instead of the system roots. */

@@ -79,7 +79,7 @@ export function requiresAuth(policy: Route['auth']): boolean {
 }
 
 /** Builds the authentication and authorization stages for a route, or nothing when the route is public. */
-export function authStages(route: Route, verifier: TokenVerifier | undefined): Stage[] {
+export function authStages(route: Pick<Route, 'auth'>, verifier: TokenVerifier | undefined): Stage[] {
   const policy = route.auth;
   if (!requiresAuth(policy)) return [];
   if (!verifier) {

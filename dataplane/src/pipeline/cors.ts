@@ -25,9 +25,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { RequestContext, Stage } from './context.ts';
 import { GatewayError } from '../proxy/errors.ts';
 import { respondWithError } from '../server/respond.ts';
-import type { Route } from '../contract/schema.ts';
-
-type CorsPolicy = NonNullable<Route['cors']>;
+import type { CorsPolicy } from '../contract/policy.ts';
 
 /** A policy prepared for matching. */
 export interface CompiledCors {

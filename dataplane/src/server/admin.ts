@@ -50,7 +50,8 @@ export function createAdminHandler(gw: AdminTarget): (req: IncomingMessage, res:
       case 'GET /config':
         return json(res, 200, redact(gw.config));
       case 'GET /table':
-        return rt ? json(res, 200, redact(rt.table)) : json(res, 404, { error: { code: 'no_table', message: 'no route table has been applied yet' } });
+        // Routes as served: each with the gateway-wide policy laid under its own, and where each policy came from.
+        return rt ? json(res, 200, redact({ ...rt.table, routes: rt.routes.map((r) => r.def) })) : json(res, 404, { error: { code: 'no_table', message: 'no route table has been applied yet' } });
       case 'GET /routes': {
         const text = rt ? rt.matcher.print() : '(no table)\n';
         res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });

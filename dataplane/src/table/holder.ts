@@ -8,6 +8,8 @@ import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { describeIssues } from '../contract/field-path.ts';
 import type { PoolRegistry } from '../upstream/pools.ts';
+import { canonicalJson } from '../contract/version.ts';
+import type { GatewayDefaults } from '../contract/policy.ts';
 import { buildRuntime, type StageFactory, type TableRuntime } from './runtime.ts';
 import { RouteTableSchema } from '../contract/schema.ts';
 import { tableVersion } from '../contract/version.ts';
@@ -23,13 +25,17 @@ export class TableHolder {
   private readonly metrics: GatewayMetrics;
   private readonly log: Logger;
   private readonly listeners: ((rt: TableRuntime) => void)[] = [];
+  private defaults: GatewayDefaults;
 
-  constructor(pools: PoolRegistry, stagesFor: StageFactory, metrics: GatewayMetrics, log: Logger) {
+  /** `defaults`: the gateway-wide policy (from the config's `middleware`) laid under every route's own. */
+  constructor(pools: PoolRegistry, stagesFor: StageFactory, metrics: GatewayMetrics, log: Logger, defaults: GatewayDefaults = {}) {
     this.pools = pools;
     this.stagesFor = stagesFor;
     this.metrics = metrics;
     this.log = log;
+    this.defaults = defaults;
   }
+
 
   /** The live table, or undefined before the first one was applied. */
   get current(): TableRuntime | undefined {
@@ -45,7 +51,7 @@ export class TableHolder {
    * Validates and applies a table. On any failure the old table keeps serving,
    * the rejection is logged and counted, and the reason is returned.
    */
-  apply(candidate: unknown, source: string): ApplyResult {
+  apply(candidate: unknown, source: string, defaults: GatewayDefaults = this.defaults): ApplyResult {
     const claimed = typeof candidate === 'object' && candidate !== null ? (candidate as { version?: unknown }).version : undefined;
     const version = typeof claimed === 'string' ? claimed : undefined;
     const reject = (error: string): ApplyResult => {
@@ -60,16 +66,20 @@ export class TableHolder {
     const table = parsed.data;
     const actual = tableVersion(table);
     if (table.version !== actual) return reject(`version: the table says "${table.version}" but its content hashes to "${actual}"`);
-    if (this.live?.version === table.version) return { applied: true, version: table.version, unchanged: true };
+    // A reloaded config may change the gateway-wide policy alone: the same table is rebuilt then.
+    if (this.live?.version === table.version && canonicalJson(this.live.defaults) === canonicalJson(defaults)) {
+      return { applied: true, version: table.version, unchanged: true };
+    }
 
     let next: TableRuntime;
     try {
-      next = buildRuntime(table, source, this.pools, this.stagesFor, this.live);
+      next = buildRuntime(table, source, this.pools, this.stagesFor, defaults, this.live);
     } catch (err) {
       return reject((err as Error).message);
     }
     const previous = this.live;
     this.live = next;
+    this.defaults = defaults;
     this.retainPools();
     this.metrics.reloads.inc({ result: 'applied' });
     this.metrics.setTable(table.version, source, table.routes.length);

@@ -6,6 +6,7 @@ import { compileMatcher, type Matcher } from '../routing/matcher.ts';
 import type { Stage } from '../pipeline/context.ts';
 import { buildUpstreams, type UpstreamRuntime } from '../upstream/upstream.ts';
 import type { PoolRegistry } from '../upstream/pools.ts';
+import { withGatewayDefaults, type GatewayDefaults, type ServedRoute } from '../contract/policy.ts';
 import type { Route, RouteTable } from '../contract/schema.ts';
 
 /** A route of the live table. */
@@ -14,16 +15,21 @@ export class RouteRuntime {
   readonly hosts: string[];
   readonly path: Route['path'];
   readonly methods: string[];
-  readonly def: Route;
+  readonly headers: Route['headers'];
+  readonly queryParams: Route['queryParams'];
+  /** The route as served: the table's entry with the gateway-wide policy under its own. */
+  readonly def: ServedRoute;
   readonly stages: readonly Stage[];
   private readonly backends: { upstream: UpstreamRuntime | undefined; weight: number; current: number }[];
   private readonly totalWeight: number;
 
-  constructor(def: Route, upstreams: ReadonlyMap<string, UpstreamRuntime>, stages: readonly Stage[]) {
+  constructor(def: ServedRoute, upstreams: ReadonlyMap<string, UpstreamRuntime>, stages: readonly Stage[]) {
     this.id = def.id;
     this.hosts = def.hosts;
     this.path = def.path;
     this.methods = def.methods;
+    this.headers = def.headers;
+    this.queryParams = def.queryParams;
     this.def = def;
     this.stages = stages;
     this.backends = def.backends.filter((b) => b.weight > 0).map((b) => ({ upstream: upstreams.get(b.upstream), weight: b.weight, current: 0 }));
@@ -55,11 +61,15 @@ export interface TableRuntime {
   /** Where the table came from: a file path or the operator's URL. */
   readonly source: string;
   readonly matcher: Matcher<RouteRuntime>;
+  /** The table's routes as served, in table order. */
+  readonly routes: readonly RouteRuntime[];
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
+  /** The gateway-wide policy the routes were built with. */
+  readonly defaults: GatewayDefaults;
 }
 
 /** Builds the stages of one route; supplied by whoever owns the pipeline's dependencies. */
-export type StageFactory = (route: Route) => Stage[];
+export type StageFactory = (route: ServedRoute) => Stage[];
 
 /** Builds a runtime for a validated table. Throws (naming the route) if the matcher cannot be built. */
 export function buildRuntime(
@@ -67,10 +77,14 @@ export function buildRuntime(
   source: string,
   pools: PoolRegistry,
   stagesFor: StageFactory,
+  defaults: GatewayDefaults,
   previous?: TableRuntime,
 ): TableRuntime {
   const upstreams = buildUpstreams(table.upstreams, pools, previous?.upstreams);
-  const routes = table.routes.map((r) => new RouteRuntime(r, upstreams, stagesFor(r)));
+  const routes = table.routes.map((r) => {
+    const served = withGatewayDefaults(r, defaults);
+    return new RouteRuntime(served, upstreams, stagesFor(served));
+  });
   const matcher = compileMatcher(routes);
-  return { table, version: table.version, source, matcher, upstreams };
+  return { table, version: table.version, source, matcher, routes, upstreams, defaults };
 }

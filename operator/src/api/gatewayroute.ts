@@ -6,7 +6,7 @@
  * hack/gen-crds.ts, and the operator parses objects with it.
  */
 import { z } from 'zod';
-import { HTTP_METHODS } from '../../../dataplane/src/contract/index.ts';
+import { DEFAULT_RETRY_BACKOFF_MS, DEFAULT_RETRY_ON, formatDuration, HTTP_METHODS, RETRY_TRIGGERS } from '../../../dataplane/src/contract/index.ts';
 import { API_VERSION, ObjectMetaSchema, conditions, duration, mapList, objectName, observedGeneration, setList } from './common.ts';
 import { celString, matching, withRules } from './rules.ts';
 import type { Rule } from './rules.ts';
@@ -129,12 +129,12 @@ export const RateLimitSchema = z
       .min(0)
       .max(1_000_000_000)
       .describe('Requests allowed per window and client; 0 refuses every request with 429.'),
-    window: duration({ description: 'Length of the counting window.', min: '1s', max: '24h' }).default('1m'),
+    window: duration({ description: 'Length of the counting window. Unset: the gateway-wide window (middleware.rate_limiting.window, one minute unless configured).', min: '1s', max: '24h' }).optional(),
   })
-  .describe('Per-client request limit for this route, replacing the gateway-wide default.');
+  .describe('Per-client request limit for this route, replacing the gateway-wide default (middleware.rate_limiting of the gateway configuration).');
 
 /** The failures a retry can be made on, as in the route table. */
-export const RETRY_ON = ['connect-failure', 'reset', '502', '503', '504'] as const;
+export const RETRY_ON = RETRY_TRIGGERS;
 
 /** `spec.retries`. */
 export const RetriesSchema = z
@@ -142,13 +142,13 @@ export const RetriesSchema = z
     attempts: z.number().int().min(0).max(10).describe('Retries after the first attempt; 0 disables retrying.'),
     // Not `on`: YAML 1.1, which kubectl reads, turns an unquoted `on:` key into `true:`.
     retryOn: setList(z.enum(RETRY_ON), RETRY_ON.length)
-      .default(['connect-failure', 'reset', '503'])
+      .default([...DEFAULT_RETRY_ON])
       .describe('Failures that are retried: connect-failure, reset (connection reset before a response), or the status codes 502, 503, 504.'),
     nonIdempotent: z
       .boolean()
       .default(false)
       .describe('Also retry POST, PATCH and other non-idempotent requests; only safe when the upstream de-duplicates them.'),
-    backoff: duration({ description: 'Wait before each retry.', max: '10s' }).default('25ms'),
+    backoff: duration({ description: 'Wait before each retry.', max: '10s' }).default(formatDuration(DEFAULT_RETRY_BACKOFF_MS)),
   })
   .describe('Retrying failed attempts, within the route timeout.');
 
@@ -171,7 +171,7 @@ export const CorsSchema = withRules(
     exposedHeaders: setList(withRules(z.string().min(1).max(256), [matching(HEADER_NAME_PATTERN, 'must be "*" or an HTTP header name')]), 64)
       .optional()
       .describe('Response headers that browser scripts may read.'),
-    allowCredentials: z.boolean().default(false).describe('Allow cookies and Authorization headers in cross-origin requests.'),
+    allowCredentials: z.boolean().optional().describe('Allow cookies and Authorization headers in cross-origin requests.'),
     maxAge: z.number().int().min(0).max(86_400).optional().describe('How long, in seconds, browsers may cache a preflight response.'),
   }),
   [
@@ -183,6 +183,54 @@ export const CorsSchema = withRules(
     },
   ],
 ).describe('CORS settings for this route; each field set here replaces the gateway-wide default.');
+
+const CONDITION_TYPES = ['Exact', 'Present'] as const;
+const TOKEN_PATTERN = "^[-!#$%&'*+.^_`|~0-9A-Za-z]+$";
+
+type ConditionValue = { type: (typeof CONDITION_TYPES)[number]; value?: string | undefined };
+
+/** Exact needs a value, Present takes none: checked by the API server and by the operator alike. */
+const conditionRules: Rule<ConditionValue>[] = [
+  {
+    rule: "self.type != 'Exact' || has(self.value)",
+    message: 'type Exact needs a value',
+    fieldPath: '.value',
+    reason: 'FieldValueRequired',
+    check: (c) => c.type !== 'Exact' || c.value !== undefined,
+  },
+  {
+    rule: "self.type != 'Present' || !has(self.value)",
+    message: 'type Present matches any value; remove value, or use type Exact',
+    fieldPath: '.value',
+    check: (c) => c.type !== 'Present' || c.value === undefined,
+  },
+];
+
+/** The type and value of a header or query parameter condition. */
+function conditionFields(what: 'header' | 'query parameter') {
+  return {
+    type: z
+      .enum(CONDITION_TYPES)
+      .default('Exact')
+      .describe(`Exact: the ${what} has exactly this value${what === 'query parameter' ? ' (its first occurrence, decoded)' : ''}. Present: the ${what} is there, whatever its value.`),
+    value: z.string().max(4096).optional().describe('The value to match; required with type Exact, not allowed with Present.'),
+  };
+}
+
+/** `spec.headers[]`. */
+export const HeaderMatchSchema = withRules(
+  z.object({
+    name: withRules(z.string().min(1).max(256), [matching(TOKEN_PATTERN, 'must be an HTTP header name')]).describe('The header name; case-insensitive.'),
+    ...conditionFields('header'),
+  }),
+  conditionRules,
+).describe('A condition on a request header.');
+
+/** `spec.queryParams[]`. */
+export const QueryParamMatchSchema = withRules(
+  z.object({ name: z.string().min(1).max(256).describe('The query parameter name; case-sensitive.'), ...conditionFields('query parameter') }),
+  conditionRules,
+).describe('A condition on a query parameter.');
 
 /** `spec.rewrite`. */
 export const RewriteSchema = z
@@ -227,6 +275,12 @@ export const GatewayRouteSpecSchema = withRules(
     methods: setList(z.enum(HTTP_METHODS), HTTP_METHODS.length)
       .optional()
       .describe('HTTP methods this route answers (upper case). Empty or unset: any method. A route listing GET also answers HEAD.'),
+    headers: mapList(HeaderMatchSchema, ['name'], 0, 16)
+      .optional()
+      .describe('Request headers that must all match for this route to serve a request, e.g. canary: "true". Among routes with the same path and method, the one with more header conditions is tried first, then the one with more query conditions.'),
+    queryParams: mapList(QueryParamMatchSchema, ['name'], 0, 16)
+      .optional()
+      .describe('Query parameters that must all match for this route to serve a request.'),
     upstream: objectName('Name of the Upstream in the same namespace that receives every request. Set this or backends.').optional(),
     backends: withRules(mapList(BackendSchema, ['upstream'], 1, 16), [
       {

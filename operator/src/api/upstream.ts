@@ -6,6 +6,7 @@
  * The source of truth for the resource, as gatewayroute.ts is for routes.
  */
 import { z } from 'zod';
+import { formatDuration, UPSTREAM_DEFAULTS } from '../../../dataplane/src/contract/index.ts';
 import { API_VERSION, DNS1035_LABEL, DURATION_PATTERN, ObjectMetaSchema, conditions, duration, durationNs, observedGeneration } from './common.ts';
 import { celString, matching, withRules } from './rules.ts';
 import type { Rule } from './rules.ts';
@@ -84,10 +85,10 @@ export const HealthCheckSchema = withRules(
     path: withRules(z.string().min(1).max(1024), [matching("^/([-A-Za-z0-9._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$", 'must be a path starting with "/", e.g. /health')]).describe(
       'Path probed with GET on each endpoint; an answer from 200 to 399 counts as healthy.',
     ),
-    interval: duration({ description: 'Time between probes of one endpoint.', min: '100ms', max: '1h' }).default('10s'),
-    timeout: duration({ description: 'How long a probe may take; must be shorter than interval.', min: '1ms', max: '1h' }).default('2s'),
-    healthyThreshold: z.number().int().min(1).max(100).default(2).describe('Consecutive successful probes that mark an unhealthy endpoint healthy again.'),
-    unhealthyThreshold: z.number().int().min(1).max(100).default(3).describe('Consecutive failed probes that mark an endpoint unhealthy.'),
+    interval: duration({ description: 'Time between probes of one endpoint.', min: '100ms', max: '1h' }).default(formatDuration(UPSTREAM_DEFAULTS.healthCheck.intervalMs)),
+    timeout: duration({ description: 'How long a probe may take; must be shorter than interval.', min: '1ms', max: '1h' }).default(formatDuration(UPSTREAM_DEFAULTS.healthCheck.timeoutMs)),
+    healthyThreshold: z.number().int().min(1).max(100).default(UPSTREAM_DEFAULTS.healthCheck.healthyThreshold).describe('Consecutive successful probes that mark an unhealthy endpoint healthy again.'),
+    unhealthyThreshold: z.number().int().min(1).max(100).default(UPSTREAM_DEFAULTS.healthCheck.unhealthyThreshold).describe('Consecutive failed probes that mark an endpoint unhealthy.'),
   }),
   [
     {
@@ -107,36 +108,36 @@ export const HealthCheckSchema = withRules(
 export const CircuitBreakerSchema = z
   .object({
     failureThreshold: z.number().int().min(1).max(10_000).describe('Consecutive failed requests to the upstream, on any of its endpoints, that open its breaker.'),
-    timeout: duration({ description: 'How long an open breaker refuses requests before letting a trial request through.', min: '1s', max: '1h' }).default('60s'),
-    successThreshold: z.number().int().min(1).max(10_000).default(1).describe('Successful trial requests that close the breaker again.'),
-    halfOpenRequests: z.number().int().min(1).max(1000).default(1).describe('Trial requests let through at once while the breaker is half-open.'),
+    timeout: duration({ description: 'How long an open breaker refuses requests before letting a trial request through.', min: '1s', max: '1h' }).default(formatDuration(UPSTREAM_DEFAULTS.circuitBreaker.openMs)),
+    successThreshold: z.number().int().min(1).max(10_000).default(UPSTREAM_DEFAULTS.circuitBreaker.successThreshold).describe('Successful trial requests that close the breaker again.'),
+    halfOpenRequests: z.number().int().min(1).max(1000).default(UPSTREAM_DEFAULTS.circuitBreaker.halfOpenRequests).describe('Trial requests let through at once while the breaker is half-open.'),
   })
   .describe('Circuit breaking for the whole upstream: after consecutive failed requests, answer 503 at once (with Retry-After) instead of calling it, then probe it with live requests.');
 
 /** `spec.outlierDetection`. */
 export const OutlierDetectionSchema = z
   .object({
-    consecutiveFailures: z.number().int().min(1).max(10_000).default(5).describe('Consecutive 5xx answers or connection failures that eject an endpoint.'),
-    baseEjectionTime: duration({ description: 'An ejection lasts this long times the number of times the endpoint has been ejected.', min: '1ms', max: '1h' }).default('30s'),
-    maxEjectionTime: duration({ description: 'The longest an ejection lasts.', min: '1ms', max: '24h' }).default('5m'),
-    maxEjectionPercent: z.number().int().min(0).max(100).default(50).describe('Never eject more than this share of the endpoints (rounded down).'),
+    consecutiveFailures: z.number().int().min(1).max(10_000).default(UPSTREAM_DEFAULTS.outlierDetection.consecutiveFailures).describe('Consecutive 5xx answers or connection failures that eject an endpoint.'),
+    baseEjectionTime: duration({ description: 'An ejection lasts this long times the number of times the endpoint has been ejected.', min: '1ms', max: '1h' }).default(formatDuration(UPSTREAM_DEFAULTS.outlierDetection.baseEjectionMs)),
+    maxEjectionTime: duration({ description: 'The longest an ejection lasts.', min: '1ms', max: '24h' }).default(formatDuration(UPSTREAM_DEFAULTS.outlierDetection.maxEjectionMs)),
+    maxEjectionPercent: z.number().int().min(0).max(100).default(UPSTREAM_DEFAULTS.outlierDetection.maxEjectionPercent).describe('Never eject more than this share of the endpoints (rounded down).'),
   })
   .describe('Passive health checking: endpoints that keep failing real requests are taken out of rotation for a while.');
 
 /** `spec.retryBudget`. */
 export const RetryBudgetSchema = z
   .object({
-    percent: z.number().int().min(0).max(100).default(20).describe('Retries in flight to this upstream, as a share of its requests in flight.'),
-    minConcurrent: z.number().int().min(0).max(10_000).default(3).describe('Retries always allowed at once, however few requests are in flight.'),
+    percent: z.number().int().min(0).max(100).default(UPSTREAM_DEFAULTS.retryBudget.percent).describe('Retries in flight to this upstream, as a share of its requests in flight.'),
+    minConcurrent: z.number().int().min(0).max(10_000).default(UPSTREAM_DEFAULTS.retryBudget.minConcurrent).describe('Retries always allowed at once, however few requests are in flight.'),
   })
   .describe('Caps retries so that they cannot multiply the load on an upstream that is failing. Unset: 20% of requests in flight, at least 3.');
 
 /** `spec.connectionPool`. */
 export const ConnectionPoolSchema = z
   .object({
-    maxConnections: z.number().int().min(1).max(10_000).default(128).describe('Most connections the gateway opens to one endpoint.'),
-    connectTimeout: duration({ description: 'How long a TCP (and TLS) connect may take.', min: '1ms', max: '5m' }).default('5s'),
-    idleTimeout: duration({ description: 'How long an idle keep-alive connection is kept open.', min: '1ms', max: '1h' }).default('60s'),
+    maxConnections: z.number().int().min(1).max(10_000).default(UPSTREAM_DEFAULTS.pool.connectionsPerEndpoint).describe('Most connections the gateway opens to one endpoint.'),
+    connectTimeout: duration({ description: 'How long a TCP (and TLS) connect may take.', min: '1ms', max: '5m' }).default(formatDuration(UPSTREAM_DEFAULTS.pool.connectTimeoutMs)),
+    idleTimeout: duration({ description: 'How long an idle keep-alive connection is kept open.', min: '1ms', max: '1h' }).default(formatDuration(UPSTREAM_DEFAULTS.pool.keepAliveTimeoutMs)),
   })
   .describe('Connections from each gateway replica to each endpoint.');
 

@@ -2,6 +2,8 @@
  * What compile reads: plain data taken from the API objects, already parsed.
  * The kube layer builds it; tests write it by hand or load it from golden files.
  */
+import type { GatewayRouteSpec } from '../api/gatewayroute.ts';
+import type { UpstreamSpec as UpstreamResourceSpec } from '../api/upstream.ts';
 
 /** The identity and age of an object. */
 export interface ObjectMeta {
@@ -12,43 +14,10 @@ export interface ObjectMeta {
   creationTimestamp: string;
 }
 
-/** GatewayRoute.spec as the operator uses it (the CRD's schema is the full definition). */
-export interface RouteSpec {
-  hosts?: string[];
-  path: { type?: 'Exact' | 'Prefix' | 'Template'; value: string };
-  methods?: string[];
-  upstream?: string;
-  backends?: { upstream: string; weight?: number }[];
-  auth?: { required?: boolean; roles?: string[]; permissions?: string[] };
-  rateLimit?: { requests: number; window?: string };
-  timeout?: string;
-  retries?: { attempts: number; retryOn?: string[]; nonIdempotent?: boolean; backoff?: string };
-  cors?: {
-    allowedOrigins?: string[];
-    allowedMethods?: string[];
-    allowedHeaders?: string[];
-    exposedHeaders?: string[];
-    allowCredentials?: boolean;
-    maxAge?: number;
-  };
-  rewrite?: { path?: string };
-}
-
-/** Upstream.spec as the operator uses it. */
-export interface UpstreamSpec {
-  service?: { name: string; port: number | string };
-  static?: { endpoints: string[] };
-  protocol?: 'http' | 'https';
-  loadBalancer?: 'RoundRobin' | 'LeastRequest' | 'Random';
-  healthCheck?: { path: string; interval?: string; timeout?: string; healthyThreshold?: number; unhealthyThreshold?: number };
-  circuitBreaker?: { failureThreshold: number; timeout?: string; successThreshold?: number; halfOpenRequests?: number };
-  outlierDetection?: { consecutiveFailures?: number; baseEjectionTime?: string; maxEjectionTime?: string; maxEjectionPercent?: number };
-  whenAllUnhealthy?: 'panic' | 'fail';
-  retryBudget?: { percent?: number; minConcurrent?: number };
-  timeout?: string;
-  connectionPool?: { maxConnections?: number; connectTimeout?: string; idleTimeout?: string };
-  tls?: { serverName?: string; insecureSkipVerify?: boolean };
-}
+/** GatewayRoute.spec, defaults applied: the type inferred from the resource's own schema. */
+export type RouteSpec = GatewayRouteSpec;
+/** Upstream.spec, defaults applied: the type inferred from the resource's own schema. */
+export type UpstreamSpec = UpstreamResourceSpec;
 
 /** A custom resource: its spec, or why it could not be parsed. */
 export type Parsed<S> = { meta: ObjectMeta; spec: S; error?: undefined } | { meta: ObjectMeta; spec?: undefined; error: string };

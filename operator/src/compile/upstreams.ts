@@ -1,8 +1,7 @@
 /** Upstreams: resolve discovery (static or Service → EndpointSlices) into endpoints, with status. */
-import { parseDuration } from '../../../dataplane/src/contract/index.ts';
-import type { Upstream } from '../../../dataplane/src/contract/index.ts';
+import { parseDuration, UPSTREAM_DEFAULTS, type Upstream } from '../../../dataplane/src/contract/index.ts';
 import { condition, ConditionType, Reason, type ConditionInput } from '../status/conditions.ts';
-import { keyOf, type EndpointSliceInfo, type Parsed, type Snapshot, type UpstreamSpec } from './snapshot.ts';
+import { keyOf, type EndpointSliceInfo, type ObjectMeta, type Snapshot, type UpstreamSpec } from './snapshot.ts';
 
 /** Compile's verdict on one Upstream. */
 export interface UpstreamResult {
@@ -15,7 +14,8 @@ export interface UpstreamResult {
   totalEndpoints: number;
 }
 
-const ms = (d: string | undefined, fallback: number): number => (d === undefined ? fallback : parseDuration(d) ?? fallback);
+/** Durations in a spec are validated by its schema, and its defaults are applied: the table takes milliseconds. */
+const ms = (d: string): number => parseDuration(d) as number;
 const hostPort = (address: string, port: number): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
 
 /**
@@ -48,27 +48,25 @@ function sliceEndpoints(slices: readonly EndpointSliceInfo[], portName: string |
   return { ready: [...usable].sort(), total: all.size };
 }
 
-function resolveEndpoints(
-  u: Parsed<UpstreamSpec> & { spec: UpstreamSpec },
-  snapshot: Snapshot,
-): { urls: string[]; total: number; refs: ConditionInput } {
-  const spec = u.spec;
-  const protocol = spec.protocol ?? 'http';
+function resolveEndpoints(meta: ObjectMeta, spec: UpstreamSpec, snapshot: Snapshot): { urls: string[]; total: number; refs: ConditionInput } {
+  const protocol = spec.protocol;
   if (spec.static) {
     const urls = [...new Set(spec.static.endpoints.map((e) => new URL(e).origin))].sort();
     return { urls, total: urls.length, refs: condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'static endpoints') };
   }
-  const ref = spec.service as { name: string; port: number | string };
-  const service = snapshot.services.find((s) => s.namespace === u.meta.namespace && s.name === ref.name);
+  const ref = spec.service;
+  // The schema requires exactly one of static and service.
+  if (ref === undefined) throw new Error('spec: one of static or service is required');
+  const service = snapshot.services.find((s) => s.namespace === meta.namespace && s.name === ref.name);
   if (!service) {
-    return { urls: [], total: 0, refs: condition(ConditionType.ResolvedRefs, false, Reason.ServiceNotFound, `Service "${ref.name}" not found in namespace "${u.meta.namespace}"`) };
+    return { urls: [], total: 0, refs: condition(ConditionType.ResolvedRefs, false, Reason.ServiceNotFound, `Service "${ref.name}" not found in namespace "${meta.namespace}"`) };
   }
   const port = service.ports.find((p) => (typeof ref.port === 'number' ? p.port === ref.port : p.name === ref.port) && (p.protocol ?? 'TCP') === 'TCP');
   if (!port) {
     const have = service.ports.map((p) => (p.name ? `${p.name}/${p.port}` : String(p.port))).join(', ') || 'none';
     return { urls: [], total: 0, refs: condition(ConditionType.ResolvedRefs, false, Reason.PortNotFound, `Service "${ref.name}" has no TCP port ${JSON.stringify(ref.port)} (it has: ${have})`) };
   }
-  const slices = snapshot.endpointSlices.filter((s) => s.namespace === u.meta.namespace && s.serviceName === ref.name);
+  const slices = snapshot.endpointSlices.filter((s) => s.namespace === meta.namespace && s.serviceName === ref.name);
   const { ready, total } = sliceEndpoints(slices, port.name, protocol);
   return { urls: ready, total, refs: condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, `Service "${ref.name}" port ${port.port}`) };
 }
@@ -91,7 +89,7 @@ export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
     const spec = u.spec;
     let resolved: ReturnType<typeof resolveEndpoints>;
     try {
-      resolved = resolveEndpoints(u as Parsed<UpstreamSpec> & { spec: UpstreamSpec }, snapshot);
+      resolved = resolveEndpoints(u.meta, spec, snapshot);
     } catch (err) {
       return { key, generation, upstream: undefined, conditions: [condition(ConditionType.Accepted, false, Reason.Invalid, (err as Error).message)], readyEndpoints: 0, totalEndpoints: 0 };
     }
@@ -102,30 +100,22 @@ export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
     const upstream: Upstream = {
       name: key,
       endpoints: urls.map((url) => ({ url, weight: 1 })),
-      loadBalancer: spec.loadBalancer ?? 'RoundRobin',
-      healthCheck: hc && {
-        path: hc.path,
-        intervalMs: ms(hc.interval, 10_000),
-        timeoutMs: ms(hc.timeout, 2_000),
-        healthyThreshold: hc.healthyThreshold ?? 2,
-        unhealthyThreshold: hc.unhealthyThreshold ?? 3,
-      },
-      circuitBreaker: cb && { failureThreshold: cb.failureThreshold, openMs: ms(cb.timeout, 60_000), successThreshold: cb.successThreshold ?? 1, halfOpenRequests: cb.halfOpenRequests },
+      loadBalancer: spec.loadBalancer,
+      healthCheck: hc && { path: hc.path, intervalMs: ms(hc.interval), timeoutMs: ms(hc.timeout), healthyThreshold: hc.healthyThreshold, unhealthyThreshold: hc.unhealthyThreshold },
+      circuitBreaker: cb && { failureThreshold: cb.failureThreshold, openMs: ms(cb.timeout), successThreshold: cb.successThreshold, halfOpenRequests: cb.halfOpenRequests },
       outlierDetection: od && {
-        consecutiveFailures: od.consecutiveFailures ?? 5,
-        baseEjectionMs: ms(od.baseEjectionTime, 30_000),
-        maxEjectionMs: ms(od.maxEjectionTime, 300_000),
-        maxEjectionPercent: od.maxEjectionPercent ?? 50,
+        consecutiveFailures: od.consecutiveFailures,
+        baseEjectionMs: ms(od.baseEjectionTime),
+        maxEjectionMs: ms(od.maxEjectionTime),
+        maxEjectionPercent: od.maxEjectionPercent,
       },
       whenAllUnhealthy: spec.whenAllUnhealthy,
-      retryBudget: spec.retryBudget && { percent: spec.retryBudget.percent ?? 20, minConcurrent: spec.retryBudget.minConcurrent ?? 3 },
-      timeoutMs: spec.timeout === undefined ? undefined : ms(spec.timeout, 10_000),
-      pool: {
-        connectionsPerEndpoint: spec.connectionPool?.maxConnections ?? 128,
-        keepAliveTimeoutMs: ms(spec.connectionPool?.idleTimeout, 60_000),
-        connectTimeoutMs: ms(spec.connectionPool?.connectTimeout, 5_000),
-      },
-      tls: spec.tls && { serverName: spec.tls.serverName, insecureSkipVerify: spec.tls.insecureSkipVerify ?? false },
+      retryBudget: spec.retryBudget && { percent: spec.retryBudget.percent, minConcurrent: spec.retryBudget.minConcurrent },
+      timeoutMs: spec.timeout === undefined ? undefined : ms(spec.timeout),
+      pool: spec.connectionPool
+        ? { connectionsPerEndpoint: spec.connectionPool.maxConnections, keepAliveTimeoutMs: ms(spec.connectionPool.idleTimeout), connectTimeoutMs: ms(spec.connectionPool.connectTimeout) }
+        : { ...UPSTREAM_DEFAULTS.pool },
+      tls: spec.tls && { serverName: spec.tls.serverName, insecureSkipVerify: spec.tls.insecureSkipVerify },
       source: { kind: 'Upstream', namespace: u.meta.namespace, name: u.meta.name, generation },
     };
     const ready = refs.status === 'True' && urls.length > 0;

@@ -18,9 +18,10 @@ describe('parseGatewayRoute', () => {
       path: { type: 'Exact', value: '/api/v1/users' },
       backends: [{ upstream: 'a', weight: 1 }],
       auth: { required: false, roles: [], permissions: [] },
-      rateLimit: { requests: 5, window: '1m' },
+      // No window and no CORS field: the gateway-wide settings fill them in, on each data plane.
+      rateLimit: { requests: 5 },
       retries: { attempts: 1, retryOn: ['connect-failure', 'reset', '503'], nonIdempotent: false, backoff: '25ms' },
-      cors: { allowCredentials: false },
+      cors: {},
     });
     // Metadata the operator does not model passes through.
     expect(r.value.metadata).toMatchObject({ name: 'users', namespace: 'shop', generation: 3, managedFields: [] });
@@ -70,8 +71,8 @@ describe('parseUpstream', () => {
     const numbered = parseUpstream({ apiVersion: API_VERSION, kind: 'Upstream', metadata: { name: 'u' }, spec: { service: { name: 'svc', port: 3001 }, circuitBreaker: { failureThreshold: 5 }, connectionPool: {} } });
     expect(numbered.ok && numbered.value.spec).toMatchObject({
       service: { port: 3001 },
-      circuitBreaker: { failureThreshold: 5, timeout: '60s', successThreshold: 1, halfOpenRequests: 1 },
-      connectionPool: { maxConnections: 128, connectTimeout: '5s', idleTimeout: '60s' },
+      circuitBreaker: { failureThreshold: 5, timeout: '1m', successThreshold: 1, halfOpenRequests: 1 },
+      connectionPool: { maxConnections: 128, connectTimeout: '5s', idleTimeout: '1m' },
     });
   });
 });

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseDuration, formatDuration } from '../../../dataplane/src/contract/duration.ts';
 import { ConfigError, parseConfig } from '../../../dataplane/src/config/load.ts';
-import { compileConfig } from '../../../dataplane/src/config/compile.ts';
+import { compileConfig, gatewayDefaults } from '../../../dataplane/src/config/compile.ts';
+import { withGatewayDefaults } from '../../../dataplane/src/contract/policy.ts';
 import { RouteTableSchema } from '../../../dataplane/src/contract/schema.ts';
 import { tableVersion } from '../../../dataplane/src/contract/version.ts';
 
@@ -107,9 +108,15 @@ describe('compiling a config into a route table', () => {
     expect(table.routes.map((r) => r.id)).toContain('/api/v1/users/{id}');
     const users = table.routes.find((r) => r.id === '/api/v1/users/{id}');
     expect(users).toMatchObject({ path: { type: 'Template', value: '/api/v1/users/{id}' }, methods: ['GET', 'PUT', 'DELETE'], timeoutMs: 30_000, auth: { required: true, roles: ['user'], permissions: [] } });
-    expect(table.routes.find((r) => r.id === '/auth/login')?.rateLimit).toEqual({ limit: 10, windowMs: 60_000 });
-    expect(users?.rateLimit).toEqual({ limit: 1000, windowMs: 60_000 });
-    expect(users?.cors).toMatchObject({ allowedOrigins: ['*'], maxAgeSeconds: 3600 });
+    // The table holds each route's own policy; the gateway-wide one is laid under it when served.
+    expect(users?.rateLimit).toBeUndefined();
+    const defaults = gatewayDefaults(parseConfig(seed, 'gw.yaml', { JWT_SECRET: 'x' }).config);
+    const served = (id: string) => withGatewayDefaults(table.routes.find((r) => r.id === id) as (typeof table.routes)[number], defaults);
+    expect(served('/auth/login').rateLimit).toEqual({ limit: 10, windowMs: 60_000 });
+    expect(served('/auth/login').policySources.rateLimit).toBe('middleware.rate_limiting.route_limits["/auth/login"]');
+    expect(served('/api/v1/users/{id}').rateLimit).toEqual({ limit: 1000, windowMs: 60_000 });
+    expect(served('/api/v1/users/{id}').policySources).toEqual({ rateLimit: 'middleware.rate_limiting.default_limit', cors: 'middleware.cors' });
+    expect(served('/api/v1/users/{id}').cors).toMatchObject({ allowedOrigins: ['*'], maxAgeSeconds: 3600 });
     const userService = table.upstreams.find((u) => u.name === 'user-service');
     expect(userService).toMatchObject({
       endpoints: [{ url: 'http://user-service:3002', weight: 1 }],
@@ -131,7 +138,7 @@ describe('compiling a config into a route table', () => {
   });
 
   it('applies route_limits by exact path first, then the longest glob', () => {
-    const { table } = compile(`
+    const text = `
 middleware:
   rate_limiting:
     default_limit: 1000
@@ -145,9 +152,87 @@ routes:
   - { path: /free, upstream: a }
 upstreams:
   a: { discovery: { type: Static, endpoints: ["http://127.0.0.1:1"] } }
+`;
+    const { table } = compile(text);
+    const defaults = gatewayDefaults(parseConfig(text, 'gw.yaml', {}).config);
+    const served = table.routes.map((r) => withGatewayDefaults(r, defaults));
+    expect(served.map((r) => r.rateLimit?.limit)).toEqual([7, 50, 500, 3, 1000]);
+    expect(served.map((r) => r.rateLimit?.windowMs)).toEqual([10_000, 10_000, 10_000, 10_000, 10_000]);
+    expect(served.map((r) => r.policySources.rateLimit)).toEqual([
+      'middleware.rate_limiting.route_limits["/api/v1/admin/users"]',
+      'middleware.rate_limiting.route_limits["/api/v1/admin/*"]',
+      'middleware.rate_limiting.route_limits["/api/*"]',
+      'route',
+      'middleware.rate_limiting.default_limit',
+    ]);
+  });
+
+  it('a route\'s own CORS fields replace the gateway\'s one by one; enabled: false turns every limit off', () => {
+    const text = `
+middleware:
+  rate_limiting: { enabled: false, default_limit: 5 }
+  cors: { allowed_origins: ["https://a.test"], max_age: 60 }
+routes:
+  - { path: /own, upstream: a, rate_limit: 3, cors: { allowed_origins: ["https://b.test"] } }
+  - { path: /base, upstream: a }
+upstreams:
+  a: { discovery: { type: Static, endpoints: ["http://127.0.0.1:1"] } }
+`;
+    const { table } = compile(text);
+    const defaults = gatewayDefaults(parseConfig(text, 'gw.yaml', {}).config);
+    const [own, base] = table.routes.map((r) => withGatewayDefaults(r, defaults));
+    expect(own?.cors).toEqual({ allowedOrigins: ['https://b.test'], allowedMethods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'], allowedHeaders: ['Content-Type', 'Authorization'], exposedHeaders: [], allowCredentials: false, maxAgeSeconds: 60 });
+    expect(own?.policySources.cors).toBe('route over middleware.cors');
+    expect(base?.cors?.allowedOrigins).toEqual(['https://a.test']);
+    expect(own?.rateLimit).toBeUndefined();
+    expect(base?.rateLimit).toBeUndefined();
+  });
+
+  it('a route shadowed by an earlier one is named, left out, and the earlier one serves', () => {
+    const { table, warnings } = compile(`
+routes:
+  - { name: pfx, path: /pfx, path_type: Prefix, upstream: a }
+  - { name: pfx-slash, path: /pfx/, path_type: Prefix, upstream: a }
+  - { name: by-id, path: "/things/{id}", upstream: a, methods: [GET] }
+  - { name: by-name, path: "/things/{name}", upstream: a, methods: [GET, POST] }
+  - { name: canary, path: /pfx, path_type: Prefix, upstream: a, headers: [{ name: canary, value: "true" }] }
+upstreams:
+  a: { discovery: { type: Static, endpoints: ["http://127.0.0.1:1"] } }
 `);
-    expect(table.routes.map((r) => r.rateLimit?.limit)).toEqual([7, 50, 500, 3, 1000]);
-    expect(table.routes[0]?.rateLimit?.windowMs).toBe(10_000);
+    expect(table.routes.map((r) => r.id)).toEqual(['pfx', 'by-id', 'canary']);
+    expect(warnings).toEqual([
+      'gw.yaml: routes[1]: shadowed by routes[0] ("pfx") on any method /pfx/: both match the same requests, and the earlier route wins, so this one never serves; remove one, or make their paths, methods, hosts or conditions differ',
+      'gw.yaml: routes[3]: shadowed by routes[2] ("by-id") on GET /things/{name}: both match the same requests, and the earlier route wins, so this one never serves; remove one, or make their paths, methods, hosts or conditions differ',
+    ]);
+  });
+
+  it('a route the matcher refuses makes the file invalid, naming the route', () => {
+    expect(() =>
+      compile(`
+routes:
+  - { path: "/a/{id", upstream: a }
+  - { path: /b, upstream: a, headers: [{ name: x, type: Present, value: "1" }] }
+upstreams:
+  a: { discovery: { type: Static, endpoints: ["http://127.0.0.1:1"] } }
+`),
+    ).toThrow(/routes\[0\]\.path: path "\/a\/\{id": segment "\{id" has an unbalanced brace[\s\S]*routes\[1\]\.path: header condition "x" has a value, but type Present/);
+  });
+
+  it('header and query conditions reach the table', () => {
+    const { table } = compile(`
+routes:
+  - path: /orders
+    path_type: Prefix
+    upstream: a
+    headers: [{ name: canary, value: "true" }, { name: x-debug, type: Present }]
+    query_params: [{ name: v, value: "2" }]
+upstreams:
+  a: { discovery: { type: Static, endpoints: ["http://127.0.0.1:1"] } }
+`);
+    expect(table.routes[0]).toMatchObject({
+      headers: [{ name: 'canary', type: 'Exact', value: 'true' }, { name: 'x-debug', type: 'Present' }],
+      queryParams: [{ name: 'v', type: 'Exact', value: '2' }],
+    });
   });
 
   it('infers path types and names duplicate paths apart', () => {
