@@ -102,4 +102,19 @@ describe('advisories', () => {
     expect(statusOf(await send(`GET /anything HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${forged}\r\nConnection: close\r\n\r\n`))).toBe(200);
     expect(up.seen).toHaveLength(2);
   });
+
+  it('CVE-2024-45806 (X-Forwarded-For trust): a loopback or private peer is not a trusted proxy by default; spoofed forwarding headers are replaced', async () => {
+    const text = await send(
+      'GET /anything HTTP/1.1\r\nHost: api.example.com\r\nX-Forwarded-For: 10.0.0.1, 192.168.1.1\r\nX-Real-IP: 10.0.0.1\r\nForwarded: for=10.0.0.1;proto=https;by=10.0.0.254\r\nx-forwarded-for: 172.16.0.1\r\nConnection: close\r\n\r\n',
+    );
+    expect(statusOf(text)).toBe(200);
+    const forwarding = receivedHeaders(up).filter(([n]) => ['x-forwarded-for', 'x-real-ip', 'forwarded', 'x-forwarded-proto', 'x-forwarded-host'].includes(n));
+    expect(forwarding.sort()).toEqual([
+      ['forwarded', 'for=127.0.0.1;host="api.example.com";proto=http'],
+      ['x-forwarded-for', '127.0.0.1'],
+      ['x-forwarded-host', 'api.example.com'],
+      ['x-forwarded-proto', 'http'],
+      ['x-real-ip', '127.0.0.1'],
+    ]);
+  });
 });

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT, base64url, type JWTPayload } from 'jose';
+import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
@@ -229,6 +230,76 @@ describe('header names with underscores (server.headers_with_underscores)', () =
     } finally {
       await gw.stop();
     }
+  });
+});
+
+describe('client address (server.trusted_proxies)', () => {
+  let up: TestUpstream;
+  let gw: TestGateway;
+  const lines: { event?: string; client?: string; status?: number; path?: string }[] = [];
+  beforeAll(async () => {
+    up = await startUpstream(echo('app'));
+  });
+  afterAll(async () => {
+    await up.close();
+  });
+  afterEach(async () => {
+    await gw.stop();
+    up.seen.length = 0;
+    lines.length = 0;
+  });
+  const start = async (trusted: Record<string, unknown>): Promise<void> => {
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+    gw = await startGateway(
+      {
+        server: { trusted_proxies: trusted },
+        routes: [{ path: '/limited', upstream: 'u', rate_limit: 1 }],
+        upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+        middleware: { rate_limiting: { window: '1h' } },
+      },
+      { log },
+    );
+  };
+  const send = (xff: string, extra = ''): Promise<string> => raw(gw.gw.ports.http, `GET /limited HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: ${xff}\r\nX-Real-IP: 198.51.100.66\r\nForwarded: for=198.51.100.66\r\n${extra}Connection: close\r\n\r\n`);
+  const forwarding = (i: number): Record<string, string | string[] | undefined> => {
+    const h = up.seen[i]?.headers ?? {};
+    return { xff: h['x-forwarded-for'], real: h['x-real-ip'], forwarded: h.forwarded };
+  };
+  const accessClients = (): [string | undefined, number | undefined][] => lines.filter((l) => l.event === 'access').map((l) => [l.client, l.status]);
+
+  it('believes X-Forwarded-For from a peer in cidrs: one client address for the upstream, the rate limit and the access log', async () => {
+    await start({ cidrs: ['127.0.0.1/32', '10.0.0.0/8'] });
+    expect(statusOf(await send('198.51.100.1, 203.0.113.9, 10.1.1.1'))).toBe(200);
+    expect(forwarding(0)).toEqual({ xff: '203.0.113.9, 10.1.1.1, 127.0.0.1', real: '203.0.113.9', forwarded: 'for=203.0.113.9;host="x";proto=http, for=10.1.1.1, for=127.0.0.1' });
+    // Another client behind the same proxies has its own budget; the same client does not, whatever it writes further left.
+    expect(statusOf(await send('203.0.113.10'))).toBe(200);
+    expect(statusOf(await send('192.0.2.77, 203.0.113.9'))).toBe(429);
+    expect(up.seen).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(accessClients()).toEqual([
+      ['203.0.113.9', 200],
+      ['203.0.113.10', 200],
+      ['203.0.113.9', 429],
+    ]);
+  });
+
+  it('ignores X-Forwarded-For, X-Real-IP and Forwarded from a peer that is not trusted', async () => {
+    await start({ cidrs: ['10.0.0.0/8'] });
+    expect(statusOf(await send('203.0.113.9'))).toBe(200);
+    expect(forwarding(0)).toEqual({ xff: '127.0.0.1', real: '127.0.0.1', forwarded: 'for=127.0.0.1;host="x";proto=http' });
+    // Every spoofed address is the same client: the peer.
+    expect(statusOf(await send('203.0.113.10'))).toBe(429);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(accessClients()).toEqual([
+      ['127.0.0.1', 200],
+      ['127.0.0.1', 429],
+    ]);
+  });
+
+  it('with hops, takes the entry the nearest proxies appended', async () => {
+    await start({ hops: 2 });
+    expect(statusOf(await send('192.0.2.1, 203.0.113.9', 'X-Forwarded-For: 10.2.2.2\r\n'))).toBe(200);
+    expect(forwarding(0)).toEqual({ xff: '203.0.113.9, 10.2.2.2, 127.0.0.1', real: '203.0.113.9', forwarded: 'for=203.0.113.9;host="x";proto=http, for=10.2.2.2, for=127.0.0.1' });
   });
 });
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../dataplane/src/config/load.ts';
-import { createLogger, silentLogger } from '../../dataplane/src/observability/logger.ts';
+import { createLogger, silentLogger, type Logger } from '../../dataplane/src/observability/logger.ts';
 import { Gateway } from '../../dataplane/src/server/gateway.ts';
 
 /** A gateway under test with its base URLs. */
@@ -25,13 +25,13 @@ export function testServerSection(extra: Record<string, unknown> = {}): Record<s
 }
 
 /** Starts a gateway from a config object; `server` defaults to free loopback ports. */
-export async function startGateway(config: Record<string, unknown>, options: { watch?: boolean; env?: NodeJS.ProcessEnv; logLevel?: string } = {}): Promise<TestGateway> {
+export async function startGateway(config: Record<string, unknown>, options: { watch?: boolean; env?: NodeJS.ProcessEnv; logLevel?: string; log?: Logger } = {}): Promise<TestGateway> {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-gw-'));
   const configFile = path.join(dir, 'gateway.yaml');
   const full = { ...config, server: testServerSection((config.server as Record<string, unknown>) ?? {}) };
   writeFileSync(configFile, stringify(full));
   const { config: parsed } = parseConfig(stringify(full), configFile, options.env ?? {});
-  const log = options.logLevel ? createLogger({ level: options.logLevel }) : silentLogger();
+  const log = options.log ?? (options.logLevel ? createLogger({ level: options.logLevel }) : silentLogger());
   const gw = await Gateway.start({ config: parsed, configFile, watch: options.watch ?? false, log });
   return {
     gw,

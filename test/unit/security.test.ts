@@ -14,6 +14,7 @@ import { compileCors, normalizeOrigin, originAllowed } from '../../dataplane/src
 import { claimList, createJwtVerifier, type JwtConfig } from '../../dataplane/src/pipeline/jwt.ts';
 import { parseSize } from '../../dataplane/src/pipeline/limits.ts';
 import { clientAddress, MemoryRateLimitStore, slidingWindowHit, type WindowCounts } from '../../dataplane/src/pipeline/ratelimit.ts';
+import { ClientAddressResolver, type ClientAddress } from '../../dataplane/src/server/client-address.ts';
 import { GatewayError } from '../../dataplane/src/proxy/errors.ts';
 import { redact } from '../../dataplane/src/server/admin.ts';
 
@@ -357,22 +358,60 @@ describe('sliding window', () => {
   });
 });
 
-describe('client address for rate limiting', () => {
-  const ctx = (xff: string | undefined, peer = '10.0.0.2'): Parameters<typeof clientAddress>[0] => ({ clientIp: peer, req: { headers: xff === undefined ? {} : { 'x-forwarded-for': xff } } as never });
-  it('ignores X-Forwarded-For without trusted hops', () => {
-    expect(clientAddress(ctx('203.0.113.7'), 0)).toBe('10.0.0.2');
+describe('client address (server.trusted_proxies)', () => {
+  const walk = (settings: { cidrs?: string[]; hops?: number }, xff: string | undefined, peer = '10.0.0.2'): ClientAddress =>
+    new ClientAddressResolver({ cidrs: settings.cidrs ?? [], hops: settings.hops ?? 0 }).walk(peer, xff === undefined ? [] : xff.split(',').map((s) => s.trim()));
+  it('believes no X-Forwarded-For by default, not even from private or loopback peers', () => {
+    expect(walk({}, '203.0.113.7')).toEqual({ client: '10.0.0.2', chain: ['10.0.0.2'] });
+    expect(walk({}, '203.0.113.7', '127.0.0.1')).toEqual({ client: '127.0.0.1', chain: ['127.0.0.1'] });
   });
-  it('takes the entry the trusted proxies appended, never one the client wrote', () => {
-    expect(clientAddress(ctx('198.51.100.1, 203.0.113.7'), 1)).toBe('203.0.113.7');
-    expect(clientAddress(ctx('198.51.100.1, 203.0.113.7, 10.0.0.9'), 2)).toBe('203.0.113.7');
-    expect(clientAddress(ctx('203.0.113.7:4711'), 1)).toBe('203.0.113.7');
-    expect(clientAddress(ctx('not-an-ip'), 1)).toBe('10.0.0.2');
-    expect(clientAddress(ctx(undefined), 1)).toBe('10.0.0.2');
+  it('with hops, takes the entry the trusted proxies appended, never one the client wrote', () => {
+    expect(walk({ hops: 1 }, '198.51.100.1, 203.0.113.7')).toEqual({ client: '203.0.113.7', chain: ['203.0.113.7', '10.0.0.2'] });
+    expect(walk({ hops: 2 }, '198.51.100.1, 203.0.113.7, 10.0.0.9')).toEqual({ client: '203.0.113.7', chain: ['203.0.113.7', '10.0.0.9', '10.0.0.2'] });
+    expect(walk({ hops: 1 }, '203.0.113.7:4711').client).toBe('203.0.113.7');
+    expect(walk({ hops: 1 }, '[2001:db8::5]:443').client).toBe('2001:db8::5');
+    expect(walk({ hops: 1 }, '::ffff:203.0.113.7').client).toBe('203.0.113.7');
+    expect(walk({ hops: 1 }, 'not-an-ip')).toEqual({ client: '10.0.0.2', chain: ['10.0.0.2'] });
+    expect(walk({ hops: 1 }, undefined).client).toBe('10.0.0.2');
+    // Fewer entries than hops: the leftmost is the best there is.
+    expect(walk({ hops: 3 }, '203.0.113.7').client).toBe('203.0.113.7');
   });
-  it('groups IPv6 clients by /64', () => {
-    expect(clientAddress(ctx(undefined, '2001:db8:1:2:aaaa::1'), 0)).toBe('2001:db8:1:2::/64');
-    expect(clientAddress(ctx(undefined, '2001:db8::1'), 0)).toBe('2001:db8:0:0::/64');
-    expect(clientAddress(ctx('[2001:db8:1:2::5]:443'), 1)).toBe('2001:db8:1:2::/64');
+  it('with cidrs, walks from the right through trusted proxies and stops at the first address that is not one', () => {
+    const cidrs = ['10.0.0.0/8', '2001:db8:ffff::/48'];
+    expect(walk({ cidrs }, '198.51.100.1, 203.0.113.7, 10.1.2.3')).toEqual({ client: '203.0.113.7', chain: ['203.0.113.7', '10.1.2.3', '10.0.0.2'] });
+    expect(walk({ cidrs }, '203.0.113.7', '192.0.2.1')).toEqual({ client: '192.0.2.1', chain: ['192.0.2.1'] });
+    expect(walk({ cidrs }, '10.9.9.9, 10.8.8.8')).toEqual({ client: '10.9.9.9', chain: ['10.9.9.9', '10.8.8.8', '10.0.0.2'] });
+    expect(walk({ cidrs }, '203.0.113.7', '2001:db8:ffff::1').client).toBe('203.0.113.7');
+    expect(walk({ cidrs: ['10.0.0.2'] }, '203.0.113.7').client).toBe('203.0.113.7');
+    expect(walk({ cidrs }, '203.0.113.7, garbage').client).toBe('10.0.0.2');
+  });
+  it('with both, counts hops only from a peer in cidrs', () => {
+    expect(walk({ cidrs: ['10.0.0.0/8'], hops: 1 }, '198.51.100.1, 203.0.113.7').client).toBe('203.0.113.7');
+    expect(walk({ cidrs: ['10.0.0.0/8'], hops: 1 }, '198.51.100.1, 203.0.113.7', '192.0.2.1').client).toBe('192.0.2.1');
+    expect(walk({ cidrs: ['10.0.0.0/8'], hops: 2 }, '198.51.100.1, 203.0.113.7, 192.0.2.9').client).toBe('203.0.113.7');
+  });
+  it('reads the deprecated middleware.rate_limiting.trusted_proxy_hops as server.trusted_proxies.hops, with a warning', () => {
+    const { config, warnings } = parseConfig(stringify({ middleware: { rate_limiting: { trusted_proxy_hops: 2 } } }), 'gateway.yaml', {});
+    expect(config.server.trusted_proxies).toEqual({ cidrs: [], hops: 2 });
+    expect(warnings).toEqual([expect.stringMatching(/^gateway\.yaml:3: middleware\.rate_limiting\.trusted_proxy_hops: deprecated; use server\.trusted_proxies\.hops/)]);
+    // Defaults are not shared between parses.
+    expect(parseConfig('{}', 'gateway.yaml', {}).config.server.trusted_proxies).toEqual({ cidrs: [], hops: 0 });
+    expect(parseConfig('{}', 'gateway.yaml', { GATEWAY_SERVER_TRUSTED_PROXIES_CIDRS: '10.0.0.0/8, 192.0.2.1', GATEWAY_SERVER_TRUSTED_PROXIES_HOPS: '1' }).config.server.trusted_proxies).toEqual({ cidrs: ['10.0.0.0/8', '192.0.2.1'], hops: 1 });
+    expect(configProblems({ server: { trusted_proxies: { hops: 1 } }, middleware: { rate_limiting: { trusted_proxy_hops: 2 } } })).toEqual([
+      'gateway.yaml:6: middleware.rate_limiting.trusted_proxy_hops: deprecated, and it disagrees with server.trusted_proxies.hops (1); keep only server.trusted_proxies.hops',
+    ]);
+  });
+  it('groups IPv6 clients by /64 for rate limits', () => {
+    expect(clientAddress({ clientIp: '2001:db8:1:2:aaaa::1' })).toBe('2001:db8:1:2::/64');
+    expect(clientAddress({ clientIp: '2001:db8::1' })).toBe('2001:db8:0:0::/64');
+    expect(clientAddress({ clientIp: '203.0.113.7' })).toBe('203.0.113.7');
+  });
+  it.each([
+    ['10.0.0.0/33', 'server.trusted_proxies.cidrs[1]: "10.0.0.0/33": the prefix length must be at most 32'],
+    ['10.0.0/8', 'server.trusted_proxies.cidrs[1]: "10.0.0/8" is not an IP address or CIDR block; expected e.g. 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32'],
+    ['2001:db8::/129', 'server.trusted_proxies.cidrs[1]: "2001:db8::/129": the prefix length must be at most 128'],
+  ])('refuses the trusted block %s, naming it', (cidr, message) => {
+    expect(configProblems({ server: { trusted_proxies: { cidrs: ['192.0.2.0/24', cidr] } } })).toEqual([`gateway.yaml:5: ${message}`]);
   });
 });
 

@@ -193,7 +193,19 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       }),
     );
   }
-  return { config: parsed.data, overrides, warnings };
+  const config = parsed.data;
+  // The deprecated rate-limit setting becomes the one client-address setting, so that one answer serves every part.
+  const legacyHops = config.middleware.rate_limiting?.trusted_proxy_hops;
+  if (legacyHops !== undefined) {
+    const at = where(['middleware', 'rate_limiting', 'trusted_proxy_hops']);
+    if (config.server.trusted_proxies.hops !== 0 && config.server.trusted_proxies.hops !== legacyHops) {
+      throw new ConfigError([`${at}: deprecated, and it disagrees with server.trusted_proxies.hops (${config.server.trusted_proxies.hops}); keep only server.trusted_proxies.hops`]);
+    }
+    // A new object: defaults may be shared between parses.
+    config.server = { ...config.server, trusted_proxies: { ...config.server.trusted_proxies, hops: legacyHops } };
+    warnings.push(`${at}: deprecated; use server.trusted_proxies.hops (it sets the client address for rate limits, the access log, tracing and the forwarding headers alike)`);
+  }
+  return { config, overrides, warnings };
 }
 
 function describe(value: unknown): string {

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../contract/duration.ts';
 import { HTTP_METHODS } from '../contract/schema.ts';
+import { cidrProblem } from '../server/client-address.ts';
 
 const duration = z
   .union([z.string(), z.number()])
@@ -64,6 +65,22 @@ export const ServerConfigSchema = z.strictObject({
    * "reject" answers 400, "allow" forwards them except look-alikes of the headers the gateway sets.
    */
   headers_with_underscores: z.enum(['drop', 'reject', 'allow']).default('drop'),
+  /**
+   * Which proxies in front of the gateway are believed about the client's address (X-Forwarded-For):
+   * none by default; peers in `cidrs` (recursively), or the nearest `hops` hops (only from a peer in
+   * `cidrs` when both are set). See server/client-address.ts.
+   */
+  trusted_proxies: z
+    .strictObject({
+      cidrs: z
+        .array(z.string().superRefine((text, ctx) => {
+          const problem = cidrProblem(text);
+          if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+        }))
+        .default([]),
+      hops: z.number().int().min(0).max(32).default(0),
+    })
+    .default({ cidrs: [], hops: 0 }),
 });
 
 const CorsSchema = z.strictObject({
@@ -256,8 +273,8 @@ export const MiddlewareConfigSchema = z
         /** Requests are counted per this window; the seed's numbers are per minute. */
         window: duration.default('1m'),
         route_limits: z.record(z.string(), z.number().int().min(0)).default({}),
-        /** Proxies in front of the gateway whose X-Forwarded-For entries are trusted for the client address. */
-        trusted_proxy_hops: z.number().int().min(0).default(0),
+        /** Deprecated: server.trusted_proxies.hops, which this sets (config/load.ts warns). */
+        trusted_proxy_hops: z.number().int().min(0).max(32).optional(),
         storage: z
           .strictObject({
             type: z.enum(['Redis', 'Memory']),

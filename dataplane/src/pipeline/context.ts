@@ -24,7 +24,10 @@ export interface RequestContext {
   /** Query string including the leading '?', or ''. */
   readonly query: string;
   readonly host: string;
+  /** The client's address, from the peer and `server.trusted_proxies` (server/client-address.ts); the same everywhere. */
   readonly clientIp: string;
+  /** From the client to the gateway's peer (`clientChain[0]` is `clientIp`): the X-Forwarded-For sent upstream. */
+  readonly clientChain: readonly string[];
   readonly tls: boolean;
   /** The matched route as the table states it (its stages and backends are with the route's runtime, which the handler holds). */
   route: Route;

@@ -20,7 +20,7 @@
  * current window ends. Both come from the same arithmetic in TypeScript (the
  * memory store) and Lua (Redis), so either store gives the same decisions.
  */
-import { isIPv6, isIP } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { RequestContext, Stage } from './context.ts';
 import { GatewayError } from '../proxy/errors.ts';
@@ -132,17 +132,6 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
-/** Strips a port from "1.2.3.4:5678" and "[2001:db8::1]:443", as some proxies write them. */
-function bareAddress(entry: string): string {
-  if (entry.startsWith('[')) {
-    const end = entry.indexOf(']');
-    return end > 0 ? entry.slice(1, end) : entry;
-  }
-  const colon = entry.indexOf(':');
-  if (colon > 0 && colon === entry.lastIndexOf(':')) return entry.slice(0, colon);
-  return entry;
-}
-
 /** The first four hextets of an IPv6 address: one client usually holds a whole /64. */
 function ipv6Prefix64(address: string): string {
   const [head = '', tail] = address.toLowerCase().split('::');
@@ -153,27 +142,18 @@ function ipv6Prefix64(address: string): string {
 }
 
 /**
- * The client's address for rate limiting. With `trustedHops` proxies in front
- * of the gateway, the address is taken from X-Forwarded-For that many entries
- * from the right (the entries those proxies appended); anything further left
- * was written by the client and is ignored. An entry that is not an IP
- * address falls back to the socket address.
+ * The client's address for rate limiting: the one the request handler
+ * determined (`server.trusted_proxies`, see server/client-address.ts), the
+ * same the access log and the forwarding headers show; IPv6 per /64.
  */
-export function clientAddress(ctx: Pick<RequestContext, 'req' | 'clientIp'>, trustedHops: number): string {
-  let address = ctx.clientIp;
-  if (trustedHops > 0) {
-    const header = ctx.req.headers['x-forwarded-for'];
-    const chain = typeof header === 'string' ? header.split(',').map((s) => s.trim()).filter((s) => s !== '') : [];
-    chain.push(ctx.clientIp);
-    const candidate = bareAddress(chain[Math.max(0, chain.length - 1 - trustedHops)] as string);
-    if (isIP(candidate) !== 0) address = candidate.startsWith('::ffff:') && isIP(candidate.slice(7)) === 4 ? candidate.slice(7) : candidate;
-  }
+export function clientAddress(ctx: Pick<RequestContext, 'clientIp'>): string {
+  const address = ctx.clientIp;
   return isIPv6(address) ? ipv6Prefix64(address) : address;
 }
 
 /** The key a request is counted under: the verified caller if any, else the client address. */
-export function clientKey(ctx: RequestContext, trustedHops: number): string {
-  const key = ctx.identity ? `user:${ctx.identity.subject}` : `ip:${clientAddress(ctx, trustedHops)}`;
+export function clientKey(ctx: RequestContext): string {
+  const key = ctx.identity ? `user:${ctx.identity.subject}` : `ip:${clientAddress(ctx)}`;
   return key.length <= 200 ? key : `sha256:${createHash('sha256').update(key).digest('base64url')}`;
 }
 
@@ -191,7 +171,7 @@ function setHeaders(ctx: RequestContext, d: RateDecision, policy: string): void 
  * It runs after authentication so that a verified caller is counted by user,
  * whichever address they come from.
  */
-export function rateLimitStage(route: Route, limiter: RateLimiter, trustedHops: number): Stage | undefined {
+export function rateLimitStage(route: Route, limiter: RateLimiter): Stage | undefined {
   const rl = route.rateLimit;
   if (!rl) return undefined;
   const { limit, windowMs } = rl;
@@ -199,7 +179,7 @@ export function rateLimitStage(route: Route, limiter: RateLimiter, trustedHops: 
   // Braces would be Redis Cluster hash tags; the route id is escaped so the client part decides the slot.
   const base = `${encodeURIComponent(route.id)}:${windowMs}:`;
   return async (ctx) => {
-    const outcome = await limiter.check(base + clientKey(ctx, trustedHops), limit, windowMs);
+    const outcome = await limiter.check(base + clientKey(ctx), limit, windowMs);
     if (outcome === 'unavailable') {
       return new GatewayError('route_unavailable', 'rate limiting is unavailable right now, and this gateway is configured to refuse requests until it is back', { 'retry-after': '1' });
     }

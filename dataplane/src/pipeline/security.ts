@@ -71,7 +71,6 @@ export async function createSecurity(config: GatewayConfig, deps: { metrics: Gat
     }
   }
   const limiter = new ResilientRateLimiter({ shared, policy: storage?.failure_policy ?? 'open', timeoutMs, metrics, log });
-  const trustedHops = rl?.trusted_proxy_hops ?? 0;
   const limitsStage = requestLimitsStage(limits);
   const limitsCheck = requestHeadCheck(limits);
   const headerRules = headerRulesCheck({ headersWithUnderscores: config.server.headers_with_underscores });
@@ -85,7 +84,7 @@ export async function createSecurity(config: GatewayConfig, deps: { metrics: Gat
       if (route.cors) stages.push(corsStage(route.cors));
       stages.push(limitsStage);
       stages.push(...authStages(route, routeVerifier));
-      const rate = rateLimitStage(route, limiter, trustedHops);
+      const rate = rateLimitStage(route, limiter);
       if (rate) stages.push(rate);
       return stages;
     },

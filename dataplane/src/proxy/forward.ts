@@ -26,8 +26,36 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
-/** Request headers the gateway sets itself, so client-sent values never pass. */
-const GATEWAY_SET = new Set(['x-forwarded-proto', 'x-forwarded-host', 'x-request-id', 'expect']);
+/**
+ * Request headers the gateway sets itself, so client-sent values never pass. X-Forwarded-For is
+ * rebuilt from the client address the handler determined (only trusted proxies' entries survive),
+ * X-Real-IP is that address, and Forwarded (RFC 7239) is regenerated from the same data.
+ */
+const GATEWAY_SET = new Set(['x-forwarded-for', 'x-real-ip', 'forwarded', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id', 'expect']);
+
+/** RFC 7239 section 6: a node is an IPv4 address, a quoted "[IPv6]", or "unknown". */
+function forwardedNode(address: string): string {
+  if (address === '') return 'unknown';
+  return address.includes(':') ? `"[${address}]"` : address;
+}
+
+/** A Host value safe to repeat in a quoted-string; anything else is left out of Forwarded. */
+const PLAIN_HOST = /^[A-Za-z0-9.:[\]-]{1,255}$/;
+
+/**
+ * Forwarded, consistent with X-Forwarded-*: one `for=` per X-Forwarded-For
+ * entry, client first, and the first element also carries `host` and `proto`
+ * (X-Forwarded-Host and -Proto), where frameworks read them.
+ */
+function forwardedHeader(ctx: RequestContext): string {
+  const chain = ctx.clientChain;
+  let first = `for=${forwardedNode(chain[0] ?? ctx.clientIp)}`;
+  if (ctx.host !== '' && PLAIN_HOST.test(ctx.host)) first += `;host="${ctx.host}"`;
+  first += `;proto=${ctx.tls ? 'https' : 'http'}`;
+  let out = first;
+  for (let i = 1; i < chain.length; i++) out += `, for=${forwardedNode(chain[i] as string)}`;
+  return out;
+}
 
 /** Names whose look-alikes with "_" for "-" are never forwarded, whatever `headers_with_underscores` says. */
 const PROTECTED_NAMES = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'authorization', 'proxy-authorization'];
@@ -85,20 +113,17 @@ export function upstreamRequestHeaders(ctx: RequestContext, policy: ForwardPolic
   const out: string[] = [];
   // With tracing on, each attempt carries its own traceparent (a child of the client's); without it, the client's pass untouched.
   const traced = ctx.trace !== undefined;
-  let forwardedFor = '';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || GATEWAY_SET.has(lower) || named?.has(lower) || lower.startsWith('x-user-')) continue;
     if (lower.includes('_') && !underscoreNameForwarded(lower, policy)) continue;
     if (traced && (lower === 'traceparent' || lower === 'tracestate')) continue;
-    if (lower === 'x-forwarded-for') {
-      forwardedFor = forwardedFor === '' ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1] as string}`;
-      continue;
-    }
     out.push(name, raw[i + 1] as string);
   }
-  out.push('x-forwarded-for', forwardedFor === '' ? ctx.clientIp : `${forwardedFor}, ${ctx.clientIp}`);
+  out.push('x-forwarded-for', ctx.clientChain.length === 1 ? ctx.clientIp : ctx.clientChain.join(', '));
+  out.push('x-real-ip', ctx.clientIp);
+  out.push('forwarded', forwardedHeader(ctx));
   out.push('x-forwarded-proto', ctx.tls ? 'https' : 'http');
   if (ctx.host !== '') out.push('x-forwarded-host', ctx.host);
   out.push('x-request-id', ctx.requestId);

@@ -20,6 +20,7 @@ import { authStages, type TokenVerifier } from '../pipeline/auth.ts';
 import { clientErrorHandler } from '../pipeline/limits.ts';
 import { createSecurity, type SecurityPipeline } from '../pipeline/security.ts';
 import { forwardPolicy } from '../proxy/forward.ts';
+import { ClientAddressResolver } from './client-address.ts';
 import type { Stage } from '../pipeline/context.ts';
 import { TableHolder, type ApplyResult } from '../table/holder.ts';
 import type { Route } from '../contract/schema.ts';
@@ -145,6 +146,7 @@ export class Gateway {
       timeouts: { requestMs: parseDuration(t.request_timeout) ?? 30_000, upstreamMs: parseDuration(t.upstream_timeout) ?? 10_000 },
       headCheck: this.security?.headCheck,
       forwarding: forwardPolicy(s.headers_with_underscores, this.config.auth.jwt?.header),
+      clientAddress: new ClientAddressResolver(s.trusted_proxies),
     };
     const handler = createRequestHandler(handlerDeps, false);
     const plain = http.createServer(trafficOptions, handler);

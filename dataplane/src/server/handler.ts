@@ -15,6 +15,7 @@ import type { ForwardPolicy } from '../proxy/forward.ts';
 import { proxyRequest, type DefaultTimeouts } from '../proxy/proxy.ts';
 import { normalizeTarget } from '../routing/normalize.ts';
 import type { TableHolder } from '../table/holder.ts';
+import { ClientAddressResolver } from './client-address.ts';
 import type { RouteRuntime } from '../table/runtime.ts';
 import { respondWithError as answer } from './respond.ts';
 
@@ -38,17 +39,14 @@ export interface HandlerDeps {
   timeouts: DefaultTimeouts;
   /** How client headers are passed upstream (`server.headers_with_underscores`); the safe default when absent. */
   forwarding?: ForwardPolicy;
+  /** Who the client is (`server.trusted_proxies`); without it, the TCP peer. */
+  clientAddress?: ClientAddressResolver;
   lifecycle: LifecycleState;
   /** Undefined when tracing is off: then no span, context or header work happens per request. */
   tracing?: Tracing | undefined;
 }
 
 const VALID_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
-
-function clientAddress(req: IncomingMessage): string {
-  const addr = req.socket.remoteAddress ?? '';
-  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-}
 
 /** Answers /health or /ready; returns the body bytes sent. */
 function probe(res: ServerResponse, ok: boolean, body: Record<string, unknown>): number {
@@ -65,6 +63,7 @@ function probe(res: ServerResponse, ok: boolean, body: Record<string, unknown>):
 /** Builds the listener for the traffic ports; `tls` says which one. */
 export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: IncomingMessage, res: ServerResponse) => void {
   const { holder, metrics, log, lifecycle, tracing } = deps;
+  const clients = deps.clientAddress ?? new ClientAddressResolver();
 
   return (req, res) => {
     const start = process.hrtime.bigint();
@@ -72,6 +71,8 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
     const requestId = typeof offered === 'string' && VALID_REQUEST_ID.test(offered) ? offered : randomUUID();
     const method = req.method ?? 'GET';
     if (!lifecycle.accepting) res.setHeader('connection', 'close');
+    // Decided once here; the rate limit, the access log, the span and the forwarding headers all read this.
+    const client = clients.resolve(req);
     metrics.inFlight.inc();
     lifecycle.inFlight++;
 
@@ -84,7 +85,8 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
       path: '',
       query: '',
       host: req.headers.host ?? '',
-      clientIp: clientAddress(req),
+      clientIp: client.client,
+      clientChain: client.chain,
       tls,
       route: undefined,
       params: {},
