@@ -83,23 +83,26 @@ export const ServerConfigSchema = z.strictObject({
     .default({ cidrs: [], hops: 0 }),
 });
 
+/**
+ * CORS settings: `middleware.cors` for every route, and a route's `cors`, whose
+ * fields replace the gateway's one by one. Unset everywhere: the built-in
+ * defaults of contract/defaults.ts (methods GET, POST, PUT, DELETE, OPTIONS;
+ * headers Content-Type, Authorization; no origin).
+ */
 const CorsSchema = z.strictObject({
-  allowed_origins: z.array(z.string()).default([]),
-  allowed_methods: z.array(method).default(['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS']),
-  allowed_headers: z.array(z.string()).default(['Content-Type', 'Authorization']),
-  exposed_headers: z.array(z.string()).default([]),
-  allow_credentials: z.boolean().default(false),
-  max_age: z.number().int().min(0).default(0),
-});
-
-/** A route's CORS settings: only what it names overrides `middleware.cors` (no defaults here, or they would override too). */
-const CorsOverrideSchema = z.strictObject({
   allowed_origins: z.array(z.string()).optional(),
   allowed_methods: z.array(method).optional(),
   allowed_headers: z.array(z.string()).optional(),
   exposed_headers: z.array(z.string()).optional(),
   allow_credentials: z.boolean().optional(),
   max_age: z.number().int().min(0).optional(),
+});
+
+/** A header or query condition of a route: `value` for an exact match, or `type: Present`. */
+const ConditionSchema = z.strictObject({
+  name: z.string().min(1),
+  type: z.enum(['Exact', 'Present']).default('Exact'),
+  value: z.string().optional(),
 });
 
 const RetriesSchema = z.strictObject({
@@ -118,6 +121,10 @@ export const RouteConfigSchema = z
     path_type: z.enum(['Exact', 'Prefix', 'Template']).optional(),
     hosts: z.array(z.string().min(1)).default([]),
     methods: z.array(method).default([]),
+    /** Request headers that must be present, or have an exact value, for this route to match. */
+    headers: z.array(ConditionSchema).max(16).optional(),
+    /** Query parameters that must be present, or have an exact value (the first one), for this route to match. */
+    query_params: z.array(ConditionSchema).max(16).optional(),
     upstream: z.string().min(1).optional(),
     backends: z.array(z.strictObject({ upstream: z.string().min(1), weight: z.number().int().min(0).max(1_000_000).default(1) })).min(1).optional(),
     auth_required: z.boolean().default(false),
@@ -125,7 +132,7 @@ export const RouteConfigSchema = z
     required_permissions: z.array(z.string()).default([]),
     timeout: duration.optional(),
     rate_limit: z.number().int().min(0).optional(),
-    cors: CorsOverrideSchema.optional(),
+    cors: CorsSchema.optional(),
     retries: RetriesSchema.optional(),
     rewrite_path: z.string().startsWith('/').optional(),
   })
@@ -297,7 +304,7 @@ export const MiddlewareConfigSchema = z
     cors: CorsSchema.optional(),
   })
   .superRefine((mw, ctx) => {
-    if (mw.cors?.allow_credentials && mw.cors.allowed_origins.includes('*')) {
+    if (mw.cors?.allow_credentials && mw.cors.allowed_origins?.includes('*')) {
       ctx.addIssue({ code: 'custom', path: ['cors', 'allowed_origins'], message: '"*" cannot be combined with allow_credentials: list the origins that may send credentials' });
     }
   });

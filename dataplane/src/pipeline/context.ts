@@ -1,6 +1,6 @@
 /** The state of one request as it moves through the pipeline. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Route } from '../contract/schema.ts';
+import type { ServedRoute } from '../contract/policy.ts';
 import type { GatewayError } from '../proxy/errors.ts';
 import type { EndpointRuntime } from '../upstream/upstream.ts';
 
@@ -30,7 +30,7 @@ export interface RequestContext {
   readonly clientChain: readonly string[];
   readonly tls: boolean;
   /** The matched route as the table states it (its stages and backends are with the route's runtime, which the handler holds). */
-  route: Route;
+  route: ServedRoute;
   params: Readonly<Record<string, string>>;
   matchedPrefix: string;
   identity: Identity | undefined;

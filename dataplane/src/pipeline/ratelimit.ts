@@ -24,7 +24,7 @@ import { isIPv6 } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { RequestContext, Stage } from './context.ts';
 import { GatewayError } from '../proxy/errors.ts';
-import type { Route } from '../contract/schema.ts';
+import type { ServedRoute } from '../contract/policy.ts';
 
 /** The counts kept for one client of one route. */
 export interface WindowCounts {
@@ -171,7 +171,7 @@ function setHeaders(ctx: RequestContext, d: RateDecision, policy: string): void 
  * It runs after authentication so that a verified caller is counted by user,
  * whichever address they come from.
  */
-export function rateLimitStage(route: Route, limiter: RateLimiter): Stage | undefined {
+export function rateLimitStage(route: ServedRoute, limiter: RateLimiter): Stage | undefined {
   const rl = route.rateLimit;
   if (!rl) return undefined;
   const { limit, windowMs } = rl;

@@ -16,7 +16,7 @@ import { parseDuration } from '../contract/duration.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
-import type { Route } from '../contract/schema.ts';
+import type { ServedRoute } from '../contract/policy.ts';
 import { authStages, requiresAuth, type TokenVerifier } from './auth.ts';
 import type { Stage } from './context.ts';
 import { corsStage } from './cors.ts';
@@ -37,7 +37,7 @@ export interface SecurityPipeline {
   /** Route-independent checks of the request head, run before matching. */
   readonly headCheck: (req: IncomingMessage) => GatewayError | undefined;
   /** The stages of one route; `verifier` is the one to use (normally the one above). */
-  stagesFor(route: Route, verifier: TokenVerifier | undefined): Stage[];
+  stagesFor(route: ServedRoute, verifier: TokenVerifier | undefined): Stage[];
   /** Closes the Redis connection, if any. */
   close(): Promise<void>;
 }

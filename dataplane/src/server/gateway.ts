@@ -9,7 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { compileConfig } from '../config/compile.ts';
+import { compileConfig, gatewayDefaults } from '../config/compile.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { parseDuration } from '../contract/duration.ts';
 import type { GatewayConfig } from '../config/schema.ts';
@@ -23,7 +23,7 @@ import { forwardPolicy } from '../proxy/forward.ts';
 import { ClientAddressResolver } from './client-address.ts';
 import type { Stage } from '../pipeline/context.ts';
 import { TableHolder, type ApplyResult } from '../table/holder.ts';
-import type { Route } from '../contract/schema.ts';
+import type { ServedRoute } from '../contract/policy.ts';
 import { PoolRegistry } from '../upstream/pools.ts';
 import { UpstreamResilience } from '../upstream/resilience.ts';
 import { createAdminHandler } from './admin.ts';
@@ -85,7 +85,7 @@ export class Gateway {
     this.config = options.config;
     this.log = options.log;
     this.metrics = new GatewayMetrics();
-    this.holder = new TableHolder(this.pools, (r) => this.stagesFor(r), this.metrics, this.log);
+    this.holder = new TableHolder(this.pools, (r) => this.stagesFor(r), this.metrics, this.log, gatewayDefaults(options.config));
     this.resilience = new UpstreamResilience(this.metrics, this.log);
     this.holder.onApplied((rt) => this.resilience.sync(rt));
   }
@@ -118,7 +118,7 @@ export class Gateway {
   }
 
   /** The stages of one route, in request order. Security and resilience stages slot in here. */
-  private stagesFor(route: Route): Stage[] {
+  private stagesFor(route: ServedRoute): Stage[] {
     return this.security ? this.security.stagesFor(route, this.verifier) : authStages(route, this.verifier);
   }
 
@@ -204,7 +204,7 @@ export class Gateway {
       const { table, warnings } = compileConfig(config, file);
       for (const w of warnings) this.log.warn({ event: 'config_warning' }, w);
       // Listeners, logging, token verification and the rate-limit store are built once at start;
-      // routes, upstreams and per-route policies (limits, CORS) are in the table and apply now.
+      // routes, upstreams and the gateway-wide policies (middleware limits and CORS) apply now.
       const restartOnly = [
         ['server', config.server, this.config.server],
         ['observability', config.observability, this.config.observability],
@@ -216,7 +216,7 @@ export class Gateway {
           this.log.warn({ event: 'config_restart_needed', section }, `changes under "${section}" take effect at the next restart`);
         }
       }
-      const result = this.holder.apply(table, file);
+      const result = this.holder.apply(table, file, gatewayDefaults(config));
       if (result.applied) this.lastConfigHash = hash;
       this.log.info({ event: 'config_reload', reason, result }, 'config reloaded');
       return result;
