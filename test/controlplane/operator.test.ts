@@ -6,36 +6,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { parseConfig } from '../../dataplane/src/config/load.ts';
 import { silentLogger } from '../../dataplane/src/observability/logger.ts';
 import { GatewayMetrics } from '../../dataplane/src/observability/metrics.ts';
-import { Gateway } from '../../dataplane/src/server/gateway.ts';
 import { TableHolder } from '../../dataplane/src/table/holder.ts';
 import { PoolRegistry } from '../../dataplane/src/upstream/pools.ts';
 import { OperatorSource } from '../../dataplane/src/table/operator-source.ts';
-import { Operator } from '../../operator/src/operator.ts';
+import type { Operator } from '../../operator/src/operator.ts';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
+import { OPERATOR_TOKEN, startDataplane, startOperator, type TestDataplane } from '../support/operator.ts';
 import { eventually, getObject, kubeFor, setPodReady, waitCondition, type Kube } from '../support/kube.ts';
 import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
-const TOKEN = 'test-token-0123456789';
+const TOKEN = OPERATOR_TOKEN;
 const NS = 'shop';
-
-async function startDataplane(operatorUrls: string[], id: string, stateDir?: string): Promise<{ gw: Gateway; source: OperatorSource; url: string; stop(): Promise<void> }> {
-  const { config } = parseConfig('server: { http_port: 0, admin_port: 0, metrics_port: 0, bind_address: 127.0.0.1 }\n', 'bootstrap.yaml', {});
-  const gw = await Gateway.start({ config, log: silentLogger(), tableSource: 'external' });
-  const source = new OperatorSource({ urls: operatorUrls, token: TOKEN, id, holder: gw.holder, log: silentLogger(), stateDir, backoff: { initialMs: 50, maxMs: 500 } });
-  source.start();
-  return {
-    gw,
-    source,
-    url: `http://127.0.0.1:${gw.ports.http}`,
-    stop: async () => {
-      await source.stop();
-      await gw.stop(0);
-    },
-  };
-}
 
 async function get(url: string): Promise<{ status: number; upstream: string | undefined }> {
   const res = await request(url);
@@ -50,7 +33,7 @@ describe('operator', () => {
   let op: Operator;
   let a: TestUpstream;
   let b: TestUpstream;
-  let dp: Awaited<ReturnType<typeof startDataplane>>;
+  let dp: TestDataplane;
 
   beforeAll(async () => {
     cp = await startControlPlane();
@@ -60,18 +43,7 @@ describe('operator', () => {
     await kube.kubectl(['create', 'namespace', NS]);
     a = await startUpstream(echo('a'));
     b = await startUpstream(echo('b'));
-    op = new Operator({
-      kubeconfig: kube.kc,
-      namespaces: [],
-      token: TOKEN,
-      listen: { host: '127.0.0.1', port: 0 },
-      identity: 'operator-test',
-      lease: undefined,
-      log: silentLogger(),
-      debounce: { delayMs: 50, maxDelayMs: 500 },
-      heartbeatMs: 1000,
-    });
-    await op.start();
+    op = await startOperator(kube);
     dp = await startDataplane([`http://127.0.0.1:${op.port}`], 'dp-1');
   });
 

@@ -35,7 +35,13 @@ describe('the seed integration flow through the gateway', () => {
   };
 
   beforeAll(async () => {
-    services = await Promise.all([startAuthService({ port: 0, secret }), startEchoService('user-service', 0), startEchoService('metrics-service', 0)]);
+    services = await Promise.all([
+      startAuthService({ port: 0, secret }),
+      startEchoService('user-service', 0),
+      startEchoService('metrics-service', 0),
+      startEchoService('orders-v1', 0),
+      startEchoService('orders-v2', 0),
+    ]);
     const config = parse(readFileSync(path.join(import.meta.dirname, '../../examples/gateway.yaml'), 'utf8')) as Json;
     delete config.server;
     gw = await startGateway(config, {
@@ -44,6 +50,8 @@ describe('the seed integration flow through the gateway', () => {
         AUTH_SERVICE_PORT: String(services[0]!.port),
         USER_SERVICE_PORT: String(services[1]!.port),
         METRICS_SERVICE_PORT: String(services[2]!.port),
+        ORDERS_V1_PORT: String(services[3]!.port),
+        ORDERS_V2_PORT: String(services[4]!.port),
       },
     });
   });
@@ -83,6 +91,25 @@ describe('the seed integration flow through the gateway', () => {
     const admin = await call('GET', '/api/v1/admin/users', { token });
     expect(admin.status).toBe(200);
     expect((admin.json.user as { roles: string }).roles).toBe('user,admin');
+  });
+
+  it("sends the seed's canary as written: canary: true always to v2, the rest 90/10", async () => {
+    const token = await login('testuser');
+    const landed = async (headers: Record<string, string>, n: number): Promise<Record<string, number>> => {
+      const counts: Record<string, number> = {};
+      for (let i = 0; i < n; i++) {
+        const res = await call('GET', `/api/v1/orders/${i}`, { token, headers });
+        expect(res.status).toBe(200);
+        const service = res.json.service as string;
+        counts[service] = (counts[service] ?? 0) + 1;
+      }
+      return counts;
+    };
+    expect(await landed({ canary: 'true' }, 30)).toEqual({ 'orders-v2': 30 });
+    expect(await landed({}, 100)).toEqual({ 'orders-v1': 90, 'orders-v2': 10 });
+    // Only the exact value opts in.
+    expect(await landed({ canary: 'false' }, 10)).toMatchObject({ 'orders-v1': 9, 'orders-v2': 1 });
+    expect((await call('GET', '/api/v1/orders/1', { headers: { canary: 'true' } })).status).toBe(401);
   });
 
   it('answers CORS preflights with the seed defaults', async () => {

@@ -18,6 +18,7 @@ import { startControlPlane, type ControlPlane } from '../../support/control-plan
 import { CHART, find, helm, helmBinary, helmOk, parseObjects, runTool, type K8sObject } from '../../support/helm.ts';
 import { eventually, kubeFor, waitCondition, type Kube } from '../../support/kube.ts';
 import { freePort, startProcess, type Proc } from '../../support/processes.ts';
+import { echo, startUpstream, type TestUpstream } from '../../support/upstreams.ts';
 
 const NS = 'switchyard-system';
 const RELEASE = 'switchyard';
@@ -181,6 +182,7 @@ metadata:
     writeFileSync(configFile, configMap.data['gateway.yaml'] as string);
     const stateDir = mkdtempSync(path.join(dir, 'state-'));
     const httpPort = await freePort();
+    const adminPort = await freePort();
     const dpArgs = (deployment.spec.template.spec.containers[0]?.args ?? []).map((a) =>
       a.startsWith('--config=') ? `--config=${configFile}` : a.startsWith('--operator=') ? `--operator=http://127.0.0.1:${configPort}` : a.startsWith('--token-file=') ? `--token-file=${tokenFile}` : a.startsWith('--state-dir=') ? `--state-dir=${stateDir}` : a,
     );
@@ -188,7 +190,7 @@ metadata:
       JWT_SECRET: await secretValue('switchyard-jwt', 'secret'),
       GATEWAY_SERVER_BIND_ADDRESS: '127.0.0.1',
       GATEWAY_SERVER_HTTP_PORT: String(httpPort),
-      GATEWAY_SERVER_ADMIN_PORT: '0',
+      GATEWAY_SERVER_ADMIN_PORT: String(adminPort),
       GATEWAY_SERVER_METRICS_PORT: '0',
     });
     procs.push(dataplane);
@@ -220,6 +222,53 @@ spec:
     expect(res.status).toBe(503);
     expect(operator.logs.join('\n')).not.toMatch(/forbidden/i);
     expect(await kube.kubectl(['get', 'gwr', '-n', 'shop'])).toMatch(/echo\s+\/echo\s+echo\s+True\s+True/);
+
+    // The chart's gateway-wide policy (dataplane.config.middleware: default_limit 1000 per minute, CORS for any origin)
+    // applies to GatewayRoutes that set none, and a route's own rateLimit and cors replace it.
+    const values = parse(configMap.data['gateway.yaml'] as string) as { middleware: { rate_limiting: { default_limit: number }; cors: { allowed_origins: string[]; max_age: number } } };
+    expect(values.middleware.rate_limiting.default_limit).toBe(1000);
+    const backend: TestUpstream = await startUpstream(echo('backend'));
+    try {
+      await kube.apply(`apiVersion: switchyard.dev/v1alpha1
+kind: Upstream
+metadata: { name: backend, namespace: shop }
+spec: { static: { endpoints: ["${backend.url}"] } }
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: GatewayRoute
+metadata: { name: plain, namespace: shop }
+spec: { path: { type: Prefix, value: /plain }, upstream: backend }
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: GatewayRoute
+metadata: { name: own, namespace: shop }
+spec:
+  path: { type: Prefix, value: /own }
+  upstream: backend
+  rateLimit: { requests: 5 }
+  cors: { allowedOrigins: ["https://shop.example"] }
+`);
+      for (const name of ['plain', 'own']) await waitCondition(kube, 'gatewayroutes', 'shop', name, 'Programmed', 'True', undefined, 60_000);
+      const plain = await fetch(`http://127.0.0.1:${httpPort}/plain/x`, { headers: { origin: 'https://anywhere.example' } });
+      expect(plain.status).toBe(200);
+      expect(plain.headers.get('ratelimit-limit')).toBe('1000');
+      expect(plain.headers.get('ratelimit-policy')).toBe('1000;w=60');
+      expect(plain.headers.get('access-control-allow-origin')).toBe('*');
+      const preflight = await fetch(`http://127.0.0.1:${httpPort}/plain/x`, { method: 'OPTIONS', headers: { origin: 'https://anywhere.example', 'access-control-request-method': 'PUT' } });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get('access-control-max-age')).toBe(String(values.middleware.cors.max_age));
+      const own = await fetch(`http://127.0.0.1:${httpPort}/own/x`, { headers: { origin: 'https://shop.example' } });
+      expect(own.headers.get('ratelimit-limit')).toBe('5');
+      expect(own.headers.get('access-control-allow-origin')).toBe('https://shop.example');
+      const foreign = await fetch(`http://127.0.0.1:${httpPort}/own/x`, { headers: { origin: 'https://anywhere.example' } });
+      expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
+      // The admin API shows the effective policy and where it came from.
+      const table = (await (await fetch(`http://127.0.0.1:${adminPort}/table`)).json()) as { routes: { id: string; rateLimit?: { limit: number }; policySources: { rateLimit: string | null; cors: string | null } }[] };
+      expect(table.routes.find((r) => r.id === 'shop/plain')).toMatchObject({ rateLimit: { limit: 1000 }, policySources: { rateLimit: 'middleware.rate_limiting.default_limit', cors: 'middleware.cors' } });
+      expect(table.routes.find((r) => r.id === 'shop/own')).toMatchObject({ rateLimit: { limit: 5 }, policySources: { rateLimit: 'route', cors: 'route over middleware.cors' } });
+    } finally {
+      await backend.close();
+    }
   });
 
   it('keeps the generated Secrets across an upgrade', async () => {
