@@ -95,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const logging = loaded.config.observability.logging;
-  const log = createLogger({ level: args['log-level'] ?? logging.level, destination: logging.output.type });
+  const log = createLogger({ level: args['log-level'] ?? logging.level, destination: logging.output.type, format: logging.format });
   for (const w of loaded.warnings) log.warn({ event: 'config_warning' }, w);
   if (loaded.overrides.length > 0) log.info({ event: 'config_overrides', overrides: loaded.overrides }, 'settings overridden from the environment');
 

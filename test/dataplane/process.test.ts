@@ -28,8 +28,8 @@ async function freePorts(n: number): Promise<number[]> {
   return out;
 }
 
-/** Starts the CLI and resolves once it logs that it listens. */
-async function startCli(file: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; logs: string[] }> {
+/** Starts the CLI and resolves once it logs that it listens (`ready` is how that line reads). */
+async function startCli(file: string, env: NodeJS.ProcessEnv = {}, ready = '"event":"listening"'): Promise<{ child: ChildProcess; logs: string[] }> {
   const child = spawn(process.execPath, [BIN, '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const logs: string[] = [];
@@ -43,7 +43,7 @@ async function startCli(file: string, env: NodeJS.ProcessEnv = {}): Promise<{ ch
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   for (let i = 0; i < 500; i++) {
-    if (logs.some((l) => l.includes('"event":"listening"'))) return { child, logs };
+    if (logs.some((l) => l.includes(ready))) return { child, logs };
     if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${stderr}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -148,6 +148,35 @@ describe('process lifecycle', () => {
         if (status !== 200) await new Promise((r2) => setTimeout(r2, 20));
       }
       expect(status).toBe(200);
+    } finally {
+      await a.close();
+    }
+  });
+});
+
+describe('logging', () => {
+  it('writes one readable line per record with observability.logging.format: pretty', async () => {
+    const a = await startUpstream(echo('a'));
+    const [port, admin, metrics] = await freePorts(3);
+    const server = { http_port: port, admin_port: admin, metrics_port: metrics, bind_address: '127.0.0.1' };
+    const file = writeConfig({ server, routes: [{ path: '/x', upstream: 'u' }], upstreams: { u: { discovery: { type: 'Static', endpoints: [a.url] } } }, observability: { logging: { format: 'pretty' } } });
+    try {
+      const { child, logs } = await startCli(file, {}, ' event=listening ');
+      const res = await request(`http://127.0.0.1:${port}/x`, { headers: { 'x-request-id': 'pretty-1' } });
+      await res.body.dump();
+      const closed = new Promise((r) => child.once('close', r));
+      child.kill('SIGTERM');
+      await closed;
+      expect(child.exitCode).toBe(0);
+      expect(logs.length).toBeGreaterThan(2);
+      for (const line of logs.filter((l) => l !== '')) {
+        expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (TRACE|DEBUG|INFO |WARN |ERROR|FATAL) \S/);
+        expect(() => JSON.parse(line)).toThrow();
+      }
+      const access = logs.filter((l) => l.includes(' event=access '));
+      expect(access).toHaveLength(1);
+      expect(access[0]).toMatch(/ INFO  request event=access requestId=pretty-1 method=GET path=\/x host=127\.0\.0\.1:\d+ client=127\.0\.0\.1 route=\/x upstream=u endpoint=http:\/\/127\.0\.0\.1:\d+ attempts=1 status=200 completed=true /);
+      expect(logs.some((l) => / INFO  gateway listening event=listening ports=\{"http":\d+,/.test(l))).toBe(true);
     } finally {
       await a.close();
     }
