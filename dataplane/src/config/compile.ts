@@ -15,6 +15,7 @@ import {
   resolveRoutes,
   RouteTableSchema,
   tableVersion,
+  UPSTREAM_DEFAULTS,
   withGatewayDefaults,
   type CorsSettings,
   type GatewayDefaults,
@@ -89,11 +90,12 @@ function compileUpstream(config: GatewayConfig, name: string, u: UpstreamConfig)
     },
     whenAllUnhealthy: u.when_all_unhealthy,
     retryBudget: u.retry_budget && { percent: u.retry_budget.percent, minConcurrent: u.retry_budget.min_concurrent },
-    timeoutMs: ms(u.timeout ?? config.server.timeouts.upstream_timeout),
+    // Unset timeouts stay unset: every data plane applies its own server.timeouts, whoever built the table.
+    timeoutMs: ms(u.timeout),
     pool: {
-      connectionsPerEndpoint: u.max_connections ?? 128,
-      keepAliveTimeoutMs: ms(config.server.timeouts.keepalive_timeout) ?? 60_000,
-      connectTimeoutMs: 5_000,
+      connectionsPerEndpoint: u.max_connections ?? UPSTREAM_DEFAULTS.pool.connectionsPerEndpoint,
+      keepAliveTimeoutMs: ms(u.idle_timeout),
+      connectTimeoutMs: ms(u.connect_timeout) ?? UPSTREAM_DEFAULTS.pool.connectTimeoutMs,
     },
     tls: u.tls && {
       caPem: u.tls.ca_file ? readFileSync(u.tls.ca_file, 'utf8') : undefined,
@@ -111,7 +113,6 @@ export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): Com
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const known = new Set(upstreams.map((u) => u.name));
   const seen = new Map<string, number>();
-  const defaultTimeout = ms(config.server.timeouts.request_timeout);
   const defaults = gatewayDefaults(config);
   const where = (i: number, ...rest: (string | number)[]): string => `${file}: ${formatPath(['routes', i, ...rest])}`;
 
@@ -140,7 +141,7 @@ export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): Com
       headers: r.headers,
       queryParams: r.query_params,
       backends,
-      timeoutMs: ms(r.timeout) ?? defaultTimeout,
+      timeoutMs: ms(r.timeout),
       auth: { required: r.auth_required, roles: r.required_roles, permissions: r.required_permissions },
       rateLimit: r.rate_limit === undefined ? undefined : { limit: r.rate_limit },
       cors: r.cors && corsSettings(r.cors),

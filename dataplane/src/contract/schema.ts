@@ -100,7 +100,7 @@ export const RouteSchema = z.object({
   headers: z.array(RequestConditionSchema).max(16).optional(),
   queryParams: z.array(RequestConditionSchema).max(16).optional(),
   backends: z.array(BackendRefSchema).min(1),
-  /** Total time allowed for the upstream to start answering, retries included. */
+  /** Total time allowed for the upstream to start answering, retries included. Absent: the data plane's `server.timeouts.request_timeout`. */
   timeoutMs: durationMs.optional(),
   auth: AuthPolicySchema.default({ required: false, roles: [], permissions: [] }),
   rateLimit: RateLimitPolicySchema.optional(),
@@ -173,15 +173,16 @@ export const UpstreamSchema = z.object({
   whenAllUnhealthy: z.enum(['panic', 'fail']).optional(),
   /** Absent: 20% of the requests in flight, at least 3. */
   retryBudget: RetryBudgetSchema.optional(),
-  /** Per-attempt time to first response byte and between body chunks. */
+  /** Per-attempt time to first response byte and between body chunks. Absent: the data plane's `server.timeouts.upstream_timeout`. */
   timeoutMs: durationMs.optional(),
   pool: z
     .object({
       connectionsPerEndpoint: z.number().int().min(1).max(10_000).default(UPSTREAM_DEFAULTS.pool.connectionsPerEndpoint),
-      keepAliveTimeoutMs: durationMs.min(1).default(UPSTREAM_DEFAULTS.pool.keepAliveTimeoutMs),
+      /** Absent: the data plane's own `server.timeouts.keepalive_timeout`. */
+      keepAliveTimeoutMs: durationMs.min(1).optional(),
       connectTimeoutMs: durationMs.min(1).default(UPSTREAM_DEFAULTS.pool.connectTimeoutMs),
     })
-    .default({ ...UPSTREAM_DEFAULTS.pool }),
+    .default({ connectionsPerEndpoint: UPSTREAM_DEFAULTS.pool.connectionsPerEndpoint, connectTimeoutMs: UPSTREAM_DEFAULTS.pool.connectTimeoutMs }),
   tls: z
     .object({
       /** PEM bundle to trust instead of the system roots. */

@@ -63,7 +63,7 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly lifecycle: LifecycleState = { accepting: true, inFlight: 0 };
   readonly log: Logger;
-  readonly pools = new PoolRegistry();
+  readonly pools: PoolRegistry;
   /** Health checks, breakers and outlier detection, kept in step with each applied table. */
   readonly resilience: UpstreamResilience;
   /** Undefined when tracing is off. */
@@ -85,6 +85,7 @@ export class Gateway {
     this.config = options.config;
     this.log = options.log;
     this.metrics = new GatewayMetrics();
+    this.pools = new PoolRegistry(parseDuration(options.config.server.timeouts.keepalive_timeout));
     this.holder = new TableHolder(this.pools, (r) => this.stagesFor(r), this.metrics, this.log, gatewayDefaults(options.config));
     this.resilience = new UpstreamResilience(this.metrics, this.log);
     this.holder.onApplied((rt) => this.resilience.sync(rt));

@@ -4,12 +4,13 @@
  * the table is closed gracefully, so requests already on it finish.
  */
 import { Pool } from 'undici';
+import { UPSTREAM_DEFAULTS } from '../contract/defaults.ts';
 import type { Upstream } from '../contract/schema.ts';
 
 /** Pool settings that, when changed, need a new pool. */
-function poolKey(origin: string, u: Upstream): string {
+function poolKey(origin: string, u: Upstream, keepAliveMs: number): string {
   const tls = u.tls ? `${u.tls.serverName ?? ''}|${u.tls.insecureSkipVerify}|${u.tls.caPem ?? ''}` : '';
-  return `${origin}|${u.pool.connectionsPerEndpoint}|${u.pool.keepAliveTimeoutMs}|${u.pool.connectTimeoutMs}|${tls}`;
+  return `${origin}|${u.pool.connectionsPerEndpoint}|${keepAliveMs}|${u.pool.connectTimeoutMs}|${tls}`;
 }
 
 /** How connections to an upstream's endpoints are made (timeout, TLS); shared by traffic pools and health probes. */
@@ -29,16 +30,23 @@ export function connectOptions(upstream: Upstream): Pool.Options['connect'] {
 /** Owns every upstream connection pool of the process. */
 export class PoolRegistry {
   private pools = new Map<string, Pool>();
+  private readonly keepAliveMs: number;
+
+  /** `keepAliveMs`: the gateway-wide idle time of upstream connections (`server.timeouts.keepalive_timeout`), for upstreams that set none. */
+  constructor(keepAliveMs: number = UPSTREAM_DEFAULTS.pool.keepAliveTimeoutMs) {
+    this.keepAliveMs = keepAliveMs;
+  }
 
   /** The pool for this endpoint of this upstream, created on first use. */
   get(origin: string, upstream: Upstream): Pool {
-    const key = poolKey(origin, upstream);
+    const keepAliveMs = upstream.pool.keepAliveTimeoutMs ?? this.keepAliveMs;
+    const key = poolKey(origin, upstream, keepAliveMs);
     let pool = this.pools.get(key);
     if (!pool) {
       pool = new Pool(origin, {
         connections: upstream.pool.connectionsPerEndpoint,
-        keepAliveTimeout: upstream.pool.keepAliveTimeoutMs,
-        keepAliveMaxTimeout: Math.max(upstream.pool.keepAliveTimeoutMs, 1000),
+        keepAliveTimeout: keepAliveMs,
+        keepAliveMaxTimeout: Math.max(keepAliveMs, 1000),
         // Pipelining would let one slow response delay others on the same connection.
         pipelining: 1,
         connect: connectOptions(upstream),

@@ -137,7 +137,7 @@ export const ConnectionPoolSchema = z
   .object({
     maxConnections: z.number().int().min(1).max(10_000).default(UPSTREAM_DEFAULTS.pool.connectionsPerEndpoint).describe('Most connections the gateway opens to one endpoint.'),
     connectTimeout: duration({ description: 'How long a TCP (and TLS) connect may take.', min: '1ms', max: '5m' }).default(formatDuration(UPSTREAM_DEFAULTS.pool.connectTimeoutMs)),
-    idleTimeout: duration({ description: 'How long an idle keep-alive connection is kept open.', min: '1ms', max: '1h' }).default(formatDuration(UPSTREAM_DEFAULTS.pool.keepAliveTimeoutMs)),
+    idleTimeout: duration({ description: "How long an idle keep-alive connection is kept open. Unset: the gateway's server.timeouts.keepalive_timeout.", min: '1ms', max: '1h' }).optional(),
   })
   .describe('Connections from each gateway replica to each endpoint.');
 

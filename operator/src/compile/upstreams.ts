@@ -113,8 +113,12 @@ export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
       retryBudget: spec.retryBudget && { percent: spec.retryBudget.percent, minConcurrent: spec.retryBudget.minConcurrent },
       timeoutMs: spec.timeout === undefined ? undefined : ms(spec.timeout),
       pool: spec.connectionPool
-        ? { connectionsPerEndpoint: spec.connectionPool.maxConnections, keepAliveTimeoutMs: ms(spec.connectionPool.idleTimeout), connectTimeoutMs: ms(spec.connectionPool.connectTimeout) }
-        : { ...UPSTREAM_DEFAULTS.pool },
+        ? {
+            connectionsPerEndpoint: spec.connectionPool.maxConnections,
+            keepAliveTimeoutMs: spec.connectionPool.idleTimeout === undefined ? undefined : ms(spec.connectionPool.idleTimeout),
+            connectTimeoutMs: ms(spec.connectionPool.connectTimeout),
+          }
+        : { connectionsPerEndpoint: UPSTREAM_DEFAULTS.pool.connectionsPerEndpoint, connectTimeoutMs: UPSTREAM_DEFAULTS.pool.connectTimeoutMs },
       tls: spec.tls && { serverName: spec.tls.serverName, insecureSkipVerify: spec.tls.insecureSkipVerify },
       source: { kind: 'Upstream', namespace: u.meta.namespace, name: u.meta.name, generation },
     };

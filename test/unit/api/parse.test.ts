@@ -72,7 +72,7 @@ describe('parseUpstream', () => {
     expect(numbered.ok && numbered.value.spec).toMatchObject({
       service: { port: 3001 },
       circuitBreaker: { failureThreshold: 5, timeout: '1m', successThreshold: 1, halfOpenRequests: 1 },
-      connectionPool: { maxConnections: 128, connectTimeout: '5s', idleTimeout: '1m' },
+      connectionPool: { maxConnections: 128, connectTimeout: '5s' },
     });
   });
 });
