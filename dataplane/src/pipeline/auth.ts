@@ -29,7 +29,7 @@ export function challenge(message: string, error?: string): GatewayError {
 }
 
 /** The token the client presented, or undefined. */
-export function extractToken(headers: Record<string, string | string[] | undefined>, verifier: TokenVerifier | undefined): string | undefined {
+function extractToken(headers: Record<string, string | string[] | undefined>, verifier: TokenVerifier | undefined): string | undefined {
   const auth = headers.authorization;
   if (typeof auth === 'string') {
     const m = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(auth);

@@ -152,7 +152,7 @@ export function clientAddress(ctx: Pick<RequestContext, 'clientIp'>): string {
 }
 
 /** The key a request is counted under: the verified caller if any, else the client address. */
-export function clientKey(ctx: RequestContext): string {
+function clientKey(ctx: RequestContext): string {
   const key = ctx.identity ? `user:${ctx.identity.subject}` : `ip:${clientAddress(ctx)}`;
   return key.length <= 200 ? key : `sha256:${createHash('sha256').update(key).digest('base64url')}`;
 }

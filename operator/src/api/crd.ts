@@ -149,7 +149,7 @@ export function crdFiles(): { path: string; content: string }[] {
  * as YAML 1.1, which is what kubectl reads: words such as `on`, `yes` and `no`
  * get quoted, where YAML 1.2 would leave them bare and kubectl would read booleans.
  */
-export function renderCrd(crd: CustomResourceDefinition): string {
+function renderCrd(crd: CustomResourceDefinition): string {
   const source = crd.spec.names.kind === GATEWAY_ROUTE_KIND ? 'operator/src/api/gatewayroute.ts' : 'operator/src/api/upstream.ts';
   return `# Generated from ${source} by hack/gen-crds.ts. Do not edit: run \`npm run gen:crds\`.\n${stringify(crd, { lineWidth: 0, version: '1.1' })}`;
 }

@@ -7,7 +7,7 @@ import { crdFiles, gatewayRouteCrd, upstreamCrd } from './crd.ts';
 import { renderReference, replaceReference } from './reference.ts';
 
 /** The document whose field reference is generated. */
-export const RESOURCES_DOC = 'docs/resources.md';
+const RESOURCES_DOC = 'docs/resources.md';
 
 /** A generated file: its path relative to the repository and its full content. */
 export interface GeneratedFile {

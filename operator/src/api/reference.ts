@@ -7,9 +7,9 @@ import type { CustomResourceDefinition } from './crd.ts';
 import type { JSONSchemaProps } from './openapi.ts';
 
 /** Marks the start of the generated part of docs/resources.md. */
-export const REFERENCE_BEGIN = '<!-- BEGIN GENERATED FIELD REFERENCE: npm run gen:crds -->';
+const REFERENCE_BEGIN = '<!-- BEGIN GENERATED FIELD REFERENCE: npm run gen:crds -->';
 /** Marks the end of the generated part of docs/resources.md. */
-export const REFERENCE_END = '<!-- END GENERATED FIELD REFERENCE -->';
+const REFERENCE_END = '<!-- END GENERATED FIELD REFERENCE -->';
 
 function typeOf(s: JSONSchemaProps): string {
   if (s['x-kubernetes-int-or-string']) return 'int or string';

@@ -31,7 +31,7 @@ export interface Rule<T> extends CelValidation {
 }
 
 /** The key under which CEL rules travel in zod metadata and in the CRD. */
-export const VALIDATIONS_KEY = 'x-kubernetes-validations';
+const VALIDATIONS_KEY = 'x-kubernetes-validations';
 
 /** Attaches rules to a schema: as CEL metadata for the CRD and as a zod refinement for parse(). */
 export function withRules<S extends z.ZodType>(schema: S, rules: readonly Rule<z.output<S>>[]): S {

@@ -36,13 +36,13 @@ function parsed<S>(obj: KubeObject, parse: SpecParser<S>): Parsed<S> {
 }
 
 /** The parts of a core/v1 Service compile uses. */
-export function serviceInfo(obj: KubeObject): ServiceInfo {
+function serviceInfo(obj: KubeObject): ServiceInfo {
   const spec = (obj.spec ?? {}) as { ports?: { name?: string; port: number; protocol?: string }[] };
   return { namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '', ports: (spec.ports ?? []).map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })) };
 }
 
 /** The parts of a discovery/v1 EndpointSlice compile uses. */
-export function endpointSliceInfo(obj: KubeObject): EndpointSliceInfo {
+function endpointSliceInfo(obj: KubeObject): EndpointSliceInfo {
   const o = obj as KubeObject & { addressType?: string; ports?: EndpointSliceInfo['ports'] | null; endpoints?: EndpointSliceInfo['endpoints'] | null };
   return {
     namespace: obj.metadata?.namespace ?? '',
