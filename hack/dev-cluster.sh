@@ -46,17 +46,11 @@ cmd_up() {
 
 	local token jwt
 	token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-	jwt=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')
+	jwt=$(head -c 48 /dev/urandom | base64 | tr -d '/+=')
 	printf '%s\n' "$token" >"$state/token"
 	chmod 600 "$state/token"
-	cat >"$state/gateway.yaml" <<YAML
-# Bootstrap config of the dev data planes: the route table comes from the operator.
-server: { bind_address: 127.0.0.1 }
-auth:
-  jwt: { secret: "\${JWT_SECRET}", algorithm: HS256, issuer: auth-service, audience: api-gateway, leeway: 60s }
-middleware:
-  cors: { allowed_origins: ["*"], max_age: 3600 }
-YAML
+	# The data planes run with the chart's own bootstrap config: the same auth, default rate limit and CORS as `helm install`.
+	"$node" "$repo/hack/chart-bootstrap.ts" >"$state/gateway.yaml"
 
 	JWT_SECRET=$jwt start services "$node" "$repo/examples/dev-cluster/services.ts"
 	wait_for_log services 'example services'
