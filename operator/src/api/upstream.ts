@@ -206,8 +206,8 @@ export const UpstreamSpecSchema = withRules(
     outlierDetection: OutlierDetectionSchema.optional(),
     whenAllUnhealthy: z
       .enum(['panic', 'fail'])
-      .default('panic')
-      .describe('When no endpoint is healthy: panic sends to all of them anyway (health checks may be wrong; the endpoints may still answer), fail answers 503.'),
+      .optional()
+      .describe('When no endpoint is healthy: panic (the behaviour when unset) sends to all of them anyway (health checks may be wrong; the endpoints may still answer), fail answers 503.'),
     retryBudget: RetryBudgetSchema.optional(),
     timeout: duration({
       description: 'Per attempt: time to the first response byte and between body chunks. Unset: the gateway default.',

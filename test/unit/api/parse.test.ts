@@ -65,7 +65,6 @@ describe('parseUpstream', () => {
       service: { name: 'svc', port: 'http' },
       protocol: 'http',
       loadBalancer: 'RoundRobin',
-      whenAllUnhealthy: 'panic',
       healthCheck: { path: '/health', interval: '10s', timeout: '2s', healthyThreshold: 2, unhealthyThreshold: 3 },
     });
     const numbered = parseUpstream({ apiVersion: API_VERSION, kind: 'Upstream', metadata: { name: 'u' }, spec: { service: { name: 'svc', port: 3001 }, circuitBreaker: { failureThreshold: 5 }, connectionPool: {} } });
