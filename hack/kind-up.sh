@@ -70,7 +70,7 @@ say "the JWT secret shared by the gateway and the example auth service"
 kc apply -f "$repo/examples/kubernetes/00-namespace.yaml"
 kc create namespace "$ns" --dry-run=client -o yaml | kc apply -f -
 if ! kc -n "$ns" get secret jwt-secret >/dev/null 2>&1; then
-	secret=$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n')
+	secret=$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')
 	kc -n "$ns" create secret generic jwt-secret --from-literal=secret="$secret"
 fi
 secret=$(kc -n "$ns" get secret jwt-secret -o jsonpath='{.data.secret}' | base64 -d)

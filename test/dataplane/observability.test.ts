@@ -16,7 +16,7 @@ describe('metrics and admin', () => {
     gw = await startGateway({
       routes: [{ path: '/api/v1/users/{id}', upstream: 'u' }],
       upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
-      auth: { jwt: { secret: 'do-not-show-me' } },
+      auth: { jwt: { secret: 'do-not-show-me-a-secret-of-32-bytes-or-more' } },
     });
     for (const p of ['/api/v1/users/1', '/api/v1/users/2', '/missing']) await (await request(`${gw.url}${p}`)).body.dump();
   });

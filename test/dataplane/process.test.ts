@@ -59,7 +59,7 @@ describe('command line', () => {
   });
 
   it('accepts the seed gateway.yaml as written', async () => {
-    const { stdout, stderr } = await run(process.execPath, [BIN, '--check', '--config', 'test/fixtures/seed-gateway.yaml'], { env: { ...process.env, JWT_SECRET: 's3cret' } });
+    const { stdout, stderr } = await run(process.execPath, [BIN, '--check', '--config', 'test/fixtures/seed-gateway.yaml'], { env: { ...process.env, JWT_SECRET: 'a-seed-secret-of-at-least-32-bytes-for-hs256' } });
     expect(stdout).toMatch(/ok, 10 routes, 3 upstreams, table version [0-9a-f]{16}/);
     // The seed's /health route names an upstream it never defines: served as 503, and said so.
     expect(stderr).toContain('routes[9].upstream: upstream "health-service" is not defined');
@@ -78,6 +78,14 @@ describe('command line', () => {
     const file = writeConfig('auth:\n  jwt:\n    secret: "${NOT_SET_ANYWHERE}"\n');
     const err = await run(process.execPath, [BIN, '--check', '--config', file], { env: { PATH: process.env.PATH } }).catch((e: { stderr: string }) => e);
     expect((err as { stderr: string }).stderr).toContain('auth.jwt.secret: environment variable NOT_SET_ANYWHERE is not set');
+  });
+
+  it('--check refuses a JWT secret shorter than the hash, naming the line, the field and the length needed', async () => {
+    const err = await run(process.execPath, [BIN, '--check', '--config', 'test/fixtures/seed-gateway.yaml'], { env: { PATH: process.env.PATH, JWT_SECRET: 'only-24-bytes-of-secret!' } }).catch((e: { code: number; stderr: string }) => e);
+    expect((err as { code: number }).code).toBe(1);
+    const stderr = (err as { stderr: string }).stderr;
+    expect(stderr).toMatch(/test\/fixtures\/seed-gateway\.yaml:\d+: auth\.jwt\.secret: the secret is 24 bytes; HS256 needs at least 32 bytes/);
+    expect(stderr).not.toContain('only-24-bytes-of-secret!');
   });
 
   it('takes GATEWAY_* overrides from the environment', async () => {

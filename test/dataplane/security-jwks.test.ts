@@ -1,8 +1,9 @@
 /** Tokens verified with keys from a JWKS endpoint on 127.0.0.1: caching, rotation, floods of unknown kids, outages. */
-import { generateKeyPairSync } from 'node:crypto';
+import { createSign, generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { base64url, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
@@ -156,6 +157,35 @@ describe('JWKS', () => {
     jwks.keys = [k1.jwk];
     await new Promise((r) => setTimeout(r, 1_100));
     expect((await call(g, token)).status).toBe(200);
+  });
+
+  it('skips RSA keys under 2048 bits in the set, logging each once, and keeps the others', async () => {
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    jwks.keys = [{ ...(weak.publicKey.export({ format: 'jwk' }) as JWK), kid: 'weak', alg: 'RS256', use: 'sig' }, k1.jwk];
+    const lines: { event?: string; kid?: string; bits?: number }[] = [];
+    const g = await startGateway(
+      {
+        routes: [{ path: '/me', upstream: 'u', auth_required: true }],
+        upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+        auth: { jwt: { jwks_url: jwks.url, algorithm: 'RS256', issuer: 'idp', jwks_cooldown: '1s' } },
+      },
+      { log: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) }) },
+    );
+    gateways.push(g);
+    // jose signs with 2048 bits or more only; the weak token is made by hand.
+    const input = `${base64url.encode(JSON.stringify({ alg: 'RS256', kid: 'weak' }))}.${base64url.encode(JSON.stringify({ sub: 'weak-key-user', iss: 'idp', exp: Math.floor(Date.now() / 1000) + 600 }))}`;
+    const weakToken = `${input}.${createSign('RSA-SHA256').update(input).sign(weak.privateKey).toString('base64url')}`;
+    const refused = await call(g, weakToken);
+    expect(refused.status).toBe(401);
+    expect(refused.body.error?.message).toBe('no known key matches the token');
+    expect((await call(g, await sign(k1, 'strong-key-user'))).status).toBe(200);
+    // After the cooldown the unknown kid fetches the set again: the key is skipped again, but not logged again.
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect((await call(g, weakToken)).status).toBe(401);
+    expect(jwks.hits).toBe(2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lines.filter((l) => l.event === 'jwks_key_skipped').map((l) => [l.kid, l.bits])).toEqual([['weak', 1024]]);
+    expect(up.seen.map((s) => s.headers['x-user-id'])).toEqual(['strong-key-user']);
   });
 
   it('refuses a JWKS key used with an algorithm that is not configured', async () => {

@@ -303,6 +303,32 @@ describe('client address (server.trusted_proxies)', () => {
   });
 });
 
+describe('weak keys', () => {
+  it('refuses a secret shorter than the hash at start and on reload; the old table keeps serving', async () => {
+    const up = await startUpstream(echo('app'));
+    const config = (secret: string, path = '/app'): Record<string, unknown> => ({
+      routes: [{ path, upstream: 'u', auth_required: true }],
+      upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+      auth: { jwt: { secret, algorithm: 'HS256', issuer: ISSUER, audience: AUDIENCE } },
+    });
+    await expect(startGateway(config('tiny-secret'))).rejects.toThrow(/auth\.jwt\.secret: the secret is 11 bytes; HS256 needs at least 32 bytes/);
+    const gw = await startGateway(config(SECRET));
+    try {
+      gw.writeConfig(config('tiny-secret', '/moved'));
+      const result = await gw.gw.reload('test');
+      if (result.applied) throw new Error('a config with a weak secret was applied');
+      expect(result.error).toMatch(/gateway\.yaml:\d+: auth\.jwt\.secret: the secret is 11 bytes; HS256 needs at least 32 bytes/);
+      expect(result.error).not.toContain('tiny-secret');
+      const r = await request(`${gw.url}/app`, { headers: { authorization: `Bearer ${await sign({})}` } });
+      await r.body.dump();
+      expect(r.statusCode).toBe(200);
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
+  });
+});
+
 describe('CORS', () => {
   let up: TestUpstream;
   let gw: TestGateway;

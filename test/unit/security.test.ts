@@ -232,14 +232,43 @@ describe('JWT configuration errors name the field', () => {
     await expect(createJwtVerifier(jwtConfig({ public_key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, algorithm: 'ES256' }), silentLogger())).rejects.toThrow(/private key/);
     await expect(createJwtVerifier(jwtConfig({ public_key: 'not a key', algorithm: 'ES256' }), silentLogger())).rejects.toThrow(/expected a PEM public key/);
     await expect(createJwtVerifier(jwtConfig({ public_key_file: '/nonexistent/key.pem', algorithm: 'ES256' }), silentLogger())).rejects.toThrow('auth.jwt.public_key_file: cannot read /nonexistent/key.pem: ENOENT');
+    // Config validation refuses it first (below); the verifier refuses it too when handed one directly.
     const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
-    await expect(createJwtVerifier(jwtConfig({ public_key: small, algorithm: 'RS256' }), silentLogger())).rejects.toThrow(/shorter than 2048 bits/);
+    await expect(createJwtVerifier({ public_key: small, algorithm: 'RS256' } as JwtConfig, silentLogger())).rejects.toThrow(/shorter than 2048 bits/);
   });
 
-  it('warns about a short HS256 secret and a missing issuer', async () => {
-    const { warnings } = await createJwtVerifier(jwtConfig({ secret: 'short', algorithm: 'HS256' }), silentLogger());
-    expect(warnings.join('\n')).toContain('auth.jwt.secret is 40 bits; RFC 7518 asks for at least 256 bits');
+  it('warns about a missing issuer', async () => {
+    const { warnings } = await createJwtVerifier(jwtConfig({ secret: SECRET, algorithm: 'HS256' }), silentLogger());
     expect(warnings.join('\n')).toContain('auth.jwt.issuer is not set');
+  });
+
+  it.each([
+    [{ secret: 'x'.repeat(31) }, 'gateway.yaml:3: auth.jwt.secret: the secret is 31 bytes; HS256 needs at least 32 bytes (RFC 7518 section 3.2). Generate one with: openssl rand -base64 32'],
+    [{ secret: 'x'.repeat(47), algorithm: 'HS384' }, 'gateway.yaml:3: auth.jwt.secret: the secret is 47 bytes; HS384 needs at least 48 bytes'],
+    [{ secret: 'x'.repeat(63), algorithm: 'HS512' }, 'gateway.yaml:3: auth.jwt.secret: the secret is 63 bytes; HS512 needs at least 64 bytes'],
+    [{ secret: 'x'.repeat(40), algorithms: ['HS256', 'HS512'] }, 'auth.jwt.secret: the secret is 40 bytes; HS512 needs at least 64 bytes'],
+    [{ secret: SECRET, secrets: [SECRET, 'rotated-but-short'] }, 'gateway.yaml:6: auth.jwt.secrets[1]: the secret is 17 bytes; HS256 needs at least 32 bytes'],
+    // UTF-8 bytes, not characters: 15 two-byte characters are 30 bytes.
+    [{ secret: '\u00e9'.repeat(15) }, 'auth.jwt.secret: the secret is 30 bytes; HS256 needs at least 32 bytes'],
+  ])('refuses the secret of %j as too short for its algorithm, naming the field and the length', (jwt, message) => {
+    const problems = configProblems({ auth: { jwt } });
+    expect(problems.join('\n')).toContain(message);
+    expect(problems.join('\n')).not.toContain('xxxx');
+  });
+
+  it('counts a secret in UTF-8 bytes and accepts one as long as the hash', () => {
+    expect(configProblems({ auth: { jwt: { secret: '\u00e9'.repeat(16) } } })).toEqual([]);
+    expect(configProblems({ auth: { jwt: { secret: 'x'.repeat(64), algorithm: 'HS512' } } })).toEqual([]);
+  });
+
+  it('refuses RSA keys under 2048 bits in public_key and public_key_file, with the line', () => {
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const good = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    expect(configProblems({ auth: { jwt: { public_key: small, algorithm: 'RS256' } } })).toEqual([expect.stringMatching(/^gateway\.yaml:\d+: auth\.jwt\.public_key: a 1024-bit RSA key is too weak; RSA keys need at least 2048 bits$/)]);
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'switchyard-keys-')), 'keys.pem');
+    writeFileSync(file, good + small);
+    expect(configProblems({ auth: { jwt: { public_key_file: file, algorithm: 'RS256' } } })).toEqual([`gateway.yaml:3: auth.jwt.public_key_file: ${file}: PEM block 2: a 1024-bit RSA key is too weak; RSA keys need at least 2048 bits`]);
+    expect(configProblems({ auth: { jwt: { public_key: good, algorithm: 'RS256' } } })).toEqual([]);
   });
 
   it('refuses CORS "*" with credentials and a Redis store without a URL', () => {

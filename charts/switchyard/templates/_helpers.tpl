@@ -86,8 +86,9 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 The value of a generated secret: the given one, else the one already in the cluster
-(so an upgrade keeps it), else a new random one. Include with
-(dict "ctx" $ "name" SECRET "key" KEY "value" GIVEN).
+(so an upgrade keeps it), else a new random one of "length" characters (48 unless
+given). Include with (dict "ctx" $ "name" SECRET "key" KEY "value" GIVEN), plus
+"length", and "minLength" and "what" to refuse a kept value shorter than minLength.
 */}}
 {{- define "switchyard.secretValue" -}}
 {{- if .value -}}
@@ -95,9 +96,61 @@ The value of a generated secret: the given one, else the one already in the clus
 {{- else -}}
 {{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .name -}}
 {{- if and $existing $existing.data (index $existing.data .key) -}}
-{{- index $existing.data .key -}}
+{{- $kept := index $existing.data .key -}}
+{{- if and .minLength (lt (len (b64dec $kept)) (int .minLength)) -}}
+{{- fail (printf "%s in Secret %s (key %s) is %d bytes, and the algorithms in dataplane.config.auth.jwt need at least %d (RFC 7518 section 3.2): delete that Secret to have a longer one generated (then give the token issuer the new one), or set jwt.secret" .what .name .key (len (b64dec $kept)) (int .minLength)) -}}
+{{- end -}}
+{{- $kept -}}
 {{- else -}}
-{{- randAlphaNum 48 | b64enc -}}
+{{- randAlphaNum (int (default 48 .length)) | b64enc -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The shortest JWT secret the data plane accepts for the algorithms in
+dataplane.config.auth.jwt: RFC 7518 section 3.2 asks for as many bytes as the
+hash, 32 for HS256 (also when no algorithm is named), 48 for HS384, 64 for HS512.
+*/}}
+{{- define "switchyard.jwt.minLength" -}}
+{{- $auth := .Values.dataplane.config.auth | default dict -}}
+{{- $jwt := $auth.jwt | default dict -}}
+{{- $algs := list -}}
+{{- if $jwt.algorithms -}}
+{{- $algs = $jwt.algorithms -}}
+{{- else if $jwt.algorithm -}}
+{{- $algs = list $jwt.algorithm -}}
+{{- end -}}
+{{- $min := 32 -}}
+{{- range $algs -}}
+{{- if eq (toString .) "HS384" -}}
+{{- $min = max $min 48 -}}
+{{- else if eq (toString .) "HS512" -}}
+{{- $min = max $min 64 -}}
+{{- end -}}
+{{- end -}}
+{{- $min -}}
+{{- end -}}
+
+{{/*
+Fails the render when a JWT secret the chart can see is shorter than
+switchyard.jwt.minLength: jwt.secret as given, or the key of jwt.existingSecret
+when the Secret is already in the cluster. The data plane would refuse it at start.
+*/}}
+{{- define "switchyard.jwt.check" -}}
+{{- if .Values.jwt.enabled -}}
+{{- $min := include "switchyard.jwt.minLength" . | int -}}
+{{- if and .Values.jwt.secret (lt (len .Values.jwt.secret) $min) -}}
+{{- fail (printf "jwt.secret is %d bytes, and the algorithms in dataplane.config.auth.jwt need at least %d (RFC 7518 section 3.2): use a longer one (openssl rand -base64 %d), or leave it empty to have one generated" (len .Values.jwt.secret) $min $min) -}}
+{{- end -}}
+{{- if .Values.jwt.existingSecret -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace .Values.jwt.existingSecret -}}
+{{- if and $existing $existing.data (index $existing.data .Values.jwt.existingSecretKey) -}}
+{{- $bytes := len (b64dec (index $existing.data .Values.jwt.existingSecretKey)) -}}
+{{- if lt $bytes $min -}}
+{{- fail (printf "the JWT secret in Secret %s (key %s) is %d bytes, and the algorithms in dataplane.config.auth.jwt need at least %d (RFC 7518 section 3.2): put a longer one in it (openssl rand -base64 %d)" .Values.jwt.existingSecret .Values.jwt.existingSecretKey $bytes $min $min) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -6,10 +6,12 @@
  * names it, not a silently ignored setting. Durations stay strings here and
  * are turned into milliseconds when the table is compiled.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from '../contract/duration.ts';
 import { HTTP_METHODS } from '../contract/schema.ts';
 import { cidrProblem } from '../server/client-address.ts';
+import { secretProblem, weakRsaKeyProblems } from './key-strength.ts';
 
 const duration = z
   .union([z.string(), z.number()])
@@ -265,6 +267,25 @@ const JwtConfigSchema = z
       problem([jwt.jwks_url !== undefined ? 'jwks_url' : jwt.public_key !== undefined ? 'public_key' : 'public_key_file'], `public keys are set but only ${algs.join(', ')} is accepted; add e.g. RS256 to auth.jwt.algorithms`);
     }
     if (jwt.jwks_url !== undefined && !/^https?:\/\/[^/]/.test(jwt.jwks_url)) problem(['jwks_url'], 'expected an http:// or https:// URL');
+    // Weak keys are refused here, so that start, reload and --check say so with the line (config/key-strength.ts).
+    if (jwt.secret !== undefined) {
+      const weak = secretProblem(jwt.secret, algs);
+      if (weak !== undefined) problem(['secret'], weak);
+    }
+    jwt.secrets?.forEach((s, i) => {
+      const weak = secretProblem(s, algs);
+      if (weak !== undefined) problem(['secrets', i], weak);
+    });
+    if (jwt.public_key !== undefined) for (const weak of weakRsaKeyProblems(jwt.public_key)) problem(['public_key'], weak);
+    if (jwt.public_key_file !== undefined) {
+      let pem: string | undefined;
+      try {
+        pem = readFileSync(jwt.public_key_file, 'utf8');
+      } catch {
+        // An unreadable file is reported when the verifier is built, with the reason.
+      }
+      if (pem !== undefined) for (const weak of weakRsaKeyProblems(pem)) problem(['public_key_file'], `${jwt.public_key_file}: ${weak}`);
+    }
   });
 
 export const AuthConfigSchema = z.strictObject({

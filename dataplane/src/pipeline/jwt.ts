@@ -14,10 +14,11 @@
  */
 import { createHash, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload, type JWTVerifyOptions, type RemoteJWKSet } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWK, type JWTHeaderParameters, type JWTPayload, type JWTVerifyOptions, type RemoteJWKSet } from 'jose';
 import { parseDuration } from '../contract/duration.ts';
 import { jwtAlgorithms, type GatewayConfig } from '../config/schema.ts';
 import { ConfigError } from '../config/load.ts';
+import { MIN_RSA_BITS, rsaModulusBits } from '../config/key-strength.ts';
 import type { Logger } from '../observability/logger.ts';
 import { GatewayError } from '../proxy/errors.ts';
 import { challenge, type TokenVerifier } from './auth.ts';
@@ -81,8 +82,8 @@ function parsePublicKeys(pem: string, field: string, algorithms: readonly string
       problems.push(`${where}: ${describeKey(key)} cannot verify ${asymmetric.join(', ') || 'any accepted algorithm'}`);
       return;
     }
-    if (key.asymmetricKeyType?.startsWith('rsa') && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
-      problems.push(`${where}: RSA keys shorter than 2048 bits are refused`);
+    if (key.asymmetricKeyType?.startsWith('rsa') && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
+      problems.push(`${where}: RSA keys shorter than ${MIN_RSA_BITS} bits are refused`);
       return;
     }
     keys.push({ key, source: where });
@@ -150,7 +151,9 @@ function jwksUnavailable(): GatewayError {
  * - a set past its max age is refreshed in the background while the old keys
  *   keep verifying (a JWKS outage does not log everybody out);
  * - a failed fetch is not retried for a second, so an unreachable endpoint is
- *   not hammered and requests do not queue behind its timeout.
+ *   not hammered and requests do not queue behind its timeout;
+ * - RSA keys under 2048 bits are left out of the set, with one warning per
+ *   key (not per request or per fetch).
  */
 export class JwksKeys {
   private readonly remote: RemoteJWKSet;
@@ -158,6 +161,8 @@ export class JwksKeys {
   private local: ReturnType<typeof createLocalJWKSet> | undefined;
   private failedAt = -Infinity;
   private warnedAt = -Infinity;
+  /** Weak keys already reported, so each is logged once. */
+  private readonly skipped = new Set<string>();
   /** Fetches attempted (for tests and the admin dump). */
   fetches = 0;
 
@@ -181,8 +186,23 @@ export class JwksKeys {
       return false;
     }
     const set = this.remote.jwks();
-    if (set) this.local = createLocalJWKSet(set);
+    if (set) this.local = createLocalJWKSet({ keys: this.usable(set.keys) });
     return true;
+  }
+
+  /** The keys of a fetched set that are strong enough; the others are skipped and logged once each. */
+  private usable(keys: JWK[]): JWK[] {
+    return keys.filter((k) => {
+      if (k.kty !== 'RSA' || typeof k.n !== 'string') return true;
+      const bits = rsaModulusBits(k.n);
+      if (bits >= MIN_RSA_BITS) return true;
+      const id = `${k.kid ?? ''}/${k.n}`;
+      if (!this.skipped.has(id)) {
+        this.skipped.add(id);
+        this.log.warn({ event: 'jwks_key_skipped', kid: k.kid ?? null, bits }, `a ${bits}-bit RSA key in the JWKS is skipped: RSA keys need at least ${MIN_RSA_BITS} bits`);
+      }
+      return false;
+    });
   }
 
   /** A jose key resolver. */
@@ -376,12 +396,7 @@ export async function createJwtVerifier(jwt: JwtConfig, log: Logger): Promise<Bu
   const algorithms = jwtAlgorithms(jwt);
   const secretTexts = [...(jwt.secret !== undefined ? [jwt.secret] : []), ...(jwt.secrets ?? [])];
   const secrets = secretTexts.map((s) => createSecretKey(Buffer.from(s, 'utf8')));
-  const hs = algorithms.filter((a) => a.startsWith('HS'));
-  secretTexts.forEach((s, i) => {
-    const bits = Buffer.byteLength(s) * 8;
-    const needed = Math.max(0, ...hs.map((a) => Number(a.slice(2))));
-    if (bits < needed) warnings.push(`auth.jwt.${jwt.secret !== undefined && i === 0 ? 'secret' : `secrets[${jwt.secret !== undefined ? i - 1 : i}]`} is ${bits} bits; RFC 7518 asks for at least ${needed} bits for ${hs.join(', ')}`);
-  });
+  // Secrets shorter than the hash never get here: config validation refuses them (config/key-strength.ts).
 
   const publicKeys: StaticKey[] = [];
   if (jwt.public_key !== undefined) {

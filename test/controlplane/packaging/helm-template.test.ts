@@ -112,6 +112,24 @@ describe('values.schema.json', () => {
     expect(r.stderr).toContain(message);
   });
 
+  it.each([
+    ['a jwt.secret shorter than HS256 needs', ['--set', `jwt.secret=${'x'.repeat(20)}`], 'jwt.secret is 20 bytes, and the algorithms in dataplane.config.auth.jwt need at least 32 (RFC 7518 section 3.2)'],
+    ['a jwt.secret shorter than HS512 needs', ['--set', `jwt.secret=${'x'.repeat(48)}`, '--set', 'dataplane.config.auth.jwt.algorithm=HS512'], 'jwt.secret is 48 bytes, and the algorithms in dataplane.config.auth.jwt need at least 64'],
+  ])('refuses %s, naming the value and the length', async (_what, args, message) => {
+    const r = await helm(['template', 'switchyard', CHART, '--namespace', 'switchyard-system', ...args]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).not.toContain('x'.repeat(20));
+  });
+
+  it('generates a JWT secret as long as the algorithm needs', async () => {
+    for (const [alg, length] of [['HS256', 48], ['HS384', 48], ['HS512', 64]] as const) {
+      const objects = parseObjects(await template(path.join(GOLDEN, 'default.values.yaml'), ['--set', `dataplane.config.auth.jwt.algorithm=${alg}`]));
+      const secret = find(objects, 'Secret', '-jwt') as K8sObject & { data: { secret: string } };
+      expect(Buffer.from(secret.data.secret, 'base64').toString('utf8'), alg).toHaveLength(length);
+    }
+  });
+
   it('refuses jwt.enabled=false while the config still reads ${JWT_SECRET}', async () => {
     const r = await helm(['template', 'switchyard', CHART, '--set', 'jwt.enabled=false']);
     expect(r.code).not.toBe(0);
@@ -130,8 +148,8 @@ function podSpec(workload: K8sObject): { containers: Container[] } {
   return (workload as unknown as { spec: { template: { spec: { containers: Container[] } } } }).spec.template.spec;
 }
 
-/** The data plane container's environment, with secret references given a stand-in value. */
+/** The data plane container's environment, with secret references given a stand-in value (long enough for HS512). */
 function envOf(objects: K8sObject[]): NodeJS.ProcessEnv {
   const container = podSpec(find(objects, 'Deployment', '-dataplane')).containers[0] as Container;
-  return Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? `secret-for-${e.name}`]));
+  return Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? `secret-for-${e.name}-`.padEnd(64, 'x')]));
 }

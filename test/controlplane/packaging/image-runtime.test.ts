@@ -85,7 +85,7 @@ upstreams: { x: { discovery: { type: Static, endpoints: ["http://127.0.0.1:9"] }
 
   it('runs an example service', async () => {
     const port = await freePort();
-    const svc = start(app, 'examples/kubernetes/services/serve.ts', ['auth-service'], { HOST: '127.0.0.1', PORT: String(port), JWT_SECRET: 'example-secret' });
+    const svc = start(app, 'examples/kubernetes/services/serve.ts', ['auth-service'], { HOST: '127.0.0.1', PORT: String(port), JWT_SECRET: 'an-example-secret-of-at-least-32-bytes' });
     try {
       await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/health`)).ok ? true : undefined), 30_000, `the example service to answer:\n${svc.output()}`);
     } finally {

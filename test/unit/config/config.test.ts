@@ -37,10 +37,10 @@ describe('durations', () => {
 
 describe('loading gateway.yaml', () => {
   it('accepts the seed as written, substituting ${JWT_SECRET}', () => {
-    const { config } = parseConfig(seed, 'seed.yaml', { JWT_SECRET: 'shh' });
+    const { config } = parseConfig(seed, 'seed.yaml', { JWT_SECRET: 'a-seed-secret-of-at-least-32-bytes-for-hs256' });
     expect(config.server.http_port).toBe(8080);
     expect(config.routes).toHaveLength(10);
-    expect(config.auth.jwt?.secret).toBe('shh');
+    expect(config.auth.jwt?.secret).toBe('a-seed-secret-of-at-least-32-bytes-for-hs256');
     expect(config.middleware.rate_limiting?.storage.type).toBe('Redis');
     expect(config.observability.tracing.backend?.type).toBe('Jaeger');
   });
@@ -50,9 +50,9 @@ describe('loading gateway.yaml', () => {
   });
 
   it('supports ${VAR:-default} and $$ for a literal dollar', () => {
-    const { config } = parseConfig('server:\n  bind_address: "${BIND:-127.0.0.1}"\nauth:\n  jwt:\n    secret: "a$$b"\n', 'gw.yaml', {});
+    const { config } = parseConfig('server:\n  bind_address: "${BIND:-127.0.0.1}"\nauth:\n  jwt:\n    secret: "a$$b-and-enough-bytes-for-hs256-32"\n', 'gw.yaml', {});
     expect(config.server.bind_address).toBe('127.0.0.1');
-    expect(config.auth.jwt?.secret).toBe('a$b');
+    expect(config.auth.jwt?.secret).toBe('a$b-and-enough-bytes-for-hs256-32');
   });
 
   it('applies GATEWAY_* overrides by the documented rule and the seed aliases', () => {
@@ -99,7 +99,7 @@ describe('loading gateway.yaml', () => {
 });
 
 describe('compiling a config into a route table', () => {
-  const compile = (text: string) => compileConfig(parseConfig(text, 'gw.yaml', { JWT_SECRET: 'x' }).config, 'gw.yaml');
+  const compile = (text: string) => compileConfig(parseConfig(text, 'gw.yaml', { JWT_SECRET: 'a-seed-secret-of-at-least-32-bytes-for-hs256' }).config, 'gw.yaml');
 
   it('compiles the seed into a valid, versioned table', () => {
     const { table, warnings } = compile(seed);
@@ -110,7 +110,7 @@ describe('compiling a config into a route table', () => {
     expect(users).toMatchObject({ path: { type: 'Template', value: '/api/v1/users/{id}' }, methods: ['GET', 'PUT', 'DELETE'], timeoutMs: 30_000, auth: { required: true, roles: ['user'], permissions: [] } });
     // The table holds each route's own policy; the gateway-wide one is laid under it when served.
     expect(users?.rateLimit).toBeUndefined();
-    const defaults = gatewayDefaults(parseConfig(seed, 'gw.yaml', { JWT_SECRET: 'x' }).config);
+    const defaults = gatewayDefaults(parseConfig(seed, 'gw.yaml', { JWT_SECRET: 'a-seed-secret-of-at-least-32-bytes-for-hs256' }).config);
     const served = (id: string) => withGatewayDefaults(table.routes.find((r) => r.id === id) as (typeof table.routes)[number], defaults);
     expect(served('/auth/login').rateLimit).toEqual({ limit: 10, windowMs: 60_000 });
     expect(served('/auth/login').policySources.rateLimit).toBe('middleware.rate_limiting.route_limits["/auth/login"]');

@@ -36,7 +36,7 @@ describe('examples/docker-compose.yml', () => {
   it('carries a gateway config the data plane accepts, pointing at its own services', () => {
     // `$$` is Compose's escape for a literal `$`.
     const text = (compose.configs.gateway?.content ?? '').replaceAll('$$', '$');
-    const loaded = parseConfig(text, 'gateway.yaml', { JWT_SECRET: 'compose-test-secret' });
+    const loaded = parseConfig(text, 'gateway.yaml', { JWT_SECRET: 'compose-test-secret-of-at-least-32-bytes' });
     const { table } = compileConfig(loaded.config, 'gateway.yaml');
     expect(table.routes.length).toBe(9);
     const hosts = [...Object.values(loaded.config.upstreams).flatMap((u) => u.discovery.endpoints), loaded.config.middleware.rate_limiting?.storage.url ?? ''].map((u) => new URL(u).hostname);
