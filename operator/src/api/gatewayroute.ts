@@ -176,7 +176,7 @@ export const CorsSchema = withRules(
   }),
   [
     {
-      rule: "!self.allowCredentials || !has(self.allowedOrigins) || !('*' in self.allowedOrigins)",
+      rule: "!has(self.allowCredentials) || !self.allowCredentials || !has(self.allowedOrigins) || !('*' in self.allowedOrigins)",
       message: 'allowCredentials: true cannot be combined with the "*" origin (browsers refuse it); list the allowed origins',
       fieldPath: '.allowedOrigins',
       check: (c) => !c.allowCredentials || !(c.allowedOrigins ?? []).includes('*'),
