@@ -84,6 +84,15 @@ export class TableHolder {
     this.metrics.reloads.inc({ result: 'applied' });
     this.metrics.setTable(table.version, source, table.routes.length);
     this.log.info({ event: 'table_applied', source, version: table.version, previous: previous?.version ?? null, routes: table.routes.length, upstreams: table.upstreams.length }, 'route table applied');
+    for (const r of next.routes) {
+      // A route's own settings and the gateway's can combine into this; it allows no origin, which should not be a mystery.
+      if (r.def.cors?.allowCredentials && r.def.cors.allowedOrigins.includes('*')) {
+        this.log.warn({ event: 'cors_no_origin', route: r.id, policySource: r.def.policySources.cors }, `route "${r.id}": CORS allows credentials with the "*" origin, which allows no origin at all; list the origins`);
+      }
+    }
+    for (const s of next.matcher.shadowed) {
+      this.log.warn({ event: 'route_shadowed', route: s.route, by: s.by, method: s.method, host: s.host }, `route "${s.route}" never serves ${s.method === '*' ? 'any method' : s.method}${s.host === '*' ? '' : ` on ${s.host}`}: "${s.by}" comes first with the same path, method and conditions`);
+    }
     for (const l of this.listeners) l(next);
     return { applied: true, version: table.version, unchanged: false };
   }
