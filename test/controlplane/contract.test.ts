@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { Operator } from '../../operator/src/operator.ts';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
-import { eventually, getObject, kubeFor, waitCondition, type Kube } from '../support/kube.ts';
+import { eventually, getObject, kubeFor, waitCondition, type Kube, installCrds } from '../support/kube.ts';
 import { startDataplane, startOperator, type TestDataplane } from '../support/operator.ts';
 import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
@@ -37,9 +37,7 @@ describe('one contract: status says what the data plane does', () => {
   beforeAll(async () => {
     cp = await startControlPlane();
     kube = kubeFor(cp);
-    await kube.kubectl(['apply', '-f', 'crds/']);
-    await kube.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/gatewayroutes.switchyard.dev', 'crd/upstreams.switchyard.dev']);
-    await kube.kubectl(['create', 'namespace', NS]);
+    await installCrds(kube, NS);
     v1 = await startUpstream(echo('v1'));
     v2 = await startUpstream(echo('v2'));
     op = await startOperator(kube);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
-import { eventually, kubeFor, waitCondition, type Kube } from '../support/kube.ts';
+import { eventually, kubeFor, waitCondition, type Kube, installCrds } from '../support/kube.ts';
 import { freePort, startProcess, tempFile, type Proc } from '../support/processes.ts';
 import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
@@ -49,9 +49,7 @@ describe('failover and static stability', () => {
   beforeAll(async () => {
     cp = await startControlPlane();
     kube = kubeFor(cp);
-    await kube.kubectl(['apply', '-f', 'crds/']);
-    await kube.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/gatewayroutes.switchyard.dev', 'crd/upstreams.switchyard.dev']);
-    await kube.kubectl(['create', 'namespace', NS]);
+    await installCrds(kube, NS);
     up = await startUpstream(echo('svc'));
     tokenFile = tempFile('token', `${TOKEN}\n`);
     bootstrap = tempFile('bootstrap.yaml', 'server: { bind_address: 127.0.0.1 }\nobservability: { logging: { access_log: false } }\n');

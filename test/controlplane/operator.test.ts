@@ -14,7 +14,7 @@ import { OperatorSource } from '../../dataplane/src/table/operator-source.ts';
 import type { Operator } from '../../operator/src/operator.ts';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
 import { OPERATOR_TOKEN, startDataplane, startOperator, type TestDataplane } from '../support/operator.ts';
-import { eventually, getObject, kubeFor, setPodReady, waitCondition, type Kube } from '../support/kube.ts';
+import { eventually, getObject, kubeFor, setPodReady, waitCondition, type Kube, installCrds } from '../support/kube.ts';
 import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
 const TOKEN = OPERATOR_TOKEN;
@@ -38,9 +38,7 @@ describe('operator', () => {
   beforeAll(async () => {
     cp = await startControlPlane();
     kube = kubeFor(cp);
-    await kube.kubectl(['apply', '-f', 'crds/']);
-    await kube.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/gatewayroutes.switchyard.dev', 'crd/upstreams.switchyard.dev']);
-    await kube.kubectl(['create', 'namespace', NS]);
+    await installCrds(kube, NS);
     a = await startUpstream(echo('a'));
     b = await startUpstream(echo('b'));
     op = await startOperator(kube);

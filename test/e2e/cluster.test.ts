@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
-import { eventually, kubeFor, setPodReady, waitCondition, type Kube } from '../support/kube.ts';
+import { eventually, kubeFor, setPodReady, waitCondition, type Kube, installCrds } from '../support/kube.ts';
 import { createPodNetwork, type PodNetwork } from '../support/netns.ts';
 import { freePort, startProcess, tempFile, type Proc } from '../support/processes.ts';
 
@@ -59,8 +59,7 @@ spec: { nodeName: node-1, containers: [{ name: app, image: example.invalid/${app
     net = createPodNetwork();
     cp = await startControlPlane();
     kube = kubeFor(cp);
-    await kube.kubectl(['apply', '-f', 'crds/']);
-    await kube.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/gatewayroutes.switchyard.dev', 'crd/upstreams.switchyard.dev']);
+    await installCrds(kube);
     await kube.apply('apiVersion: v1\nkind: Node\nmetadata: { name: node-1 }\n');
     for (const f of readdirSync('examples/kubernetes').filter((n) => n.endsWith('.yaml')).sort()) await kube.apply(readFileSync(`examples/kubernetes/${f}`, 'utf8'));
 

@@ -46,6 +46,13 @@ export function kubeFor(cp: ControlPlane): Kube {
   };
 }
 
+/** Applies the project's CRDs (crds/) and waits until the API server serves them; then creates `namespaces`. */
+export async function installCrds(kube: Kube, ...namespaces: string[]): Promise<void> {
+  await kube.kubectl(['apply', '-f', 'crds/']);
+  await kube.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/gatewayroutes.switchyard.dev', 'crd/upstreams.switchyard.dev']);
+  for (const ns of namespaces) await kube.kubectl(['create', 'namespace', ns]);
+}
+
 /** Polls `check` until it returns a value that is not undefined; fails after `timeoutMs` with the last error. */
 export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;

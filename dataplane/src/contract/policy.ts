@@ -55,7 +55,7 @@ export type ServedRoute = Omit<Route, 'cors' | 'rateLimit'> & {
 };
 
 /** A CORS policy with every unset field taken from the built-in defaults. */
-export function corsPolicy(p: CorsSettings): CorsPolicy {
+function corsPolicy(p: CorsSettings): CorsPolicy {
   return {
     allowedOrigins: p.allowedOrigins ?? [],
     allowedMethods: p.allowedMethods ?? [...DEFAULT_CORS_METHODS],
@@ -67,7 +67,7 @@ export function corsPolicy(p: CorsSettings): CorsPolicy {
 }
 
 /** Whether a `routeLimits` key covers a route path: the same path, or a glob where `*` is the rest (one or more characters). */
-export function routeLimitMatches(pattern: string, path: string): boolean {
+function routeLimitMatches(pattern: string, path: string): boolean {
   if (pattern === path) return true;
   if (!pattern.includes('*')) return false;
   const rx = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.+')}$`);

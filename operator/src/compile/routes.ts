@@ -21,7 +21,7 @@ const ms = (d: string): number => parseDuration(d) as number;
  * rule for conflicts, and the table keeps the same order so that the matcher's
  * "first registered wins" agrees with it.
  */
-export function olderFirst(a: Parsed<RouteSpec>, b: Parsed<RouteSpec>): number {
+function olderFirst(a: Parsed<RouteSpec>, b: Parsed<RouteSpec>): number {
   if (a.meta.creationTimestamp !== b.meta.creationTimestamp) return a.meta.creationTimestamp < b.meta.creationTimestamp ? -1 : 1;
   const ka = keyOf(a.meta);
   const kb = keyOf(b.meta);
