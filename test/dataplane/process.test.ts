@@ -74,6 +74,13 @@ describe('command line', () => {
     expect(stderr).toContain(`${file}:2: routes[0]: unknown key "auth_requried"`);
   });
 
+  it('--check names a route the matcher would shadow, and the route that wins', async () => {
+    const file = writeConfig('routes:\n  - { path: /pfx, path_type: Prefix, upstream: u }\n  - { path: /pfx/, path_type: Prefix, upstream: u }\nupstreams:\n  u:\n    discovery: { type: Static, endpoints: ["http://127.0.0.1:1"] }\n');
+    const { stdout, stderr } = await run(process.execPath, [BIN, '--check', '--config', file], { env: { PATH: process.env.PATH } });
+    expect(stdout).toContain('ok, 1 routes, 1 upstreams');
+    expect(stderr).toContain(`warning: ${file}: routes[1]: shadowed by routes[0] ("/pfx") on any method /pfx/: both match the same requests, and the earlier route wins, so this one never serves`);
+  });
+
   it('names a missing environment variable', async () => {
     const file = writeConfig('auth:\n  jwt:\n    secret: "${NOT_SET_ANYWHERE}"\n');
     const err = await run(process.execPath, [BIN, '--check', '--config', file], { env: { PATH: process.env.PATH } }).catch((e: { stderr: string }) => e);

@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { parseDuration } from '../contract/duration.ts';
+import { UPSTREAM_DEFAULTS as D } from '../contract/defaults.ts';
+import { formatDuration, parseDuration } from '../contract/duration.ts';
 import { HTTP_METHODS } from '../contract/schema.ts';
 import { cidrProblem } from '../server/client-address.ts';
 import { secretProblem, weakRsaKeyProblems } from './key-strength.ts';
@@ -153,28 +154,28 @@ export const UpstreamConfigSchema = z.strictObject({
   health_check: z
     .strictObject({
       path: z.string().startsWith('/'),
-      interval: duration.default('10s'),
-      timeout: duration.default('2s'),
-      healthy_threshold: z.number().int().min(1).default(2),
-      unhealthy_threshold: z.number().int().min(1).default(3),
+      interval: duration.default(formatDuration(D.healthCheck.intervalMs)),
+      timeout: duration.default(formatDuration(D.healthCheck.timeoutMs)),
+      healthy_threshold: z.number().int().min(1).default(D.healthCheck.healthyThreshold),
+      unhealthy_threshold: z.number().int().min(1).default(D.healthCheck.unhealthyThreshold),
     })
     .optional(),
   circuit_breaker: z
     .strictObject({
       failure_threshold: z.number().int().min(1),
-      timeout: duration.default('60s'),
-      success_threshold: z.number().int().min(1).default(1),
+      timeout: duration.default(formatDuration(D.circuitBreaker.openMs)),
+      success_threshold: z.number().int().min(1).default(D.circuitBreaker.successThreshold),
       /** Requests let through at once while half-open. */
-      half_open_requests: z.number().int().min(1).max(1000).optional(),
+      half_open_requests: z.number().int().min(1).max(1000).default(D.circuitBreaker.halfOpenRequests),
     })
     .optional(),
   /** Passive health checking: eject endpoints that keep failing real requests. */
   outlier_detection: z
     .strictObject({
-      consecutive_failures: z.number().int().min(1).default(5),
-      base_ejection_time: duration.default('30s'),
-      max_ejection_time: duration.default('300s'),
-      max_ejection_percent: z.number().int().min(0).max(100).default(50),
+      consecutive_failures: z.number().int().min(1).default(D.outlierDetection.consecutiveFailures),
+      base_ejection_time: duration.default(formatDuration(D.outlierDetection.baseEjectionMs)),
+      max_ejection_time: duration.default(formatDuration(D.outlierDetection.maxEjectionMs)),
+      max_ejection_percent: z.number().int().min(0).max(100).default(D.outlierDetection.maxEjectionPercent),
     })
     .optional(),
   /** No healthy endpoint: "panic" sends to all endpoints anyway (default), "fail" answers 503 no_healthy_upstream. */
@@ -182,12 +183,17 @@ export const UpstreamConfigSchema = z.strictObject({
   /** Retries in flight to this upstream: at most `percent` of the requests in flight, but always `min_concurrent`. */
   retry_budget: z
     .strictObject({
-      percent: z.number().min(0).max(100).default(20),
-      min_concurrent: z.number().int().min(0).default(3),
+      percent: z.number().min(0).max(100).default(D.retryBudget.percent),
+      min_concurrent: z.number().int().min(0).default(D.retryBudget.minConcurrent),
     })
     .optional(),
+  /** Per attempt: time to the first response byte and between body chunks (default: server.timeouts.upstream_timeout). */
   timeout: duration.optional(),
   max_connections: z.number().int().min(1).max(10_000).optional(),
+  /** How long a TCP (and TLS) connect to an endpoint may take. */
+  connect_timeout: duration.optional(),
+  /** How long an idle connection to an endpoint is kept (default: server.timeouts.keepalive_timeout). */
+  idle_timeout: duration.optional(),
   tls: z
     .strictObject({
       ca_file: z.string().optional(),

@@ -123,8 +123,10 @@ describe('compiling a config into a route table', () => {
       loadBalancer: 'RoundRobin',
       healthCheck: { path: '/health', intervalMs: 30_000, timeoutMs: 5000, healthyThreshold: 2, unhealthyThreshold: 3 },
       circuitBreaker: { failureThreshold: 5, openMs: 60_000, successThreshold: 3 },
-      timeoutMs: 10_000,
     });
+    // Unset timeouts stay unset in the table: each data plane applies its own server.timeouts, as for operator tables.
+    expect(userService?.timeoutMs).toBeUndefined();
+    expect(userService?.pool.keepAliveTimeoutMs).toBeUndefined();
     expect(table.routes.find((r) => r.id === '/health')?.invalid).toBe('upstream "health-service" is not defined');
     expect(warnings).toEqual(['gw.yaml: routes[9].upstream: upstream "health-service" is not defined in "upstreams"; the route answers 503 until it is']);
   });
