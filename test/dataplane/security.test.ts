@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
-import { SignJWT, base64url, type JWTPayload } from 'jose';
+import { SignJWT, type JWTPayload } from 'jose';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
@@ -84,12 +84,6 @@ describe('authentication and authorization', () => {
     ['another issuer', async () => bearer({ iss: 'evil' }), 'the token was not issued by an accepted issuer', undefined],
     ['another audience', async () => bearer({ aud: 'other-api' }), 'the token is not meant for this audience', undefined],
     ['an HS512 token (algorithm not configured)', async () => bearer({}, { alg: 'HS512' }), 'the token is signed with an algorithm that is not accepted', undefined],
-    [
-      'an unsigned token (alg none)',
-      async () => ({ authorization: `Bearer ${base64url.encode('{"alg":"none"}')}.${base64url.encode(JSON.stringify({ sub: 'admin', iss: ISSUER, aud: AUDIENCE, exp: 4e9, roles: ['admin'] }))}.` }),
-      'the token is signed with an algorithm that is not accepted',
-      undefined,
-    ],
     ['garbage', async () => ({ authorization: 'Bearer abc.def.ghi' }), 'the token is malformed', undefined],
   ])('refuses %s with 401 and a Bearer challenge', async (_what, headers, description, exact) => {
     const r = await get('/private', await headers());
@@ -150,17 +144,7 @@ describe('authentication and authorization', () => {
     expect(up.seen).toHaveLength(0);
   });
 
-  it('never forwards client-sent X-User-* headers, in any spelling, and keeps its own', async () => {
-    const token = await sign({ sub: 'real-user', roles: ['user'] });
-    const text = await raw(
-      gw.gw.ports.http,
-      `GET /private HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nx-UsEr-Id: admin\r\nX-USER-ROLES: admin\r\nX-User-Permissions: admin:all\r\nX-User-Email: ceo@example.com\r\nConnection: close, X-User-ID, X-User-Roles\r\n\r\n`,
-    );
-    expect(statusOf(text)).toBe(200);
-    const rawHeaders = up.seen[0]?.rawHeaders ?? [];
-    const userHeaders = rawHeaders.filter((_, i) => i % 2 === 0 && rawHeaders[i]!.toLowerCase().startsWith('x-user-')).map((name) => `${name.toLowerCase()}: ${rawHeaders[rawHeaders.indexOf(name) + 1]}`);
-    expect(userHeaders.sort()).toEqual(['x-user-id: real-user', 'x-user-permissions: users:read', 'x-user-roles: user']);
-  });
+  // Client X-User-* headers in any spelling, and a Connection header naming the gateway's own: test/dataplane/advisories.test.ts (GHSA-62c8-mh53-4cqv).
 
   it('on public routes drops client X-User-* headers and does not look at tokens', async () => {
     const token = await sign({ sub: 'someone' });
@@ -548,11 +532,9 @@ describe('hostile input', () => {
     ['two equal Content-Lengths', 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc'],
     ['a Content-Length list', 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc'],
     ['chunked that is not the final encoding', 'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n'],
-    ['an obfuscated Transfer-Encoding', 'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n'],
     ['a bad chunk size', 'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n'],
-    ['a header folded over two lines', 'GET /app HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n X-User-ID: admin\r\n\r\n'],
-    ['a bare LF inside a header value', 'GET /app HTTP/1.1\r\nHost: x\r\nX-A: 1\nX-User-ID: admin\r\n\r\n'],
     ['two Host headers', 'GET /app HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n'],
+    // Transfer-Encoding spellings, obs-fold, bare CR and LF: test/dataplane/advisories.test.ts (CVE-2022-32213, CVE-2024-27982, CVE-2023-30589).
   ])('refuses request smuggling material with 400: %s', async (_what, payload) => {
     const text = await raw(port(), payload);
     expect(statusOf(text)).toBe(400);
@@ -566,13 +548,7 @@ describe('hostile input', () => {
     expect(up.seen).toHaveLength(0);
   });
 
-  it('closes the connection of a client that sends its headers too slowly (408)', async () => {
-    const t0 = Date.now();
-    const text = await raw(port(), 'GET /app HTTP/1.1\r\nHost: x\r\nX-Slow: ', 5_000);
-    expect(statusOf(text)).toBe(408);
-    expect(Date.now() - t0).toBeLessThan(2_500);
-    expect(up.seen).toHaveLength(0);
-  });
+  // Slow headers (408 at client_header_timeout): test/dataplane/advisories.test.ts (CVE-2018-12122).
 
   it('is not an open proxy: absolute-form, CONNECT and foreign Host values never reach another address', async () => {
     const victimPort = (victim.address() as net.AddressInfo).port;

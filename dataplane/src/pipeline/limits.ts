@@ -55,31 +55,53 @@ export function requestLimits(server: GatewayConfig['server']): RequestLimits | 
 type PushFn = (chunk: unknown, encoding?: BufferEncoding) => boolean;
 
 /**
+ * Bytes a chunked body may take on the wire besides its data: chunk sizes,
+ * line ends and chunk extensions, at most this much plus FRAMING_PER_DATA_BYTE
+ * per byte of data. Node caps one chunk's extensions at 16 KiB
+ * (CVE-2024-22019) but not their sum, so without this a body of one-byte
+ * chunks could carry 16 KiB of extensions for every byte the body limit
+ * counts. Honest framing is a few bytes per chunk; the allowance also covers
+ * one socket read of up to 64 KiB that is counted before its data is.
+ */
+const FRAMING_ALLOWANCE = 128 * 1024;
+const FRAMING_PER_DATA_BYTE = 8;
+
+/**
  * Counts a streamed body at the source: the parser hands each chunk to
- * `req.push`, whoever reads the request and however. Past the limit the
- * client is answered 413, nothing more is passed on (not even the end of the
- * body), and the request is destroyed once the answer is out, which aborts
- * the upstream request.
+ * `req.push`, whoever reads the request and however. Past the limit (of data,
+ * or of framing on the wire, see FRAMING_ALLOWANCE) the client is answered
+ * 413, nothing more is passed on (not even the end of the body), and the
+ * request is destroyed once the answer is out, which aborts the upstream
+ * request.
  */
 function capStreamedBody(ctx: RequestContext, max: number): GatewayError | undefined {
   const req = ctx.req as IncomingMessage & { push: PushFn };
   let seen = req.readableLength;
   const tooLarge = (): GatewayError => new GatewayError('payload_too_large', `the request body is larger than ${max} bytes`, { connection: 'close' });
   if (seen > max) return tooLarge();
+  const socket = req.socket;
+  const wireStart = socket.bytesRead;
+  const dataStart = seen;
   const push = req.push;
   let tripped = false;
+  const trip = (err: GatewayError): false => {
+    tripped = true;
+    if (ctx.res.headersSent) ctx.res.destroy();
+    else {
+      respondWithError(ctx, err);
+      ctx.res.once('finish', () => req.destroy());
+    }
+    return false;
+  };
   req.push = function (this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
     if (tripped) return false;
     if (chunk !== null && chunk !== undefined) {
       seen += (chunk as Buffer).length;
-      if (seen > max) {
-        tripped = true;
-        if (ctx.res.headersSent) ctx.res.destroy();
-        else {
-          respondWithError(ctx, tooLarge());
-          ctx.res.once('finish', () => req.destroy());
-        }
-        return false;
+      if (seen > max) return trip(tooLarge());
+      const data = seen - dataStart;
+      const framing = socket.bytesRead - wireStart - data;
+      if (framing > FRAMING_ALLOWANCE + FRAMING_PER_DATA_BYTE * data) {
+        return trip(new GatewayError('payload_too_large', `the chunked request body carries ${framing} bytes of chunk framing and extensions for ${data} bytes of data`, { connection: 'close' }));
       }
     }
     return push.call(this, chunk, encoding);
