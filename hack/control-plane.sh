@@ -4,10 +4,21 @@
 # modules (hack/control-plane/) and cached outside the repository.
 #
 #   hack/control-plane.sh build    build the binaries once per Kubernetes version (cached)
+#   hack/control-plane.sh build node   also kubelet, kube-proxy and kube-scheduler, for the
+#                                  single-node cluster of hack/cluster.sh (cached the same way)
 #   hack/control-plane.sh up       start one in the background; prints `export KUBECONFIG=...`
 #   hack/control-plane.sh down     stop what `up` started
 #   hack/control-plane.sh status   say whether it runs and whether it is ready
 #   hack/control-plane.sh paths    print, as JSON, where the binaries are and whether they are built
+#   hack/control-plane.sh restart COMPONENT [--kill] [--down SECONDS]
+#                                  stop one program of the running control plane and start it
+#                                  again on the same ports (etcd keeps its data); waits until
+#                                  it serves again. COMPONENT: etcd, kube-apiserver or
+#                                  kube-controller-manager. --kill stops it with SIGKILL instead
+#                                  of SIGTERM; --down keeps it stopped that long first
+#   hack/control-plane.sh pause COMPONENT    freeze it (SIGSTOP): its sockets stay open and
+#                                  nothing answers, as with a hung process
+#   hack/control-plane.sh resume COMPONENT   let it run again (SIGCONT)
 #
 # Environment:
 #   SWITCHYARD_CACHE     cache root (default: ~/.cache/switchyard); binaries go to
@@ -47,6 +58,8 @@ stamp() { # stamp DIR: the Go module's requirements and the command's sources
 }
 supervisor_stamp() { stamp cmd/control-plane; }
 kube_stamp() { stamp cmd/kube; }
+node_stamp() { stamp cmd/kube-node; }
+node_programs=(kubelet kube-proxy kube-scheduler cri-reset)
 
 built() { # built NAME STAMP
 	[[ -x "$cache/$1" && -f "$cache/$1.stamp" && $(cat "$cache/$1.stamp") == "$2" ]]
@@ -90,6 +103,25 @@ go_build() { # go_build PACKAGE OUTPUT
 	(cd "$module" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$2" "$1")
 }
 
+# build_node builds kube-node, the kubelet, kube-proxy and kube-scheduler, beside the
+# control plane. It is a binary of its own: the control-plane tests need none of it.
+# Caller holds the lock.
+build_node() {
+	local s
+	s=$(node_stamp)
+	built kube-node "$s" && return 0
+	echo "control-plane: building kubelet, kube-proxy and kube-scheduler ${k8s_version} into ${cache}" >&2
+	local start=$SECONDS
+	go_build ./cmd/kube-node "$cache/kube-node.tmp"
+	mv -f "$cache/kube-node.tmp" "$cache/kube-node"
+	local name
+	for name in "${node_programs[@]}"; do
+		ln -sfn kube-node "$cache/$name"
+	done
+	echo "$s" >"$cache/kube-node.stamp"
+	echo "control-plane: built kube-node in $((SECONDS - start))s" >&2
+}
+
 cmd_build() {
 	if ! command -v go >/dev/null 2>&1; then
 		die "Go is not installed. Building the test control plane needs Go $(awk '$1 == "go" { print $2; exit }' "$module/go.mod") or newer (https://go.dev/dl/), or KUBEBUILDER_ASSETS pointing at etcd, kube-apiserver, kube-controller-manager and kubectl binaries (the small launcher is still built with Go)."
@@ -122,14 +154,18 @@ cmd_build() {
 			echo "control-plane: built in $((SECONDS - start))s" >&2
 		fi
 	fi
+	if [[ ${1:-} == node ]]; then
+		build_node
+	fi
 	flock -u 9
 }
 
 cmd_paths() {
-	local ok=false
+	local ok=false node=false
 	if is_built; then ok=true; fi
-	printf '{"built":%s,"version":"%s","controlPlane":"%s","binDir":"%s","kubectl":"%s"}\n' \
-		"$ok" "$k8s_version" "$cache/control-plane" "$(bin_dir)" "$(kubectl_path)"
+	if built kube-node "$(node_stamp)"; then node=true; fi
+	printf '{"built":%s,"version":"%s","controlPlane":"%s","binDir":"%s","kubectl":"%s","nodeBuilt":%s,"nodeBinDir":"%s"}\n' \
+		"$ok" "$k8s_version" "$cache/control-plane" "$(bin_dir)" "$(kubectl_path)" "$node" "$cache"
 }
 
 running_pid() {
@@ -225,12 +261,44 @@ cmd_status() {
 	fi
 }
 
+# cmd_fault ACTION COMPONENT [--kill] [--down SECONDS]: asks the running launcher, through
+# its control socket, to restart, pause or resume one of its programs.
+cmd_fault() {
+	local action=$1
+	shift
+	[[ $# -ge 1 ]] || die "usage: $0 $action COMPONENT"
+	local component=$1
+	shift
+	case "$component" in
+	etcd | kube-apiserver | kube-controller-manager) ;;
+	*) die "$action: COMPONENT is etcd, kube-apiserver or kube-controller-manager, not \"$component\"" ;;
+	esac
+	local flags=()
+	while [[ $# -gt 0 ]]; do
+		case "$1" in
+		--kill) flags+=(--signal KILL) ;;
+		--down)
+			[[ $# -ge 2 && $2 =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--down takes a number of seconds"
+			flags+=(--down "${2}s")
+			shift
+			;;
+		*) die "$action: unknown option $1" ;;
+		esac
+		shift
+	done
+	[[ $action == restart || ${#flags[@]} -eq 0 ]] || die "$action takes no options"
+	running_pid >/dev/null || die "not running; start it with: $0 up"
+	"$cache/control-plane" ctl --dir "$state" "${flags[@]}" "$action" "$component" >/dev/null
+	echo "control-plane: $action $component: done" >&2
+}
+
 case "${1:-}" in
-build) cmd_build ;;
+build) cmd_build "${2:-}" ;;
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 paths) cmd_paths ;;
+restart | pause | resume) cmd_fault "$@" ;;
 *)
 	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2
 	exit 2

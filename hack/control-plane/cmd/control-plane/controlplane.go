@@ -38,6 +38,7 @@ type options struct {
 	dir, binDir, controllers, serviceCIDR string
 	timeout                               time.Duration
 	watchParent, removeDir                bool
+	node                                  nodeOptions
 }
 
 // ready is written to ready.json and printed as one line on stdout once the control
@@ -48,6 +49,8 @@ type ready struct {
 	Etcd       string `json:"etcd"`
 	Dir        string `json:"dir"`
 	PID        int    `json:"pid"`
+	Node       string `json:"node,omitempty"`
+	NodeIP     string `json:"nodeIP,omitempty"`
 }
 
 type controlPlane struct {
@@ -95,6 +98,15 @@ func (cp *controlPlane) start(ctx context.Context) error {
 		}
 		bins[name] = bin
 	}
+	node, err := cp.opts.node.identity()
+	if err != nil {
+		return err
+	}
+	if node != nil {
+		if err := cp.opts.node.nodeBinaries(bins); err != nil {
+			return err
+		}
+	}
 
 	_, serviceNet, err := net.ParseCIDR(cp.opts.serviceCIDR)
 	if err != nil {
@@ -106,7 +118,8 @@ func (cp *controlPlane) start(ctx context.Context) error {
 	if err := os.MkdirAll(cp.opts.dir, 0o700); err != nil {
 		return err
 	}
-	for _, name := range []string{"pki", "etcd", "logs", "kubeconfig", "controller-manager.kubeconfig", "ready.json"} {
+	for _, name := range []string{"pki", "etcd", "logs", "kubeconfig", "controller-manager.kubeconfig", "ready.json",
+		"kube-scheduler.kubeconfig", "kubelet.kubeconfig", "kube-proxy.kubeconfig", "kubelet-config.yaml", "kube-proxy-config.yaml"} {
 		if err := os.RemoveAll(cp.path(name)); err != nil {
 			return err
 		}
@@ -114,7 +127,7 @@ func (cp *controlPlane) start(ctx context.Context) error {
 	if err := os.MkdirAll(cp.path("logs"), 0o700); err != nil {
 		return err
 	}
-	keys, err := newPKI(serviceIP)
+	keys, err := newPKI(serviceIP, node)
 	if err != nil {
 		return fmt.Errorf("generating certificates: %w", err)
 	}
@@ -155,18 +168,27 @@ func (cp *controlPlane) start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := cp.spawn("kube-controller-manager", bins["kube-controller-manager"],
-			"--kubeconfig="+cmKubeconfig,
-			"--controllers="+cp.opts.controllers,
+		args := []string{
+			"--kubeconfig=" + cmKubeconfig,
+			"--controllers=" + cp.opts.controllers,
 			"--use-service-account-credentials=true",
-			"--service-account-private-key-file="+cp.path("pki", "sa.key"),
-			"--root-ca-file="+cp.path("pki", "ca.crt"),
+			"--service-account-private-key-file=" + cp.path("pki", "sa.key"),
+			"--root-ca-file=" + cp.path("pki", "ca.crt"),
 			"--leader-elect=false",
 			"--secure-port=0",
 			// Tests create objects in bursts; client-side throttling would only add waits.
 			"--kube-api-qps=200",
 			"--kube-api-burst=400",
-		); err != nil {
+		}
+		if node != nil {
+			// Certificate signing requests from workloads are signed by the cluster's CA,
+			// as kubeadm sets it up.
+			args = append(args,
+				"--cluster-signing-cert-file="+cp.path("pki", "ca.crt"),
+				"--cluster-signing-key-file="+cp.path("pki", "ca.key"),
+				"--service-cluster-ip-range="+cp.opts.serviceCIDR)
+		}
+		if err := cp.spawn("kube-controller-manager", bins["kube-controller-manager"], args...); err != nil {
 			return err
 		}
 		// The default service account of "default" appears once the controller manager
@@ -178,7 +200,16 @@ func (cp *controlPlane) start(ctx context.Context) error {
 		}
 	}
 
+	if node != nil {
+		if err := cp.startNode(ctx, bins, server, keys, client); err != nil {
+			return err
+		}
+	}
+
 	info := ready{Kubeconfig: kubeconfig, Server: server, Etcd: etcdURL, Dir: cp.opts.dir, PID: os.Getpid()}
+	if node != nil {
+		info.Node, info.NodeIP = node.name, node.ip.String()
+	}
 	line, err := json.Marshal(info)
 	if err != nil {
 		return err
@@ -208,7 +239,13 @@ func (cp *controlPlane) startServers(ctx context.Context, bins map[string]string
 	}
 	etcdURL = "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	server = "https://127.0.0.1:" + strconv.Itoa(ports[2])
+	// Without a node, everything stays on loopback. With one, the API server serves on the
+	// node's address instead, where pods reach it through the kubernetes Service.
+	address := "127.0.0.1"
+	if cp.opts.node.enabled() {
+		address = cp.opts.node.ip
+	}
+	server = "https://" + net.JoinHostPort(address, strconv.Itoa(ports[2]))
 
 	if err := cp.spawn("etcd", bins["etcd"],
 		"--name=default",
@@ -237,26 +274,45 @@ func (cp *controlPlane) startServers(ctx context.Context, bins map[string]string
 		return "", "", fmt.Errorf("waiting for etcd: %w", err)
 	}
 
-	if err := cp.spawn("kube-apiserver", bins["kube-apiserver"],
-		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(ports[2]),
-		"--cert-dir="+cp.path("pki"),
-		"--tls-cert-file="+cp.path("pki", "apiserver.crt"),
-		"--tls-private-key-file="+cp.path("pki", "apiserver.key"),
-		"--client-ca-file="+cp.path("pki", "ca.crt"),
+	args := []string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=" + address,
+		"--advertise-address=" + address,
+		"--secure-port=" + strconv.Itoa(ports[2]),
+		"--cert-dir=" + cp.path("pki"),
+		"--tls-cert-file=" + cp.path("pki", "apiserver.crt"),
+		"--tls-private-key-file=" + cp.path("pki", "apiserver.key"),
+		"--client-ca-file=" + cp.path("pki", "ca.crt"),
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+cp.path("pki", "sa.pub"),
-		"--service-account-signing-key-file="+cp.path("pki", "sa.key"),
-		"--service-cluster-ip-range="+cp.opts.serviceCIDR,
-		"--authorization-mode=RBAC",
+		"--service-account-key-file=" + cp.path("pki", "sa.pub"),
+		"--service-account-signing-key-file=" + cp.path("pki", "sa.key"),
+		"--service-cluster-ip-range=" + cp.opts.serviceCIDR,
 		"--allow-privileged=true",
-		// The endpoints of the "kubernetes" Service would be 127.0.0.1, which Endpoints
-		// validation rejects; nothing here needs them.
-		"--endpoint-reconciler-type=none",
 		"--profiling=false",
-	); err != nil {
+	}
+	if cp.opts.node.enabled() {
+		args = append(args,
+			// Kubelets may touch only their own Node and the pods bound to it, as in a
+			// real cluster.
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--kubelet-client-certificate="+cp.path("pki", "apiserver-kubelet-client.crt"),
+			"--kubelet-client-key="+cp.path("pki", "apiserver-kubelet-client.key"),
+			"--kubelet-certificate-authority="+cp.path("pki", "ca.crt"),
+			"--kubelet-preferred-address-types=InternalIP",
+			// Operators in pods reach the API server through the kubernetes Service,
+			// whose endpoint is the node's address.
+			"--endpoint-reconciler-type=lease",
+		)
+	} else {
+		args = append(args,
+			"--authorization-mode=RBAC",
+			// The endpoints of the "kubernetes" Service would be 127.0.0.1, which Endpoints
+			// validation rejects; nothing here needs them.
+			"--endpoint-reconciler-type=none",
+		)
+	}
+	if err := cp.spawn("kube-apiserver", bins["kube-apiserver"], args...); err != nil {
 		return "", "", err
 	}
 	client, err := newClient(keys)
@@ -346,6 +402,10 @@ func (cp *controlPlane) stop() {
 		case <-p.done:
 			continue
 		default:
+		}
+		if p.name == "containerd" {
+			// The kubelet is stopped by now and starts no pod again.
+			cp.resetRuntime()
 		}
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {

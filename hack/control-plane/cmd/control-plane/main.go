@@ -45,6 +45,15 @@ func run(args []string) error {
 	fs.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long startup may take")
 	fs.BoolVar(&opts.watchParent, "watch-parent", false, "stop when the parent process exits")
 	fs.BoolVar(&opts.removeDir, "remove-dir", false, "remove --dir entirely on exit")
+	fs.StringVar(&opts.node.ip, "node-ip", "", "also run a node (kube-scheduler, containerd, kubelet, kube-proxy) with this address, which must not be loopback; the API server serves there")
+	fs.StringVar(&opts.node.name, "node-name", "switchyard-node", "the node's name")
+	fs.StringVar(&opts.node.clusterCIDR, "cluster-cidr", "", "the pods' address range (kube-proxy --cluster-cidr)")
+	fs.StringVar(&opts.node.clusterDNS, "cluster-dns", "", "the cluster DNS Service IP the kubelet gives pods")
+	fs.StringVar(&opts.node.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	fs.StringVar(&opts.node.containerdConfig, "containerd-config", "", "containerd's config file")
+	fs.StringVar(&opts.node.containerdSocket, "containerd-socket", "", "the socket that config makes containerd serve")
+	fs.StringVar(&opts.node.binDir, "node-bin-dir", "", "directory holding kubelet, kube-proxy, kube-scheduler and cri-reset (default: --bin-dir)")
+	fs.StringVar(&opts.node.podLogsDir, "pod-logs-dir", "", "where the kubelet keeps container logs (default: DIR/pod-logs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,12 +65,28 @@ func run(args []string) error {
 		return err
 	}
 	opts.dir = dir
+	if opts.node.enabled() {
+		if opts.node.clusterCIDR == "" || opts.node.clusterDNS == "" || opts.node.containerdConfig == "" || opts.node.containerdSocket == "" {
+			return errors.New("--node-ip needs --cluster-cidr, --cluster-dns, --containerd-config and --containerd-socket")
+		}
+		controllersSet := false
+		fs.Visit(func(f *flag.Flag) { controllersSet = controllersSet || f.Name == "controllers" })
+		if !controllersSet {
+			opts.controllers = nodeControllers
+		}
+		if opts.node.podLogsDir == "" {
+			opts.node.podLogsDir = filepath.Join(dir, "pod-logs")
+		}
+	}
 	if opts.binDir == "" {
 		self, err := os.Executable()
 		if err != nil {
 			return err
 		}
 		opts.binDir = filepath.Dir(self)
+	}
+	if opts.node.binDir == "" {
+		opts.node.binDir = opts.binDir
 	}
 
 	// Signals and the parent watch cancel the same context that bounds startup, so a

@@ -25,6 +25,15 @@ type pki struct {
 	controllerManagerKey    []byte
 	serviceAccountKey       []byte // signs service account tokens
 	serviceAccountPub       []byte // verifies them
+	// node holds the certificates of the node's programs by file stem (NAME.crt and
+	// NAME.key), when the control plane runs with a node.
+	node map[string][2][]byte
+}
+
+// nodeIdentity names the node whose programs get certificates.
+type nodeIdentity struct {
+	name string
+	ip   net.IP
 }
 
 type certSpec struct {
@@ -37,7 +46,9 @@ type certSpec struct {
 
 // newPKI makes a CA and the certificates signed by it. serviceIP is the first address of
 // the service range: in-cluster clients reach the API server as kubernetes.default there.
-func newPKI(serviceIP net.IP) (*pki, error) {
+// With a node, the API server also serves on the node's address, and the node's programs
+// get identities of their own.
+func newPKI(serviceIP net.IP, node *nodeIdentity) (*pki, error) {
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -88,11 +99,15 @@ func newPKI(serviceIP net.IP) (*pki, error) {
 		return pemBlock("CERTIFICATE", der), keyPEM, err
 	}
 
+	servingIPs := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, serviceIP}
+	if node != nil {
+		servingIPs = append(servingIPs, node.ip)
+	}
 	if p.servingCert, p.servingKey, err = issue(certSpec{
 		commonName: "kube-apiserver",
 		dnsNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local"},
-		ips:   []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, serviceIP},
+		ips:   servingIPs,
 		usage: x509.ExtKeyUsageServerAuth,
 	}); err != nil {
 		return nil, err
@@ -112,6 +127,30 @@ func newPKI(serviceIP net.IP) (*pki, error) {
 		usage:      x509.ExtKeyUsageClientAuth,
 	}); err != nil {
 		return nil, err
+	}
+
+	if node != nil {
+		p.node = map[string][2][]byte{}
+		// Each identity is the one the bootstrap RBAC policy and the Node authorizer
+		// expect, so the node's programs run with a real cluster's permissions.
+		specs := map[string]certSpec{
+			"kubelet": {commonName: "system:node:" + node.name, organization: []string{"system:nodes"},
+				usage: x509.ExtKeyUsageClientAuth},
+			"kubelet-serving": {commonName: node.name, dnsNames: []string{node.name}, ips: []net.IP{node.ip},
+				usage: x509.ExtKeyUsageServerAuth},
+			// The API server's identity towards kubelets (logs, exec, port-forward).
+			"apiserver-kubelet-client": {commonName: "kube-apiserver-kubelet-client",
+				organization: []string{"system:masters"}, usage: x509.ExtKeyUsageClientAuth},
+			"kube-proxy":     {commonName: "system:kube-proxy", usage: x509.ExtKeyUsageClientAuth},
+			"kube-scheduler": {commonName: "system:kube-scheduler", usage: x509.ExtKeyUsageClientAuth},
+		}
+		for stem, spec := range specs {
+			cert, key, err := issue(spec)
+			if err != nil {
+				return nil, err
+			}
+			p.node[stem] = [2][]byte{cert, key}
+		}
 	}
 
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -140,6 +179,10 @@ func (p *pki) write(dir string) error {
 		"admin.crt": p.adminCert, "admin.key": p.adminKey,
 		"controller-manager.crt": p.controllerManagerCert, "controller-manager.key": p.controllerManagerKey,
 		"sa.key": p.serviceAccountKey, "sa.pub": p.serviceAccountPub,
+	}
+	for stem, pair := range p.node {
+		files[stem+".crt"] = pair[0]
+		files[stem+".key"] = pair[1]
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
