@@ -13,7 +13,8 @@
 #
 # Environment:
 #   SWITCHYARD_CACHE     cache root (default: ~/.cache/switchyard); binaries go to
-#                        $SWITCHYARD_CACHE/control-plane/<kubernetes version>/
+#                        $SWITCHYARD_CACHE/control-plane/<kubernetes version>/builds/<binary>/<hash>/,
+#                        the hash being that of the binary's inputs
 #   KUBEBUILDER_ASSETS   a directory with etcd, kube-apiserver and kube-controller-manager
 #                        (and optionally kubectl): used instead of building those
 #
@@ -52,9 +53,15 @@ kube_stamp() { stamp cmd/kube; }
 node_stamp() { stamp cmd/kube-node; }
 node_programs=(kubelet kube-proxy kube-scheduler cri-reset)
 
-built() { # built NAME STAMP
-	[[ -x "$cache/$1" && -f "$cache/$1.stamp" && $(cat "$cache/$1.stamp") == "$2" ]]
-}
+# Each binary lives in a directory named after the hash of its inputs, so that checkouts
+# with different sources on one machine (a CI clone beside a working tree) each keep their
+# own build instead of replacing each other's.
+dir_of() { echo "$cache/builds/$1/$2"; } # dir_of BINARY STAMP
+launcher_dir() { dir_of control-plane "$(supervisor_stamp)"; }
+kube_dir() { dir_of kube "$(kube_stamp)"; }
+node_dir() { dir_of kube-node "$(node_stamp)"; }
+
+built() { [[ -x $1/$2 ]]; } # built DIR BINARY
 
 # need_kube tells whether the big multi-call binary is needed: always, unless
 # KUBEBUILDER_ASSETS provides every program including kubectl.
@@ -63,21 +70,21 @@ need_kube() {
 }
 
 bin_dir() {
-	if assets_usable; then echo "$KUBEBUILDER_ASSETS"; else echo "$cache"; fi
+	if assets_usable; then echo "$KUBEBUILDER_ASSETS"; else kube_dir; fi
 }
 
 kubectl_path() {
 	if assets_usable && [[ -x "$KUBEBUILDER_ASSETS/kubectl" ]]; then
 		echo "$KUBEBUILDER_ASSETS/kubectl"
 	else
-		echo "$cache/kubectl"
+		echo "$(kube_dir)/kubectl"
 	fi
 }
 
 is_built() {
-	built control-plane "$(supervisor_stamp)" || return 1
+	built "$(launcher_dir)" control-plane || return 1
 	if need_kube; then
-		built kube "$(kube_stamp)" || return 1
+		built "$(kube_dir)" kube || return 1
 	fi
 }
 
@@ -94,23 +101,25 @@ go_build() { # go_build PACKAGE OUTPUT
 	(cd "$module" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$2" "$1")
 }
 
-# build_node builds kube-node, the kubelet, kube-proxy and kube-scheduler, beside the
-# control plane. It is a binary of its own: the control-plane tests need none of it.
-# Caller holds the lock.
-build_node() {
-	local s
-	s=$(node_stamp)
-	built kube-node "$s" && return 0
-	echo "control-plane: building kubelet, kube-proxy and kube-scheduler ${k8s_version} into ${cache}" >&2
-	local start=$SECONDS
-	go_build ./cmd/kube-node "$cache/kube-node.tmp"
-	mv -f "$cache/kube-node.tmp" "$cache/kube-node"
-	local name
-	for name in "${node_programs[@]}"; do
-		ln -sfn kube-node "$cache/$name"
+# build_into BINARY STAMP PACKAGE LINK...: builds into a fresh directory with links to the
+# binary under each program's name, and moves it into place whole, so that no reader sees
+# half of it. Caller holds the lock.
+build_into() {
+	local name=$1 dir
+	dir=$(dir_of "$1" "$2")
+	rm -rf "$dir.tmp"
+	mkdir -p "$dir.tmp"
+	go_build "$3" "$dir.tmp/$name"
+	shift 3
+	local link
+	for link in "$@"; do
+		ln -sfn "$name" "$dir.tmp/$link"
 	done
-	echo "$s" >"$cache/kube-node.stamp"
-	echo "control-plane: built kube-node in $((SECONDS - start))s" >&2
+	rm -rf "$dir"
+	mv "$dir.tmp" "$dir"
+	# Keep the three most recent builds of each binary: enough for a few checkouts.
+	find "$cache/builds/$name" -mindepth 1 -maxdepth 1 -type d ! -name '*.tmp' -printf '%T@ %p\n' |
+		sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -rf
 }
 
 cmd_build() {
@@ -121,32 +130,25 @@ cmd_build() {
 	# Parallel test workers may all ask for a build: one builds, the others wait for it.
 	exec 9>"$cache/.lock"
 	flock 9
-	local s
-	s=$(supervisor_stamp)
-	if ! built control-plane "$s"; then
+	if ! built "$(launcher_dir)" control-plane; then
 		echo "control-plane: building the launcher" >&2
-		go_build ./cmd/control-plane "$cache/control-plane.tmp"
-		mv -f "$cache/control-plane.tmp" "$cache/control-plane"
-		echo "$s" >"$cache/control-plane.stamp"
+		build_into control-plane "$(supervisor_stamp)" ./cmd/control-plane
 	fi
-	if need_kube; then
-		s=$(kube_stamp)
-		if ! built kube "$s"; then
-			echo "control-plane: building etcd, kube-apiserver, kube-controller-manager and kubectl ${k8s_version} into ${cache}" >&2
-			echo "control-plane: the first build takes a long time (see docs/control-plane.md); later ones reuse the cache" >&2
-			local start=$SECONDS
-			go_build ./cmd/kube "$cache/kube.tmp"
-			mv -f "$cache/kube.tmp" "$cache/kube"
-			local name
-			for name in "${server_programs[@]}" kubectl; do
-				ln -sfn kube "$cache/$name"
-			done
-			echo "$s" >"$cache/kube.stamp"
-			echo "control-plane: built in $((SECONDS - start))s" >&2
-		fi
+	local start
+	if need_kube && ! built "$(kube_dir)" kube; then
+		echo "control-plane: building etcd, kube-apiserver, kube-controller-manager and kubectl ${k8s_version} into $(kube_dir)" >&2
+		echo "control-plane: the first build takes a long time (see docs/control-plane.md); later ones reuse the cache" >&2
+		start=$SECONDS
+		build_into kube "$(kube_stamp)" ./cmd/kube "${server_programs[@]}" kubectl
+		echo "control-plane: built in $((SECONDS - start))s" >&2
 	fi
-	if [[ ${1:-} == node ]]; then
-		build_node
+	# The node's programs, for hack/cluster.sh: a binary of its own, since the
+	# control-plane tests need none of it.
+	if [[ ${1:-} == node ]] && ! built "$(node_dir)" kube-node; then
+		echo "control-plane: building kubelet, kube-proxy and kube-scheduler ${k8s_version} into $(node_dir)" >&2
+		start=$SECONDS
+		build_into kube-node "$(node_stamp)" ./cmd/kube-node "${node_programs[@]}"
+		echo "control-plane: built kube-node in $((SECONDS - start))s" >&2
 	fi
 	flock -u 9
 }
@@ -154,9 +156,9 @@ cmd_build() {
 cmd_paths() {
 	local ok=false node=false
 	if is_built; then ok=true; fi
-	if built kube-node "$(node_stamp)"; then node=true; fi
+	if built "$(node_dir)" kube-node; then node=true; fi
 	printf '{"built":%s,"version":"%s","controlPlane":"%s","binDir":"%s","kubectl":"%s","nodeBuilt":%s,"nodeBinDir":"%s"}\n' \
-		"$ok" "$k8s_version" "$cache/control-plane" "$(bin_dir)" "$(kubectl_path)" "$node" "$cache"
+		"$ok" "$k8s_version" "$(launcher_dir)/control-plane" "$(bin_dir)" "$(kubectl_path)" "$node" "$(node_dir)"
 }
 
 running_pid() {
@@ -181,7 +183,7 @@ cmd_up() {
 	local start=$EPOCHREALTIME
 	# setsid makes the launcher lead a process group of its own, so `down` can end the
 	# launcher and everything it started without touching anything else.
-	setsid "$cache/control-plane" run --dir "$state" --bin-dir "$(bin_dir)" \
+	setsid "$(launcher_dir)/control-plane" run --dir "$state" --bin-dir "$(bin_dir)" \
 		</dev/null >"$state/control-plane.log" 2>&1 &
 	local pid=$!
 	echo "$pid" >"$pidfile"
