@@ -15,4 +15,4 @@ export { canonicalJson, tableVersion } from './version.ts';
 export { formatDuration, parseDuration } from './duration.ts';
 export { describeIssues, formatFieldPath } from './field-path.ts';
 export { describeClaim, resolveRoutes } from './routes.ts';
-export type { RouteRejection, RouteResolution } from './routes.ts';
+export type { Claim, ResolvableRoute, ResolveOptions, RouteRejection, RouteResolution } from './routes.ts';

@@ -30,8 +30,61 @@ export const PathMatchSchema = z.object({
 export type PathMatch = z.infer<typeof PathMatchSchema>;
 
 export const BackendRefSchema = z.object({
+  /** The upstream's name; for an unresolved backend, what it was meant to be (for messages only). */
   upstream: z.string().min(1),
   weight: z.number().int().min(0).max(1_000_000).default(1),
+  /**
+   * Set when the backend cannot be served (a missing Service, a reference not
+   * permitted): the requests its weight draws get 500 with this message, as the
+   * Gateway API asks, while the route's other backends keep serving.
+   */
+  unresolved: z.string().optional(),
+});
+
+/**
+ * The data plane's traffic listeners: `http` (`server.http_port`, which a
+ * Gateway's port 80 reaches) and `https` (`server.https_port`, port 443).
+ */
+export const TRAFFIC_LISTENERS = ['http', 'https'] as const;
+export type TrafficListener = (typeof TRAFFIC_LISTENERS)[number];
+
+/** A header name as RFC 9110 5.1 allows it (a token). */
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name');
+/** A header value no request or response can smuggle a line break or NUL through. */
+const headerValue = z.string().max(4096).regex(/^[^\r\n\0]*$/, 'a header value must not contain CR, LF or NUL');
+
+/** Changes to a message's headers, applied in this order: remove, set, add. Names are case-insensitive. */
+export const HeaderModifierSchema = z.object({
+  /** Replaces every line of the header, or adds it. */
+  set: z.array(z.object({ name: headerName, value: headerValue })).max(16).optional(),
+  /** Adds a line after the ones the message already has. */
+  add: z.array(z.object({ name: headerName, value: headerValue })).max(16).optional(),
+  remove: z.array(headerName).max(16).optional(),
+});
+export type HeaderModifier = z.infer<typeof HeaderModifierSchema>;
+
+/** Answer with a redirect instead of proxying; each part not given is the request's own. */
+export const RedirectSchema = z.object({
+  scheme: z.enum(['http', 'https']).optional(),
+  /** A host name, without a port. */
+  hostname: z.string().min(1).max(253).optional(),
+  /**
+   * Absent: the default port of the redirect's scheme when `scheme` is given,
+   * else the port the client connected to (the Gateway listener's). Default
+   * ports are left out of the Location header.
+   */
+  port: z.number().int().min(1).max(65535).optional(),
+  /** `Full` replaces the whole path; `Prefix` replaces the part the route matched, as `rewritePath` does. */
+  path: z.object({ type: z.enum(['Full', 'Prefix']), value: z.string().startsWith('/') }).optional(),
+  statusCode: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]).default(302),
+});
+export type Redirect = z.infer<typeof RedirectSchema>;
+
+/** A copy of each request, sent to another upstream whose answer is thrown away. */
+export const MirrorSchema = z.object({
+  upstream: z.string().min(1),
+  /** Share of requests mirrored. */
+  percent: z.number().min(0).max(100).default(100),
 });
 
 export const AuthPolicySchema = z.object({
@@ -99,7 +152,8 @@ export const RouteSchema = z.object({
   /** Every one must hold; absent or empty: no condition. */
   headers: z.array(RequestConditionSchema).max(16).optional(),
   queryParams: z.array(RequestConditionSchema).max(16).optional(),
-  backends: z.array(BackendRefSchema).min(1),
+  /** At least one, unless the route redirects. */
+  backends: z.array(BackendRefSchema),
   /** Total time allowed for the upstream to start answering, retries included. Absent: the data plane's `server.timeouts.request_timeout`. */
   timeoutMs: durationMs.optional(),
   auth: AuthPolicySchema.default({ required: false, roles: [], permissions: [] }),
@@ -108,6 +162,25 @@ export const RouteSchema = z.object({
   retries: RetryPolicySchema.optional(),
   /** Replace the matched prefix (Prefix routes) or the whole path (Exact) with this. */
   rewritePath: z.string().startsWith('/').optional(),
+  /** Replace the whole path with this, whatever the route's path type (not with `rewritePath`). */
+  rewriteFullPath: z.string().startsWith('/').optional(),
+  /** The Host header the upstream receives. */
+  rewriteHost: z.string().min(1).max(253).optional(),
+  /** Headers changed on the way to the upstream, after the gateway's own (X-Forwarded-*, identity). */
+  requestHeaders: HeaderModifierSchema.optional(),
+  /** Headers changed on the way back to the client. */
+  responseHeaders: HeaderModifierSchema.optional(),
+  /** Answer with a redirect; such a route needs no backend. */
+  redirect: RedirectSchema.optional(),
+  mirrors: z.array(MirrorSchema).max(8).optional(),
+  /** The traffic listeners that serve the route (absent: every one). */
+  listeners: z.array(z.enum(TRAFFIC_LISTENERS)).min(1).optional(),
+  /**
+   * The method is one more condition, as in the Gateway API: a request whose
+   * method the route does not take passes it over (404 when nothing else
+   * matches), never 405, and HEAD does not fall back to GET.
+   */
+  methodsAsCondition: z.boolean().optional(),
   /** Set when this route cannot be served (e.g. an unknown upstream): it answers 503 with this message. */
   invalid: z.string().optional(),
   /** Where the route came from, for status reporting; opaque to the data plane. */
@@ -197,12 +270,30 @@ export const UpstreamSchema = z.object({
 });
 export type Upstream = z.infer<typeof UpstreamSchema>;
 
+/**
+ * A certificate for the `https` listener, chosen by the client's SNI: an exact
+ * host first, then the longest matching `*.suffix`, then the first certificate
+ * without hosts, then the data plane's own `server.tls`.
+ */
+export const CertificateSchema = z.object({
+  /** Stable identifier, for logs: where the certificate came from. */
+  name: z.string().min(1),
+  /** Lower-case host names or `*.suffix` wildcards; empty: any name no other certificate claims. */
+  hosts: z.array(z.string().min(1)).default([]),
+  certificatePem: z.string().min(1),
+  /** Never shown: admin endpoints redact it. */
+  privateKeyPem: z.string().min(1),
+});
+export type Certificate = z.infer<typeof CertificateSchema>;
+
 export const RouteTableSchema = z
   .object({
     /** Hash of the canonical table without this field; see `tableVersion`. */
     version: z.string().min(1),
     routes: z.array(RouteSchema),
     upstreams: z.array(UpstreamSchema),
+    /** Certificates the `https` listener presents, chosen by SNI. Absent: only the data plane's own `server.tls`. */
+    certificates: z.array(CertificateSchema).optional(),
   })
   .superRefine((table, ctx) => {
     const names = new Set<string>();
@@ -214,12 +305,24 @@ export const RouteTableSchema = z
     table.routes.forEach((r, i) => {
       if (ids.has(r.id)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'id'], message: `duplicate route id "${r.id}"` });
       ids.add(r.id);
+      if (r.backends.length === 0 && r.redirect === undefined) ctx.addIssue({ code: 'custom', path: ['routes', i, 'backends'], message: 'a route needs at least one backend unless it redirects' });
+      if (r.rewritePath !== undefined && r.rewriteFullPath !== undefined) ctx.addIssue({ code: 'custom', path: ['routes', i, 'rewriteFullPath'], message: 'rewritePath and rewriteFullPath exclude each other' });
+      (r.mirrors ?? []).forEach((m, j) => {
+        if (!names.has(m.upstream)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'mirrors', j, 'upstream'], message: `unknown upstream "${m.upstream}"` });
+      });
       if (r.invalid !== undefined) return;
       r.backends.forEach((b, j) => {
-        if (!names.has(b.upstream)) {
+        if (b.unresolved === undefined && !names.has(b.upstream)) {
           ctx.addIssue({ code: 'custom', path: ['routes', i, 'backends', j, 'upstream'], message: `unknown upstream "${b.upstream}"` });
         }
       });
+    });
+    const hostsSeen = new Set<string>();
+    (table.certificates ?? []).forEach((c, i) => {
+      for (const h of c.hosts) {
+        if (hostsSeen.has(h)) ctx.addIssue({ code: 'custom', path: ['certificates', i, 'hosts'], message: `host "${h}" has an earlier certificate` });
+        hostsSeen.add(h);
+      }
     });
   });
 export type RouteTable = z.infer<typeof RouteTableSchema>;

@@ -20,6 +20,7 @@ const ERROR_STATUS = {
   rate_limited: 429,
   request_header_fields_too_large: 431,
   internal_error: 500,
+  backend_unresolved: 500,
   bad_gateway: 502,
   route_unavailable: 503,
   no_healthy_upstream: 503,

@@ -11,6 +11,7 @@ import type { RequestContext } from '../pipeline/context.ts';
 import type { UnderscoreHeaderAction } from '../pipeline/headers.ts';
 import type { EndpointRuntime } from '../upstream/upstream.ts';
 import { GatewayError } from './errors.ts';
+import { applyHeaderModifier, responseHeaderModifiable } from './filters.ts';
 
 /** Headers that describe one connection, never the message (RFC 9110 section 7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -160,7 +161,8 @@ function clientResponseHeaders(raw: readonly (Buffer | string)[], ctx: RequestCo
   if (vary) out.push('vary', vary.join(', '));
   out.push('x-request-id', ctx.requestId);
   if (ctx.responseHeaders) for (const [k, v] of Object.entries(ctx.responseHeaders)) out.push(k, v);
-  return out;
+  const modifier = ctx.route.responseHeaders;
+  return modifier === undefined ? out : applyHeaderModifier(out, modifier, responseHeaderModifiable);
 }
 
 /** How an attempt ended. */

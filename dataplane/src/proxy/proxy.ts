@@ -19,7 +19,10 @@ import { backoffDelay } from '../upstream/retry-budget.ts';
 import type { EndpointRuntime, UpstreamRuntime } from '../upstream/upstream.ts';
 import { respondWithError as fail } from '../server/respond.ts';
 import { GatewayError } from './errors.ts';
+import type { Readable } from 'node:stream';
+import { applyHeaderModifier, requestHeaderModifiable, upstreamPath } from './filters.ts';
 import { forwardOnce, upstreamRequestHeaders, type AttemptOutcome, type ForwardPolicy } from './forward.ts';
+import { mirrorRequest, teeBody, type UpstreamRequest } from './mirror.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Timeouts for routes and upstreams whose table entry does not set one (the config's `server.timeouts`). */
@@ -50,18 +53,6 @@ function conditionsOf(policy: RetryPolicy): RetryConditions {
   return c;
 }
 
-/** The path the upstream receives: the normalized path, rewritten if the route says so. */
-function upstreamPath(ctx: RequestContext): string {
-  const rewrite = ctx.route.rewritePath;
-  if (rewrite === undefined) return ctx.path + ctx.query;
-  const type = ctx.route.path.type;
-  if (type === 'Exact') return rewrite + ctx.query;
-  // Prefix and trailing-* routes replace only the part that matched.
-  const rest = ctx.path.slice(ctx.matchedPrefix.length);
-  const joined = rewrite.endsWith('/') && rest.startsWith('/') ? rewrite + rest.slice(1) : rest === '' || rest.startsWith('/') || rewrite.endsWith('/') ? rewrite + rest : `${rewrite}/${rest}`;
-  return joined + ctx.query;
-}
-
 function hasBody(ctx: RequestContext): boolean {
   const h = ctx.req.headers;
   return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
@@ -71,19 +62,42 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Proxies the request to one of `route`'s backends; always ends the response (or destroys it). */
 export async function proxyRequest(ctx: RequestContext, route: RouteRuntime, metrics: GatewayMetrics, defaults: DefaultTimeouts, forwarding?: ForwardPolicy): Promise<void> {
-  const upstream = route.pickBackend();
+  const backend = route.pickBackend();
+  if (backend?.unresolved !== undefined) {
+    fail(ctx, new GatewayError('backend_unresolved', backend.unresolved));
+    return;
+  }
+  const upstream = backend?.upstream;
   if (!upstream) {
     fail(ctx, new GatewayError('route_unavailable', 'the route has no upstream with weight'));
     return;
   }
   ctx.upstream = upstream.name;
+  const request = upstreamRequest(ctx, forwarding);
+  const body = hasBody(ctx) ? (route.mirrors.length > 0 ? teeBody(ctx.req, route.mirrors.length) : { primary: ctx.req, copies: [] }) : undefined;
+  route.mirrors.forEach((m, i) => {
+    if (m.percent >= 100 || Math.random() * 100 < m.percent) mirrorRequest(ctx, m.upstream, request, body?.copies[i]);
+    else body?.copies[i]?.destroy();
+  });
   const budget = upstream.retryBudget;
   budget.active++;
   try {
-    await attempts(ctx, upstream, metrics, defaults, forwarding);
+    await attempts(ctx, upstream, metrics, defaults, request, body?.primary);
   } finally {
     budget.active--;
   }
+}
+
+/** The path and headers sent upstream: the gateway's forwarding rules, then the route's own changes. */
+function upstreamRequest(ctx: RequestContext, forwarding: ForwardPolicy | undefined): UpstreamRequest {
+  const route = ctx.route;
+  let headers = upstreamRequestHeaders(ctx, forwarding);
+  if (route.requestHeaders !== undefined) headers = applyHeaderModifier(headers, route.requestHeaders, requestHeaderModifiable);
+  if (route.rewriteHost !== undefined) {
+    headers = applyHeaderModifier(headers, { remove: ['host'] }, () => true);
+    headers.push('host', route.rewriteHost);
+  }
+  return { path: upstreamPath(ctx), headers };
 }
 
 /** A retry only helps when the client is still there and there is time for it: `latest` is the deadline less the backoff. */
@@ -102,9 +116,9 @@ function failureOf(outcome: AttemptOutcome): string | undefined {
   return outcome.kind === 'aborted' ? outcome.reason : undefined;
 }
 
-async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics: GatewayMetrics, defaults: DefaultTimeouts, forwarding: ForwardPolicy | undefined): Promise<void> {
+async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics: GatewayMetrics, defaults: DefaultTimeouts, request: UpstreamRequest, bodyStream: Readable | undefined): Promise<void> {
   const route = ctx.route;
-  const body = hasBody(ctx);
+  const body = bodyStream !== undefined;
   const retry = route.retries;
   // A streamed request body cannot be sent twice, so only body-less requests are retried.
   const maxRetries = retry !== undefined && !body && (IDEMPOTENT.has(ctx.method) || retry.nonIdempotent) ? retry.attempts : 0;
@@ -112,8 +126,7 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
   // Tables from the operator leave these unset unless a resource says; the bootstrap config's defaults apply then.
   const deadline = performance.now() + (route.timeoutMs ?? defaults.requestMs);
   const perAttempt = upstream.def.timeoutMs ?? defaults.upstreamMs;
-  const path = upstreamPath(ctx);
-  const headers = upstreamRequestHeaders(ctx, forwarding);
+  const { path, headers } = request;
   const budget = upstream.retryBudget;
   const breaker = upstream.breaker;
   const watched = breaker !== undefined || upstream.outlier !== undefined;
@@ -158,7 +171,7 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
       outcome = await forwardOnce(ctx, endpoint, {
         path,
         headers: span ? headers.concat(span.headers) : headers,
-        body: body ? ctx.req : null,
+        body: bodyStream ?? null,
         headersTimeoutMs: Math.max(1, Math.min(perAttempt, remaining)),
         bodyTimeoutMs: perAttempt,
         // Nothing to learn from the status without a breaker, outlier detection or status retries: no callback then.

@@ -41,6 +41,10 @@
  * HEAD must answer like GET), else the any-method route. When candidates match
  * the path but none supports the method, the result is method-not-allowed with
  * the sorted union of their methods (HEAD included wherever GET is).
+ * A route with `methodsAsCondition` (the Gateway API's HTTPRoute) treats its
+ * method like a header condition: it takes no HEAD for GET, and a request it
+ * does not take passes it over as if its path did not match, so it never makes
+ * a 405 nor appears in an Allow list.
  *
  * Conditions. A route may also require request headers (`headers`: a name
  * with an exact value, or mere presence; names are case-insensitive) and query
@@ -79,6 +83,8 @@ export interface MatchableRoute {
   methods: string[];
   headers?: readonly RequestCondition[] | undefined;
   queryParams?: readonly RequestCondition[] | undefined;
+  /** The method is one more condition (Gateway API): a request it does not take is passed over, never answered 405. */
+  methodsAsCondition?: boolean | undefined;
 }
 
 /**
@@ -162,6 +168,28 @@ export function compileMatcher<R extends MatchableRoute>(routes: readonly R[], o
   return new TrieMatcher(routes, options.exclusive ?? false);
 }
 
+/** A claim an earlier route holds: the route left out, the winner, and the method and host of the first claim it lost. */
+export interface LostClaim {
+  route: string;
+  by: string;
+  method: string;
+  host: string;
+  /** The space (listener) where the claim was lost. */
+  space: string;
+}
+
+/**
+ * Exclusive conflict resolution over several matchers at once, one per
+ * space (a traffic listener): each route claims in every space `spacesOf`
+ * names, and a route that would lose a claim in any of them is left out of
+ * all of them. Routes are taken in the order given, so a route left out frees
+ * its claims everywhere for the routes after it, whatever the order of the
+ * spaces. Valid routes only (see `routeProblem`). One entry per route left out.
+ */
+export function resolveClaims<R extends MatchableRoute>(routes: readonly R[], spacesOf: (route: R) => readonly string[]): LostClaim[] {
+  return TrieMatcher.resolveAcross(routes, spacesOf);
+}
+
 /** What is wrong with one route on its own (path, hosts, methods, conditions), or undefined when the matcher takes it. */
 export function routeProblem(route: MatchableRoute): string | undefined {
   try {
@@ -221,6 +249,8 @@ interface Entry<R> {
   readonly paramNames: readonly string[];
   /** Segment index of each entry of paramNames. */
   readonly paramSlots: readonly number[];
+  /** `methodsAsCondition`: a method this entry does not take is no 405 and adds nothing to Allow. */
+  readonly quiet: boolean;
 }
 
 /**
@@ -231,10 +261,12 @@ interface Entry<R> {
 class Slot<R> {
   any: Entry<R>[] | null = null;
   readonly byMethod = new Map<string, Entry<R>[]>();
-  /** Some entry has no conditions: the slot applies to every request that reaches it. */
+  /** Some entry that can answer 405 has no conditions: the slot applies to every request that reaches it. */
   unconditioned = false;
-  /** Some entry has conditions: what applies depends on the request. */
+  /** Some entry that can answer 405 has conditions: what applies depends on the request. */
   conditional = false;
+  /** Some entry may answer 405 (is not quiet); a slot of quiet entries only never does. */
+  loud = false;
   /** Sorted methods for a 405, HEAD included wherever GET is. */
   allow: readonly string[] = [];
   /** For print(): each route that owns part of this slot and the methods it owns. */
@@ -255,6 +287,15 @@ class TrieNode<R> {
 }
 
 type Shadow = { route: string; by: string; method: string; host: string };
+
+/** A route parsed for insertion. */
+interface Prepared<R> {
+  pattern: Pattern;
+  methods: string[];
+  entry: Entry<R>;
+  /** Host tiers, `*` for any host. */
+  targets: string[];
+}
 
 class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
   readonly size: number;
@@ -278,35 +319,77 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
 
   readonly conditional: boolean;
 
+  // Build state.
+  readonly #ids = new Set<string>();
+  #maxDepth = 0;
+  #anyConditions = false;
+
   constructor(routes: readonly R[], exclusive: boolean) {
     const shadowed: Shadow[] = [];
-    const ids = new Set<string>();
-    let maxDepth = 0;
-    let conditional = false;
     for (const route of routes) {
-      if (ids.has(route.id)) throw new RouteCompileError(route.id, 'duplicate route id');
-      ids.add(route.id);
-      const pattern = parsePath(route);
-      const methods = parseMethods(route);
-      const hosts = parseHosts(route);
-      const entry = makeEntry(route, pattern, parseConditions(route));
-      const targets = hosts.length === 0 ? [ANY_HOST] : hosts;
+      const prepared = this.#prepare(route);
       if (exclusive) {
-        const lost = firstLostClaim(this.#rootsFor(targets, false), pattern, entry, methods);
+        const lost = this.#lostClaim(prepared);
         if (lost !== undefined) {
           shadowed.push({ route: route.id, ...lost });
           continue;
         }
       }
-      maxDepth = Math.max(maxDepth, pattern.segments.length);
-      if (entry.conditions !== null) conditional = true;
-      for (const [host, root] of this.#rootsFor(targets, true)) insert(root, pattern, entry, methods, host, shadowed);
+      this.#insert(prepared, shadowed);
     }
     for (const root of this.#roots()) finish(root);
-    this.conditional = conditional;
+    this.conditional = this.#anyConditions;
     this.size = routes.length;
     this.shadowed = Object.freeze(shadowed.map((s) => Object.freeze(s)));
-    this.#starts = new Int32Array(maxDepth + 1);
+    this.#starts = new Int32Array(this.#maxDepth + 1);
+  }
+
+  /** See `resolveClaims`: one matcher per space, built route by route, never finished (no request is matched). */
+  static resolveAcross<R extends MatchableRoute>(routes: readonly R[], spacesOf: (route: R) => readonly string[]): LostClaim[] {
+    const spaces = new Map<string, TrieMatcher<R>>();
+    const lostClaims: LostClaim[] = [];
+    const discard: Shadow[] = [];
+    for (const route of routes) {
+      const names = [...new Set(spacesOf(route))];
+      const prepared = names.map((name) => {
+        let m = spaces.get(name);
+        if (m === undefined) spaces.set(name, (m = new TrieMatcher<R>([], true)));
+        return [name, m, m.#prepare(route)] as const;
+      });
+      let lost: LostClaim | undefined;
+      for (const [name, m, p] of prepared) {
+        const l = m.#lostClaim(p);
+        if (l !== undefined) {
+          lost = { route: route.id, ...l, space: name };
+          break;
+        }
+      }
+      if (lost !== undefined) lostClaims.push(lost);
+      else for (const [, m, p] of prepared) m.#insert(p, discard);
+    }
+    return lostClaims;
+  }
+
+  /** Parses a route once; throws RouteCompileError for a bad one or a duplicate id. */
+  #prepare(route: R): Prepared<R> {
+    if (this.#ids.has(route.id)) throw new RouteCompileError(route.id, 'duplicate route id');
+    this.#ids.add(route.id);
+    const pattern = parsePath(route);
+    const methods = parseMethods(route);
+    const hosts = parseHosts(route);
+    const entry = makeEntry(route, pattern, parseConditions(route));
+    return { pattern, methods, entry, targets: hosts.length === 0 ? [ANY_HOST] : hosts };
+  }
+
+  /** The first claim an earlier route already holds, or undefined. */
+  #lostClaim(p: Prepared<R>): { by: string; method: string; host: string } | undefined {
+    return firstLostClaim(this.#rootsFor(p.targets, false), p.pattern, p.entry, p.methods);
+  }
+
+  #insert(p: Prepared<R>, shadowed: Shadow[]): void {
+    this.#maxDepth = Math.max(this.#maxDepth, p.pattern.segments.length);
+    if (p.entry.conditions !== null) this.#anyConditions = true;
+    for (const [host, root] of this.#rootsFor(p.targets, true)) insert(root, p.pattern, p.entry, p.methods, host, shadowed);
   }
 
   /** The root of each host tier a route is registered under; `create` adds missing ones. */
@@ -452,7 +535,7 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
 
   /** Notes that the path reached routes whose conditions hold for some method: a miss is then a 405, not a 404. */
   #touch(slot: Slot<R>): void {
-    if (this.#seen) return;
+    if (this.#seen || !slot.loud) return;
     if (slot.unconditioned || slotApplies(slot, this.#facts)) this.#seen = true;
   }
 
@@ -469,7 +552,7 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
     const facts = this.#facts;
     const add = (slot: Slot<R>): void => {
       if (!slot.conditional) slot.allow.forEach((m) => allow.add(m));
-      else for (const [m, list] of slot.byMethod) if (list.some((e) => holds(e, facts))) allow.add(m);
+      else for (const [m, list] of slot.byMethod) if (list.some((e) => !e.quiet && holds(e, facts))) allow.add(m);
     };
     if (node.rest !== null && pos < len && path.charCodeAt(pos) !== SLASH) add(node.rest);
     if (node.prefix !== null) add(node.prefix);
@@ -538,10 +621,10 @@ function holds<R>(entry: Entry<R>, facts: RequestFacts | undefined): boolean {
   return true;
 }
 
-/** Whether some route of the slot, for any method, has conditions that hold. */
+/** Whether some route of the slot that can answer 405, for any method, has conditions that hold. */
 function slotApplies<R>(slot: Slot<R>, facts: RequestFacts | undefined): boolean {
-  if (slot.any?.some((e) => holds(e, facts))) return true;
-  for (const list of slot.byMethod.values()) if (list.some((e) => holds(e, facts))) return true;
+  if (slot.any?.some((e) => !e.quiet && holds(e, facts))) return true;
+  for (const list of slot.byMethod.values()) if (list.some((e) => !e.quiet && holds(e, facts))) return true;
   return false;
 }
 
@@ -696,7 +779,7 @@ function makeEntry<R extends MatchableRoute>(route: R, pattern: Pattern, conditi
       paramSlots.push(i);
     }
   });
-  return { route, conditions, kind: pattern.kind, depth: pattern.segments.length, paramNames, paramSlots };
+  return { route, conditions, kind: pattern.kind, depth: pattern.segments.length, paramNames, paramSlots, quiet: route.methodsAsCondition === true };
 }
 
 /** The node a pattern ends at, created on the way when `create` is set; null when it does not exist yet. */
@@ -777,8 +860,12 @@ function insert<R extends MatchableRoute>(
   }
   if (owned.length !== 0) {
     slot.owners.push({ id, methods: owned, conditions: entry.conditions?.key });
-    if (entry.conditions === null) slot.unconditioned = true;
-    else slot.conditional = true;
+    // Only entries that can answer 405 make the slot count for it.
+    if (!entry.quiet) {
+      slot.loud = true;
+      if (entry.conditions === null) slot.unconditioned = true;
+      else slot.conditional = true;
+    }
   }
 }
 
@@ -786,10 +873,11 @@ function insert<R extends MatchableRoute>(
 function finish<R>(node: TrieNode<R>): void {
   for (const slot of [node.exact, node.prefix, node.rest]) {
     if (slot === null) continue;
-    // HEAD is answered like GET (RFC 9110 9.3.2): routes naming HEAD first, then those naming GET.
-    const get = slot.byMethod.get('GET');
-    if (get !== undefined) slot.byMethod.set('HEAD', [...(slot.byMethod.get('HEAD') ?? []), ...get]);
-    slot.allow = Object.freeze([...slot.byMethod.keys()].sort());
+    // HEAD is answered like GET (RFC 9110 9.3.2): routes naming HEAD first, then those naming GET;
+    // not for quiet routes, whose method is an exact condition.
+    const get = slot.byMethod.get('GET')?.filter((e) => !e.quiet);
+    if (get !== undefined && get.length > 0) slot.byMethod.set('HEAD', [...(slot.byMethod.get('HEAD') ?? []), ...get]);
+    slot.allow = Object.freeze([...slot.byMethod].filter(([, list]) => list.some((e) => !e.quiet)).map(([m]) => m).sort());
   }
   if (node.statics !== null) {
     if (node.statics.size === 1) {

@@ -27,7 +27,8 @@ import type { ServedRoute } from '../contract/policy.ts';
 import { PoolRegistry } from '../upstream/pools.ts';
 import { UpstreamResilience } from '../upstream/resilience.ts';
 import { createAdminHandler } from './admin.ts';
-import { createRequestHandler, type LifecycleState } from './handler.ts';
+import { createRequestHandler, type HandlerDeps, type LifecycleState } from './handler.ts';
+import type { TableRuntime } from '../table/runtime.ts';
 
 /** How the gateway is started. */
 export interface GatewayOptions {
@@ -73,6 +74,9 @@ export class Gateway {
   private readonly options: GatewayOptions;
   private readonly servers: http.Server[] = [];
   private trafficServers: http.Server[] = [];
+  private tlsServer: https.Server | undefined;
+  private trafficOptions: http.ServerOptions | undefined;
+  private handlerDeps: HandlerDeps | undefined;
   private watcher: FSWatcher | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
   private lastConfigHash: string | undefined;
@@ -89,6 +93,7 @@ export class Gateway {
     this.holder = new TableHolder(this.pools, (r) => this.stagesFor(r), this.metrics, this.log, gatewayDefaults(options.config));
     this.resilience = new UpstreamResilience(this.metrics, this.log);
     this.holder.onApplied((rt) => this.resilience.sync(rt));
+    this.holder.onApplied((rt) => this.onTableApplied(rt));
   }
 
   /** Starts listeners and, in file mode, applies the config's routes. Throws ConfigError on bad input. */
@@ -137,7 +142,7 @@ export class Gateway {
       maxHeaderSize: s.limits.max_header_size,
       requireHostHeader: true,
     };
-    const handlerDeps = {
+    const handlerDeps: HandlerDeps = {
       holder: this.holder,
       metrics: this.metrics,
       log: this.log,
@@ -158,17 +163,10 @@ export class Gateway {
     this.servers.push(plain);
     this.ports.http = await listen(plain, s.http_port, s.bind_address);
 
-    if (s.tls) {
-      const secure = https.createServer(
-        { ...trafficOptions, cert: readFileSync(s.tls.cert_file), key: readFileSync(s.tls.key_file) },
-        createRequestHandler(handlerDeps, true),
-      );
-      secure.maxHeadersCount = s.limits.max_headers_count + 1;
-      secure.on('clientError', clientErrorHandler(this.metrics));
-      this.trafficServers.push(secure);
-      this.servers.push(secure);
-      this.ports.https = await listen(secure, s.https_port, s.bind_address);
-    }
+    this.trafficOptions = trafficOptions;
+    this.handlerDeps = handlerDeps;
+    // With a certificate of its own the TLS listener starts now; otherwise with the first table that brings one.
+    if (s.tls || this.holder.current?.certificates !== undefined) await this.listenTls();
 
     const admin = http.createServer(createAdminHandler(this));
     this.servers.push(admin);
@@ -190,6 +188,55 @@ export class Gateway {
       this.ports.metrics = await listen(server, s.metrics_port, s.bind_address);
     }
     this.log.info({ event: 'listening', ports: this.ports, bind: s.bind_address, admin_bind: s.admin_bind_address }, 'gateway listening');
+  }
+
+  /**
+   * The TLS traffic listener. Each connection's certificate is chosen by SNI
+   * from the live table's certificates (Gateway API HTTPS listeners: an exact
+   * host, a wildcard, then one without hosts), else `server.tls`; a client
+   * without SNI gets `server.tls`, else the table's fallback certificate.
+   */
+  private async listenTls(): Promise<void> {
+    if (this.tlsServer !== undefined || this.trafficOptions === undefined || this.handlerDeps === undefined) return;
+    const s = this.config.server;
+    const own = s.tls ? { cert: readFileSync(s.tls.cert_file), key: readFileSync(s.tls.key_file) } : {};
+    const secure = https.createServer(
+      {
+        ...this.trafficOptions,
+        ...own,
+        SNICallback: (servername, cb) => cb(null, this.holder.current?.certificates?.select(servername)),
+      },
+      createRequestHandler(this.handlerDeps, true),
+    );
+    secure.maxHeadersCount = s.limits.max_headers_count + 1;
+    secure.on('clientError', clientErrorHandler(this.metrics));
+    this.tlsServer = secure;
+    this.trafficServers.push(secure);
+    this.servers.push(secure);
+    this.syncTlsFallback();
+    this.ports.https = await listen(secure, s.https_port, s.bind_address);
+  }
+
+  /** Clients without SNI get the table's fallback certificate when the config has none of its own. */
+  private syncTlsFallback(): void {
+    if (this.tlsServer === undefined || this.config.server.tls) return;
+    const fallback = this.holder.current?.certificates;
+    const first = this.holder.current?.table.certificates?.find((c) => c.hosts.length === 0) ?? this.holder.current?.table.certificates?.[0];
+    if (fallback !== undefined && first !== undefined) this.tlsServer.setSecureContext({ cert: first.certificatePem, key: first.privateKeyPem });
+  }
+
+  /** After each table: start the TLS listener when the table is the first to bring certificates, and keep its fallback current. */
+  private onTableApplied(rt: TableRuntime): void {
+    // Before the listeners start, listen() starts TLS itself; while stopping, nothing starts.
+    if (rt.certificates === undefined || this.trafficOptions === undefined || this.stopping !== undefined) return;
+    if (this.tlsServer === undefined) {
+      this.listenTls().then(
+        () => this.log.info({ event: 'tls_listening', port: this.ports.https, certificates: rt.certificates?.names }, 'TLS listener started for the route table\'s certificates'),
+        (err: unknown) => this.log.error({ event: 'tls_listen_failed', port: this.config.server.https_port, error: (err as Error).message }, 'cannot start the TLS listener for the route table\'s certificates'),
+      );
+      return;
+    }
+    this.syncTlsFallback();
   }
 
   /** Re-reads the config file and applies its routes; the old table serves on any failure. */

@@ -18,7 +18,8 @@ import { normalizeTarget } from '../routing/normalize.ts';
 import type { TableHolder } from '../table/holder.ts';
 import { ClientAddressResolver } from './client-address.ts';
 import type { RouteRuntime } from '../table/runtime.ts';
-import { respondWithError as answer } from './respond.ts';
+import { redirectLocation } from '../proxy/filters.ts';
+import { respondRedirect, respondWithError as answer } from './respond.ts';
 
 /** Process-wide flags the probes report. */
 export interface LifecycleState {
@@ -146,16 +147,17 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
       answer(ctx, new GatewayError('route_unavailable', 'the gateway has no route table yet'));
       return;
     }
+    const matcher = tls ? rt.tlsMatcher : rt.matcher;
     // A CORS preflight is answered for the route that would serve the method it asks about, even where OPTIONS itself would be a 405.
     if (isPreflight(method, req.headers)) {
-      const p = rt.matcher.match(ctx.host, req.headers['access-control-request-method'] as string, target.path, rt.matcher.conditional ? requestFacts(req, target.query) : undefined);
+      const p = matcher.match(ctx.host, req.headers['access-control-request-method'] as string, target.path, matcher.conditional ? requestFacts(req, target.query) : undefined);
       if (p.kind === 'match' && p.route.def.cors) {
         ctx.route = p.route.def;
         answerPreflight(ctx, p.route.def.cors);
         return;
       }
     }
-    const m = rt.matcher.match(ctx.host, method, target.path, rt.matcher.conditional ? requestFacts(req, target.query) : undefined);
+    const m = matcher.match(ctx.host, method, target.path, matcher.conditional ? requestFacts(req, target.query) : undefined);
     if (m.kind === 'not-found') {
       answer(ctx, new GatewayError('route_not_found', `no route for ${method} ${target.path}`));
       return;
@@ -187,6 +189,12 @@ async function run(ctx: RequestContext, route: RouteRuntime, deps: HandlerDeps):
       return;
     }
     if (ctx.res.writableEnded) return;
+  }
+  // A redirecting route answers after its stages (authentication included) and sends nothing upstream.
+  const redirect = route.def.redirect;
+  if (redirect !== undefined) {
+    respondRedirect(ctx, redirect.statusCode, redirectLocation(ctx, redirect));
+    return;
   }
   await proxyRequest(ctx, route, deps.metrics, deps.timeouts, deps.forwarding);
 }

@@ -37,3 +37,17 @@ export function respondWithError(ctx: RequestContext, err: GatewayError): void {
   if (extra && !ctx.res.headersSent) for (const k of Object.keys(extra)) ctx.res.setHeader(k, extra[k] as string);
   ctx.bytesOut = sendError(ctx.res, err, ctx.requestId);
 }
+
+/** Answers with a redirect to `location`, with the headers stages added. */
+export function respondRedirect(ctx: RequestContext, status: number, location: string): void {
+  const res = ctx.res;
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const extra = ctx.responseHeaders;
+  if (extra) for (const k of Object.keys(extra)) res.setHeader(k, extra[k] as string);
+  res.writeHead(status, { location, 'content-length': 0, 'x-request-id': ctx.requestId });
+  res.end();
+  ctx.bytesOut = 0;
+}

@@ -90,7 +90,8 @@ export class TableHolder {
         this.log.warn({ event: 'cors_no_origin', route: r.id, policySource: r.def.policySources.cors }, `route "${r.id}": CORS allows credentials with the "*" origin, which allows no origin at all; list the origins`);
       }
     }
-    for (const s of next.matcher.shadowed) {
+    const shadowed = next.tlsMatcher === next.matcher ? next.matcher.shadowed : [...next.matcher.shadowed, ...next.tlsMatcher.shadowed.filter((t) => !next.matcher.shadowed.some((h) => h.route === t.route && h.by === t.by && h.method === t.method && h.host === t.host))];
+    for (const s of shadowed) {
       this.log.warn({ event: 'route_shadowed', route: s.route, by: s.by, method: s.method, host: s.host }, `route "${s.route}" never serves ${s.method === '*' ? 'any method' : s.method}${s.host === '*' ? '' : ` on ${s.host}`}: "${s.by}" comes first with the same path, method and conditions`);
     }
     for (const l of this.listeners) l(next);

@@ -8,6 +8,13 @@ import { buildUpstreams, type UpstreamRuntime } from '../upstream/upstream.ts';
 import type { PoolRegistry } from '../upstream/pools.ts';
 import { withGatewayDefaults, type GatewayDefaults, type ServedRoute } from '../contract/policy.ts';
 import type { Route, RouteTable } from '../contract/schema.ts';
+import { CertificateSelector } from './certificates.ts';
+
+/** A backend a request was given to: an upstream, or why the backend cannot serve (answered 500). */
+export interface PickedBackend {
+  readonly upstream: UpstreamRuntime | undefined;
+  readonly unresolved: string | undefined;
+}
 
 /** A route of the live table. */
 export class RouteRuntime {
@@ -17,10 +24,13 @@ export class RouteRuntime {
   readonly methods: string[];
   readonly headers: Route['headers'];
   readonly queryParams: Route['queryParams'];
+  readonly methodsAsCondition: boolean | undefined;
   /** The route as served: the table's entry with the gateway-wide policy under its own. */
   readonly def: ServedRoute;
   readonly stages: readonly Stage[];
-  private readonly backends: { upstream: UpstreamRuntime | undefined; weight: number; current: number }[];
+  /** Upstreams that get a copy of each request (the table's `mirrors`), with the share mirrored. */
+  readonly mirrors: readonly { upstream: UpstreamRuntime; percent: number }[];
+  private readonly backends: (PickedBackend & { weight: number; current: number })[];
   private readonly totalWeight: number;
 
   constructor(def: ServedRoute, upstreams: ReadonlyMap<string, UpstreamRuntime>, stages: readonly Stage[]) {
@@ -30,19 +40,26 @@ export class RouteRuntime {
     this.methods = def.methods;
     this.headers = def.headers;
     this.queryParams = def.queryParams;
+    this.methodsAsCondition = def.methodsAsCondition;
     this.def = def;
     this.stages = stages;
-    this.backends = def.backends.filter((b) => b.weight > 0).map((b) => ({ upstream: upstreams.get(b.upstream), weight: b.weight, current: 0 }));
+    this.backends = def.backends
+      .filter((b) => b.weight > 0)
+      .map((b) => ({ upstream: b.unresolved === undefined ? upstreams.get(b.upstream) : undefined, unresolved: b.unresolved, weight: b.weight, current: 0 }));
     this.totalWeight = this.backends.reduce((n, b) => n + b.weight, 0);
+    this.mirrors = (def.mirrors ?? []).flatMap((m) => {
+      const upstream = upstreams.get(m.upstream);
+      return upstream ? [{ upstream, percent: m.percent }] : [];
+    });
   }
 
   /**
    * The upstream for this request. Weighted backends use smooth weighted round
    * robin, so a 90/10 canary gets exactly 10 of every 100 requests, spread out.
    */
-  pickBackend(): UpstreamRuntime | undefined {
+  pickBackend(): PickedBackend | undefined {
     const list = this.backends;
-    if (list.length === 1) return list[0]?.upstream;
+    if (list.length === 1) return list[0];
     let best: (typeof list)[number] | undefined;
     for (const b of list) {
       b.current += b.weight;
@@ -50,7 +67,7 @@ export class RouteRuntime {
     }
     if (!best) return undefined;
     best.current -= this.totalWeight;
-    return best.upstream;
+    return best;
   }
 }
 
@@ -60,7 +77,12 @@ export interface TableRuntime {
   readonly version: string;
   /** Where the table came from: a file path or the operator's URL. */
   readonly source: string;
+  /** The routes the `http` listener serves. */
   readonly matcher: Matcher<RouteRuntime>;
+  /** The routes the `https` listener serves: the same matcher unless some route names its listeners. */
+  readonly tlsMatcher: Matcher<RouteRuntime>;
+  /** Certificates of the table for the `https` listener, by SNI; undefined when the table has none. */
+  readonly certificates: CertificateSelector | undefined;
   /** The table's routes as served, in table order. */
   readonly routes: readonly RouteRuntime[];
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
@@ -85,6 +107,11 @@ export function buildRuntime(
     const served = withGatewayDefaults(r, defaults);
     return new RouteRuntime(served, upstreams, stagesFor(served));
   });
-  const matcher = compileMatcher(routes);
-  return { table, version: table.version, source, matcher, routes, upstreams, defaults };
+  // A route naming its listeners is served on those only: then each listener gets its own matcher.
+  const scoped = routes.some((r) => r.def.listeners !== undefined);
+  const on = (l: 'http' | 'https') => (r: RouteRuntime): boolean => r.def.listeners === undefined || r.def.listeners.includes(l);
+  const matcher = compileMatcher(scoped ? routes.filter(on('http')) : routes);
+  const tlsMatcher = scoped ? compileMatcher(routes.filter(on('https'))) : matcher;
+  const certificates = table.certificates && table.certificates.length > 0 ? new CertificateSelector(table.certificates) : undefined;
+  return { table, version: table.version, source, matcher, tlsMatcher, certificates, routes, upstreams, defaults };
 }

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   compileMatcher,
+  resolveClaims,
   routeProblem,
   RouteCompileError,
   type MatchableRoute,
@@ -18,9 +19,20 @@ import {
 
 type PathType = MatchableRoute['path']['type'];
 
-function route(id: string, type: PathType, value: string, methods: string[] = [], hosts: string[] = [], when: { headers?: RequestCondition[]; queryParams?: RequestCondition[] } = {}): MatchableRoute {
+function route(
+  id: string,
+  type: PathType,
+  value: string,
+  methods: string[] = [],
+  hosts: string[] = [],
+  when: { headers?: RequestCondition[]; queryParams?: RequestCondition[]; methodsAsCondition?: boolean } = {},
+): MatchableRoute {
   return { id, hosts, methods, path: { type, value }, ...when };
 }
+
+/** A Gateway API route: its method is a condition (no 405, no HEAD for GET). */
+const quiet = (id: string, type: PathType, value: string, methods: string[] = [], hosts: string[] = [], when: { headers?: RequestCondition[] } = {}): MatchableRoute =>
+  route(id, type, value, methods, hosts, { ...when, methodsAsCondition: true });
 
 const exact = (name: string, value: string): RequestCondition => ({ name, type: 'Exact', value });
 const present = (name: string): RequestCondition => ({ name, type: 'Present' });
@@ -116,7 +128,7 @@ function referenceMatcher<R extends MatchableRoute>(routes: readonly R[]): Match
     }
   });
 
-  function inTier(routesOfTier: Array<[R, number]>, method: string, path: string, f: RequestFacts | undefined): MatchResult<R> {
+  function inTier(tierHost: string, routesOfTier: Array<[R, number]>, method: string, path: string, f: RequestFacts | undefined): MatchResult<R> {
     // A route whose conditions fail is not a candidate at all.
     const candidates = routesOfTier.map(([r, i]) => evaluate(r, i, path)).filter((c): c is Candidate => c !== null && conditionsHold(c.route, f));
     candidates.sort(compareRank);
@@ -130,13 +142,16 @@ function referenceMatcher<R extends MatchableRoute>(routes: readonly R[]): Match
       const group = candidates.slice(i, j);
       const chosen =
         best(group.filter((c) => c.route.methods.includes(method))) ??
-        (method === 'HEAD' ? best(group.filter((c) => c.route.methods.includes('GET'))) : undefined) ??
+        (method === 'HEAD' ? best(group.filter((c) => c.route.methods.includes('GET') && c.route.methodsAsCondition !== true)) : undefined) ??
         best(group.filter((c) => c.route.methods.length === 0));
       if (chosen) return { kind: 'match', route: chosen.route as R, params: chosen.params, matchedPrefix: chosen.prefix };
       i = j;
     }
-    if (candidates.length === 0) return { kind: 'not-found' };
-    const allow = new Set(candidates.flatMap((c) => c.route.methods));
+    // A route whose method is a condition failed it like any condition: it was never a candidate for a 405.
+    // The others count through the methods they own (a claim lost to an earlier route is not theirs).
+    const owns = (c: Candidate, m: string): boolean => owners.get(`${tierHost} ${c.shape} ${m} ${conditionKey(c.route)}`) === c.route.id;
+    const allow = new Set(candidates.filter((c) => c.route.methodsAsCondition !== true).flatMap((c) => c.route.methods.filter((m) => owns(c, m))));
+    if (allow.size === 0) return { kind: 'not-found' };
     if (allow.has('GET')) allow.add('HEAD');
     return { kind: 'method-not-allowed', allow: [...allow].sort() };
   }
@@ -149,15 +164,15 @@ function referenceMatcher<R extends MatchableRoute>(routes: readonly R[]): Match
     match(host, method, path, f) {
       const h = referenceHost(host);
       const indexed = routes.map((r, i) => [r, i] as [R, number]);
-      const tiers: Array<Array<[R, number]>> = [indexed.filter(([r]) => r.hosts.some((x) => x.toLowerCase() === h))];
+      const tiers: Array<[string, Array<[R, number]>]> = [[h, indexed.filter(([r]) => r.hosts.some((x) => x.toLowerCase() === h))]];
       const suffixes = [...new Set(routes.flatMap((r) => r.hosts.filter((x) => x.startsWith('*.')).map((x) => x.slice(1).toLowerCase())))];
       suffixes.sort((a, b) => b.length - a.length);
       for (const s of suffixes) {
-        if (h.endsWith(s) && h.length > s.length) tiers.push(indexed.filter(([r]) => r.hosts.some((x) => x.slice(1).toLowerCase() === s && x.startsWith('*.'))));
+        if (h.endsWith(s) && h.length > s.length) tiers.push([`*${s}`, indexed.filter(([r]) => r.hosts.some((x) => x.slice(1).toLowerCase() === s && x.startsWith('*.')))]);
       }
-      tiers.push(indexed.filter(([r]) => r.hosts.length === 0));
-      for (const tier of tiers) {
-        const res = inTier(tier, method, path, f);
+      tiers.push(['*', indexed.filter(([r]) => r.hosts.length === 0)]);
+      for (const [tierHost, tier] of tiers) {
+        const res = inTier(tierHost, tier, method, path, f);
         if (res.kind !== 'not-found') return res;
       }
       return { kind: 'not-found' };
@@ -700,6 +715,45 @@ const cases: Case[] = [
     ],
     shadowed: [{ route: 'b', by: 'a', method: 'GET', host: '*' }],
   },
+  // Methods as conditions (Gateway API) ----------------------------------------
+  {
+    name: 'methodsAsCondition: a method no route takes is not found, and HEAD is not GET',
+    routes: [quiet('get', 'Exact', '/x', ['GET']), quiet('post', 'Prefix', '/', ['POST'])],
+    requests: [
+      ['GET /x', 'get'],
+      ['POST /x', 'post'],
+      ['HEAD /x', 404],
+      ['PUT /x', 404],
+      ['DELETE /y', 404],
+    ],
+  },
+  {
+    name: 'methodsAsCondition: a route passed over on its method lets a less specific host tier answer',
+    routes: [quiet('host-get', 'Prefix', '/', ['GET'], ['a.test']), quiet('any', 'Prefix', '/')],
+    requests: [
+      ['GET /p @a.test', 'host-get'],
+      ['POST /p @a.test', 'any'],
+    ],
+  },
+  {
+    name: 'methodsAsCondition: next to an ordinary route, only the ordinary one makes a 405 and fills Allow',
+    routes: [route('plain', 'Exact', '/x', ['GET']), quiet('gw', 'Exact', '/x', ['POST'])],
+    requests: [
+      ['GET /x', 'plain'],
+      ['HEAD /x', 'plain'],
+      ['POST /x', 'gw'],
+      ['PUT /x', [405, 'GET, HEAD']],
+    ],
+  },
+  {
+    name: 'methodsAsCondition: only quiet routes on the path, with conditions, fall through to 404',
+    routes: [quiet('canary', 'Prefix', '/c', ['GET'], [], { headers: [exact('canary', 'true')] })],
+    requests: [
+      ['GET /c canary=true', 'canary'],
+      ['GET /c', 404],
+      ['POST /c canary=true', 404],
+    ],
+  },
 ];
 
 /** `'METHOD /path[?query] [@host] [name=value|name ...]'`: trailing words are request headers. */
@@ -929,7 +983,8 @@ describe('trie agrees with the reference on random tables', () => {
       const hosts = rand() < 0.6 ? [] : hostsPool.filter(() => rand() < 0.4);
       const headers = rand() < 0.7 ? [] : pickOne([[exact('x-a', '1')], [present('X-A')], [exact('x-a', '2'), present('x-b')], [present('x-b')]]);
       const queryParams = rand() < 0.8 ? [] : pickOne([[exact('q', '1')], [present('q')]]);
-      routes.push(route(`r${i}`, type, value, methods, hosts, { headers, queryParams }));
+      const methodsAsCondition = rand() < 0.25;
+      routes.push(route(`r${i}`, type, value, methods, hosts, { headers, queryParams, ...(methodsAsCondition ? { methodsAsCondition } : {}) }));
     }
     return routes;
   }
@@ -1007,6 +1062,30 @@ describe('exclusive mode (conflict resolution)', () => {
 
   it('a table without conditions says so, so callers skip building request facts', () => {
     expect(compileMatcher([route('a', 'Prefix', '/o')]).conditional).toBe(false);
+  });
+});
+
+describe('resolveClaims: exclusive resolution over several listeners', () => {
+  type Spaced = MatchableRoute & { spaces: string[] };
+  const spaced = (r: MatchableRoute, ...spaces: string[]): Spaced => ({ ...r, spaces });
+  const resolve = (routes: Spaced[]): ReturnType<typeof resolveClaims> => resolveClaims(routes, (r) => r.spaces);
+
+  it('routes in different spaces never conflict', () => {
+    expect(resolve([spaced(route('a', 'Prefix', '/x'), 'http'), spaced(route('b', 'Prefix', '/x'), 'https')])).toEqual([]);
+  });
+
+  it('a route losing in one of its spaces is left out of all, which frees its claims in the others for younger routes', () => {
+    const routes = [spaced(route('tls-only', 'Prefix', '/x'), 'https'), spaced(route('both', 'Prefix', '/x'), 'http', 'https'), spaced(route('plain', 'Prefix', '/x'), 'http')];
+    expect(resolve(routes)).toEqual([{ route: 'both', by: 'tls-only', method: '*', host: '*', space: 'https' }]);
+  });
+
+  it('agrees with exclusive compileMatcher when every route is in one space', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const rand = prng(seed);
+      const table = Array.from({ length: 12 }, (_, i) => route(`r${i}`, rand() < 0.5 ? 'Exact' : 'Prefix', ['/a', '/b', '/a/b'][Math.floor(rand() * 3)] as string, rand() < 0.5 ? [] : ['GET'], rand() < 0.5 ? [] : ['h.test']));
+      const one = compileMatcher(table, { exclusive: true }).shadowed;
+      expect(resolveClaims(table, () => ['only']).map(({ space: _s, ...rest }) => rest)).toEqual(one);
+    }
   });
 });
 
