@@ -50,6 +50,10 @@ cluster_range=198.18.0.0/15
 release=switchyard
 release_ns=switchyard-system
 
+# Paths outside the cluster's directories that the kubelet, containerd and libcni create
+# with fixed names; `down` removes those that did not exist before `up`.
+fixed_paths=(/var/lib/kubelet /var/lib/cni /etc/cni /run/containerd /var/log/containers)
+
 # What the kubelet and the bridge plugin change on the host, restored by `down`.
 sysctls=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
 	kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.conf.all.route_localnet
@@ -102,6 +106,45 @@ save_sysctls() {
 		printf '%s=%s\n' "$key" "$value"
 	done >"$run_dir/sysctl.saved.tmp"
 	mv "$run_dir/sysctl.saved.tmp" "$run_dir/sysctl.saved"
+}
+
+# note_host_state records what `down` must restore or remove: paths that do not exist yet
+# and the nftables tables that exist already (iptables-nft creates a table on first use).
+note_host_state() {
+	[[ -f $run_dir/created ]] && return 0
+	local path
+	for path in "${fixed_paths[@]}"; do
+		[[ -e $path ]] || echo "$path"
+	done >"$run_dir/created"
+	nft list tables >"$run_dir/nft-tables" 2>/dev/null || true
+}
+
+# remove_created removes what note_host_state found missing before `up`, and the
+# kubelet's links to this cluster's container logs wherever the directory came from.
+remove_created() {
+	find /var/log/containers -maxdepth 1 -type l -lname "$state/*" -delete 2>/dev/null || true
+	[[ -f $run_dir/created ]] || return 0
+	local path
+	while IFS= read -r path; do
+		case $path in
+		/var/lib/kubelet | /var/lib/cni | /etc/cni | /run/containerd | /var/log/containers) rm -rf "$path" ;;
+		esac
+	done <"$run_dir/created"
+}
+
+# remove_empty_tables deletes the nftables tables that appeared while the cluster ran and
+# hold no rule any more: the chains in them are gone, the tables iptables-nft made are not.
+remove_empty_tables() {
+	command -v nft >/dev/null 2>&1 || return 0
+	[[ -f $run_dir/nft-tables ]] || return 0
+	local family name
+	while read -r _ family name; do
+		grep -qx "table $family $name" "$run_dir/nft-tables" && continue
+		# A table whose lines are all chain headers, policies and braces holds no rule.
+		if ! nft list table "$family" "$name" | grep -v -E '^\s*(table |chain |type |\}|$)' | grep -q .; then
+			nft delete table "$family" "$name"
+		fi
+	done < <(nft list tables 2>/dev/null)
 }
 
 restore_sysctls() {
@@ -185,11 +228,13 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "${run_dir}/runc"
 TOML
 }
 
 host_up() {
 	mkdir -p "$run_dir"
+	note_host_state
 	save_sysctls
 	# The node's address lives on a bridge of its own with no ports (this kernel has no
 	# dummy interfaces): a local address the kubelet accepts and pods reach.
@@ -413,7 +458,7 @@ cmd_up() {
 	kc get gwr -A >&2
 
 	local gateway
-	gateway=$(kc -n "$release_ns" get service "$release" -o jsonpath='{.spec.clusterIP}')
+	gateway=$(kc -n "$release_ns" get service "$release-dataplane" -o jsonpath='{.spec.clusterIP}')
 	cat >&2 <<TEXT
 
 Switchyard runs on node ${node_name}. The gateway's Service: http://${gateway}:80 (its
@@ -481,8 +526,8 @@ remove_chains() {
 	local tool table rule chain
 	for tool in iptables ip6tables; do
 		command -v "$tool" >/dev/null 2>&1 || continue
-		for table in raw mangle nat filter; do
-			"$tool" -t "$table" -S >/dev/null 2>&1 || continue
+		# Only tables that exist: listing one makes iptables-nft create it.
+		for table in $("$tool"-save 2>/dev/null | sed -n 's/^\*//p'); do
 			for chain in $("$tool" -t "$table" -S | sed -n -E 's/^-P ([A-Z]+) .*/\1/p'); do
 				# By number, last first: rules carry quoted comments that do not survive
 				# being split back into arguments. Line 1 of -S CHAIN is its policy.
@@ -535,6 +580,8 @@ teardown() {
 	done
 	remove_cgroups
 	restore_sysctls
+	remove_empty_tables
+	remove_created
 	rm -rf "$run_dir"
 	[[ $quiet == quiet ]] || say "stopped"
 }
@@ -561,6 +608,7 @@ leftovers() {
 		"$tool"-save 2>/dev/null | grep -E '(KUBE-|SWITCHYARD-)' | sed "s/^/$tool: /" | head -5
 	done
 	[[ -d $run_dir ]] && echo "directory: $run_dir"
+	find /var/log/containers -maxdepth 1 -type l -lname "$state/*" 2>/dev/null | sed 's/^/log link: /' | head -3
 	local dir
 	for dir in /sys/fs/cgroup/*/kubepods; do
 		[[ -d $dir ]] && echo "cgroup: $dir"

@@ -19,6 +19,9 @@
 # Environment:
 #   SWITCHYARD_CACHE   cache root (default: ~/.cache/switchyard); images go to
 #                      $SWITCHYARD_CACHE/images/
+#   IMAGES_CONTEXT     the directory whose sources the project's images are built from, e.g.
+#                      an export of one commit (git archive HEAD | tar -x -C DIR); default:
+#                      this checkout, uncommitted changes included
 #   BUILD_CA_BUNDLE    the CA bundle mounted into the Dockerfile's RUN steps, so that `npm ci`
 #                      trusts what the host trusts, a TLS-inspecting proxy included
 #                      (default: /etc/ssl/certs/ca-certificates.crt; empty: mount none)
@@ -30,6 +33,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache="${SWITCHYARD_CACHE:-${HOME}/.cache/switchyard}/images"
 ca_bundle=${BUILD_CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}
+context=${IMAGES_CONTEXT:-$repo}
 
 # The npm that Node.js 24.21.0 bundles (its changelog: "upgrade npm to 11.19.0"); the npm
 # `node` package carries the node binary alone. Move both together.
@@ -133,7 +137,7 @@ context_stamp() {
 	{
 		recipe build_targets
 		cat "$cache/node.stamp"
-		cd "$repo"
+		cd "$context"
 		find Dockerfile .dockerignore package.json package-lock.json dataplane operator \
 			examples/services.ts examples/kubernetes/services/serve.ts -type f -print0 |
 			sort -z | xargs -0 sha256sum
@@ -156,7 +160,7 @@ build_targets() {
 		# dependency layer is reused while package-lock.json stays the same.
 		buildah build --quiet --layers --network host --pull=never \
 			--build-arg NODE_IMAGE="$node_ref" "${mounts[@]}" \
-			--target "$target" -t "switchyard/${target}:dev" -f "$repo/Dockerfile" "$repo" >/dev/null
+			--target "$target" -t "switchyard/${target}:dev" -f "$context/Dockerfile" "$context" >/dev/null
 	done
 }
 
@@ -245,11 +249,16 @@ preflight() {
 	command -v go >/dev/null 2>&1 || die "Go is not installed; the pause and CoreDNS images are built with it (Go $(awk '$1 == "go" { print $2; exit }' "$repo/hack/coredns/go.mod") or newer)"
 	command -v npm >/dev/null 2>&1 || die "npm is not installed; it fetches npm itself for the Node.js base image"
 	[[ -n $node_version && -x $node_binary ]] || die "node_modules/node is missing: run npm ci first"
+	[[ -f $context/Dockerfile ]] || die "IMAGES_CONTEXT=$context holds no Dockerfile"
 }
 
 cmd_build() {
 	preflight
 	mkdir -p "$cache"
+	# buildah sets up its CNI configuration on first use, in /etc/cni unless told
+	# otherwise: keep it in the cache, so that building leaves nothing on the host.
+	printf '[network]\nnetwork_config_dir = "%s"\n' "$cache/buildah-cni" >"$cache/containers.conf"
+	export CONTAINERS_CONF=$cache/containers.conf
 	exec 9>"$cache/.lock"
 	flock 9
 	ensure_node

@@ -2,7 +2,8 @@
 # Installs the Debian packages the single-node cluster (hack/cluster.sh) uses, when
 # missing: containerd and runc (the container runtime the kubelet drives),
 # containernetworking-plugins (bridge, host-local, loopback and portmap for pod
-# networking), iptables (kube-proxy's Service rules), buildah and mmdebstrap (the
+# networking), iptables (kube-proxy's Service rules) and nftables (to remove the tables
+# iptables-nft leaves behind), buildah and mmdebstrap (the
 # images, built without a registry or a Docker engine). Needs root; says what to run
 # otherwise.
 set -euo pipefail
@@ -12,6 +13,7 @@ command -v runc >/dev/null || need+=(runc)
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback && -x /usr/lib/cni/portmap ]] ||
 	need+=(containernetworking-plugins)
 command -v iptables >/dev/null || need+=(iptables)
+command -v nft >/dev/null || need+=(nftables)
 command -v buildah >/dev/null || need+=(buildah)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 if [[ ${#need[@]} -eq 0 ]]; then
