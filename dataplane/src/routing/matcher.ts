@@ -146,6 +146,54 @@ export interface Matcher<R extends MatchableRoute> {
    * entry per route left out.
    */
   readonly shadowed: ReadonlyArray<{ route: string; by: string; method: string; host: string }>;
+  /**
+   * `match()` with its reasons, for people rather than requests: the same
+   * answer, the host tier that gave it, each route that also fitted and the
+   * rule it lost by, and the routes that came closest with what failed. Walks
+   * every route, so it is for the admin API and the CLI, never the hot path.
+   */
+  explain(host: string, method: string, path: string, facts?: RequestFacts, options?: ExplainOptions): MatchExplanation<R>;
+}
+
+/** What part of a request a route did not take. */
+export type MissReason = 'host' | 'path' | 'method' | 'header' | 'query';
+
+/** One part of a request a route did not take, and why, in words. */
+export interface Miss {
+  what: MissReason;
+  detail: string;
+}
+
+/** A route that did not fit the request: every part it failed on, in the order host, path, method, header, query. */
+export interface NearMiss<R> {
+  route: R;
+  failed: Miss[];
+}
+
+/** A route that fitted the request as well but lost to the answer, and the precedence rule that decided. */
+export interface Outranked<R> {
+  route: R;
+  rule: string;
+}
+
+/** How many near misses and outranked routes `explain` lists (the counts say how many there were). */
+export interface ExplainOptions {
+  limit?: number;
+}
+
+/** The answer of `match()` with the reasons for it; see `Matcher.explain`. */
+export interface MatchExplanation<R> {
+  result: MatchResult<R>;
+  /** The host tier that answered (`api.example.com`, `*.example.com`, or `*` for routes without hosts); undefined for not-found. */
+  tier: string | undefined;
+  /** Why the answer is what it is, in one sentence. */
+  rule: string;
+  /** Routes that fitted as well, most specific first, each with the rule it lost by. */
+  outranked: Outranked<R>[];
+  outrankedCount: number;
+  /** The closest routes that did not fit: fewest failures first, then the part that failed (conditions before method, host and path). */
+  nearMisses: NearMiss<R>[];
+  nearMissCount: number;
 }
 
 /** A route that cannot be compiled; the whole table is refused rather than served without it. */
@@ -295,6 +343,8 @@ interface Prepared<R> {
   entry: Entry<R>;
   /** Host tiers, `*` for any host. */
   targets: string[];
+  /** Registration order, the last tie-breaker. */
+  index: number;
 }
 
 class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
@@ -321,6 +371,8 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
 
   // Build state.
   readonly #ids = new Set<string>();
+  /** Every route inserted, in registration order, for explain(). */
+  readonly #inserted: Prepared<R>[] = [];
   #maxDepth = 0;
   #anyConditions = false;
 
@@ -378,7 +430,7 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
     const methods = parseMethods(route);
     const hosts = parseHosts(route);
     const entry = makeEntry(route, pattern, parseConditions(route));
-    return { pattern, methods, entry, targets: hosts.length === 0 ? [ANY_HOST] : hosts };
+    return { pattern, methods, entry, targets: hosts.length === 0 ? [ANY_HOST] : hosts, index: this.#ids.size - 1 };
   }
 
   /** The first claim an earlier route already holds, or undefined. */
@@ -387,6 +439,7 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
   }
 
   #insert(p: Prepared<R>, shadowed: Shadow[]): void {
+    this.#inserted.push(p);
     this.#maxDepth = Math.max(this.#maxDepth, p.pattern.segments.length);
     if (p.entry.conditions !== null) this.#anyConditions = true;
     for (const [host, root] of this.#rootsFor(p.targets, true)) insert(root, p.pattern, p.entry, p.methods, host, shadowed);
@@ -438,6 +491,62 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
     }
     if (this.#anyHost !== null) return this.#matchTree(this.#anyHost, method, path, facts);
     return NOT_FOUND;
+  }
+
+  explain(host: string, method: string, path: string, facts?: RequestFacts, options: ExplainOptions = {}): MatchExplanation<R> {
+    const limit = options.limit ?? 10;
+    const h = hostKey(host);
+    const { result, tier } = this.#decide(h, method, path, facts);
+    const tiers = requestTiers(h);
+    const winner = result.kind === 'match' ? this.#inserted.find((p) => p.entry.route === result.route) : undefined;
+    const decidingRank = tier === undefined ? -1 : tiers.indexOf(tier);
+    const outranked: Array<{ p: Prepared<R>; rank: number; rule: string }> = [];
+    const misses: Array<{ p: Prepared<R>; failed: Miss[]; matched: number }> = [];
+    for (const p of this.#inserted) {
+      if (p === winner) continue;
+      const rank = tiers.findIndex((t) => p.targets.includes(t));
+      const failed: Miss[] = [];
+      if (rank === -1) failed.push({ what: 'host', detail: `the route is for ${p.targets.join(', ')}, not ${h || '(no host)'}` });
+      const fit = fitPath(p, path);
+      if (!fit.ok) failed.push({ what: 'path', detail: fit.detail });
+      if (!takesMethod(p, method)) {
+        const quiet = p.entry.quiet ? ' (the method is a condition of this route: no 405, no HEAD for GET)' : '';
+        failed.push({ what: 'method', detail: `the route takes ${p.methods.join(', ')}${quiet}, not ${method}` });
+      }
+      failed.push(...conditionMisses(p.entry, facts));
+      if (failed.length === 0) {
+        const rule =
+          winner !== undefined && rank === decidingRank
+            ? precedenceRule(winner, p, method) ?? 'unexplained: the precedence rules rank this route first'
+            : `the ${describeTier(tier)} answered first${result.kind === 'method-not-allowed' ? ' (405)' : ''}; this route is in the ${describeTier(tiers[rank])}`;
+        outranked.push({ p, rank, rule });
+      } else if (fit.ok || fit.matched > 0) {
+        misses.push({ p, failed, matched: fit.ok ? Infinity : fit.matched });
+      }
+    }
+    outranked.sort((a, b) => a.rank - b.rank || specificity(a.p, b.p, method));
+    misses.sort((a, b) => distinct(a.failed) - distinct(b.failed) || severity(a.failed) - severity(b.failed) || b.matched - a.matched);
+    return {
+      result,
+      tier,
+      rule: summary(result, tier, method, outranked.length),
+      outranked: outranked.slice(0, limit).map((o) => ({ route: o.p.entry.route, rule: o.rule })),
+      outrankedCount: outranked.length,
+      nearMisses: misses.slice(0, limit).map((m) => ({ route: m.p.entry.route, failed: m.failed })),
+      nearMissCount: misses.length,
+    };
+  }
+
+  /** match() on a host already reduced by hostKey, saying which tier answered. */
+  #decide(h: string, method: string, path: string, facts: RequestFacts | undefined): { result: MatchResult<R>; tier: string | undefined } {
+    if (path.charCodeAt(0) !== SLASH) return { result: NOT_FOUND, tier: undefined };
+    for (const t of requestTiers(h)) {
+      const root = t === ANY_HOST ? this.#anyHost : t.startsWith('*.') ? this.#wildcardHosts.get(t.slice(1)) : this.#exactHosts.get(t);
+      if (root === undefined || root === null) continue;
+      const r = this.#matchTree(root, method, path, facts);
+      if (r !== NOT_FOUND) return { result: r, tier: t };
+    }
+    return { result: NOT_FOUND, tier: undefined };
   }
 
   print(): string {
@@ -603,6 +712,138 @@ function pick<R>(slot: Slot<R>, method: string, facts: RequestFacts | undefined)
 function firstHolding<R>(list: readonly Entry<R>[], facts: RequestFacts | undefined): Entry<R> | null {
   for (const e of list) if (holds(e, facts)) return e;
   return null;
+}
+
+/** The host tiers a request reaches, in the order match() tries them: the host, its wildcard suffixes from the longest, any host. */
+function requestTiers(h: string): string[] {
+  const out = h === '' ? [] : [h];
+  // As in match(): starting at 1 keeps at least one label before the suffix.
+  for (let i = h.indexOf('.', 1); i !== -1; i = h.indexOf('.', i + 1)) out.push(`*${h.slice(i)}`);
+  out.push(ANY_HOST);
+  return out;
+}
+
+function describeTier(tier: string | undefined): string {
+  if (tier === undefined) return 'no host tier';
+  if (tier === ANY_HOST) return 'tier of routes for any host';
+  return `tier of host ${tier}`;
+}
+
+/** Whether a route (for some of its claims) takes the method; HEAD falls back to GET as in finish(). */
+function takesMethod<R>(p: Prepared<R>, method: string): boolean {
+  return p.methods.length === 0 || p.methods.includes(method) || (method === 'HEAD' && !p.entry.quiet && p.methods.includes('GET'));
+}
+
+/** 0: names the method, 1: names GET for a HEAD, 2: any method; the order pick() tries them in. */
+function methodRank<R>(p: Prepared<R>, method: string): number {
+  if (p.methods.includes(method)) return 0;
+  return p.methods.length === 0 ? 2 : 1;
+}
+
+const SEGMENT_RANK = { static: 0, param: 1, star: 2 } as const;
+
+function describeSegment(s: Segment): string {
+  return s.t === 'static' ? `the literal "${s.v}"` : s.t === 'param' ? `{${s.name}}` : '"*"';
+}
+
+/** Why the path does not fit a route's pattern, with the count of leading segments that did fit; the same rules as #walk. */
+function fitPath<R extends MatchableRoute>(p: Prepared<R>, path: string): { ok: true } | { ok: false; matched: number; detail: string } {
+  const { value, type } = p.entry.route.path;
+  if (path.charCodeAt(0) !== SLASH) return { ok: false, matched: 0, detail: 'the request path does not start with "/"' };
+  const segs = path.slice(1).split('/');
+  const want = p.pattern.segments;
+  for (let i = 0; i < want.length; i++) {
+    const got = segs[i];
+    const seg = want[i] as Segment;
+    if (got === undefined) return { ok: false, matched: i, detail: `the path ends after ${i} segment${i === 1 ? '' : 's'}; ${type} ${value} needs ${want.length}${p.pattern.kind === 'rest' ? ' and more' : ''}` };
+    const fits = seg.t === 'static' ? got === seg.v : got !== '';
+    if (!fits) {
+      const detail = seg.t === 'static' ? `segment ${i + 1} is "${got}"; ${type} ${value} needs "${seg.v}"` : `segment ${i + 1} is empty; ${describeSegment(seg)} needs a non-empty segment`;
+      return { ok: false, matched: i, detail };
+    }
+  }
+  if (p.pattern.kind === 'exact' && segs.length !== want.length) {
+    return { ok: false, matched: want.length, detail: `the path has ${segs.length} segments; ${type} ${value} has exactly ${want.length}${type === 'Exact' ? '' : ' (a template without a trailing "*" matches the whole path)'}` };
+  }
+  if (p.pattern.kind === 'rest' && (segs.length <= want.length || segs[want.length] === '')) {
+    return { ok: false, matched: want.length, detail: `the trailing "*" of ${value} needs at least one more non-empty segment` };
+  }
+  return { ok: true };
+}
+
+/** Each condition of an entry that the request fails, without the request's own values (they may be credentials). */
+function conditionMisses<R>(entry: Entry<R>, facts: RequestFacts | undefined): Miss[] {
+  const c = entry.conditions;
+  if (c === null) return [];
+  const out: Miss[] = [];
+  const check = (what: 'header' | 'query', name: string, want: string | undefined, got: string | undefined): void => {
+    const label = what === 'header' ? `header ${name}` : `query parameter ${name}`;
+    if (got === undefined) out.push({ what, detail: `${label} is missing; the route needs it${want === undefined ? '' : ` to be ${JSON.stringify(want)}`}` });
+    else if (want !== undefined && got !== want) out.push({ what, detail: `${label} is not ${JSON.stringify(want)}` });
+  };
+  for (const hc of c.headers) check('header', hc.name, hc.value, facts?.header(hc.name));
+  for (const qc of c.query) check('query', qc.name, qc.value, facts?.query(qc.name));
+  return out;
+}
+
+function distinct(failed: readonly Miss[]): number {
+  return new Set(failed.map((f) => f.what)).size;
+}
+
+const MISS_SEVERITY: Record<MissReason, number> = { header: 0, query: 0, method: 1, host: 2, path: 3 };
+
+function severity(failed: readonly Miss[]): number {
+  return Math.max(...failed.map((f) => MISS_SEVERITY[f.what]));
+}
+
+/**
+ * The rule by which `a` (the answer) beats `b`, two routes of one host tier
+ * that both fit the request; undefined when the rules put `b` first, which
+ * would mean this and the trie disagree (the contract suite checks they never
+ * do). The order is the trie's: full-length first; then segments left to
+ * right (for prefix-like routes, more segments first, then `*` over Prefix on
+ * the same base); then the method; then conditions; then registration.
+ */
+function precedenceRule<R>(a: Prepared<R>, b: Prepared<R>, method: string): string | undefined {
+  const fullA = a.pattern.kind === 'exact';
+  const fullB = b.pattern.kind === 'exact';
+  if (fullA !== fullB) return fullA ? 'a full-length match beats a prefix match, however long' : undefined;
+  const sa = a.pattern.segments;
+  const sb = b.pattern.segments;
+  if (!fullA && sa.length !== sb.length) return sa.length > sb.length ? `the longer prefix wins (${sa.length} segments over ${sb.length})` : undefined;
+  for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
+    const x = sa[i] as Segment;
+    const y = sb[i] as Segment;
+    if (SEGMENT_RANK[x.t] !== SEGMENT_RANK[y.t]) return SEGMENT_RANK[x.t] < SEGMENT_RANK[y.t] ? `segment ${i + 1}: ${describeSegment(x)} beats ${describeSegment(y)}` : undefined;
+  }
+  if (a.pattern.kind !== b.pattern.kind) return a.pattern.kind === 'rest' ? 'on the same base, a trailing "*" beats Prefix (it needs one more segment)' : undefined;
+  const ma = methodRank(a, method);
+  const mb = methodRank(b, method);
+  if (ma !== mb) {
+    if (ma > mb) return undefined;
+    if (ma === 0 && mb === 2) return `a route naming ${method} beats a route for any method`;
+    if (ma === 0) return 'a route naming HEAD beats one naming GET';
+    return 'HEAD goes to a route naming GET before a route for any method';
+  }
+  const ha = a.entry.conditions?.headers.length ?? 0;
+  const hb = b.entry.conditions?.headers.length ?? 0;
+  if (ha !== hb) return ha > hb ? `more header conditions win (${ha} over ${hb})` : undefined;
+  const qa = a.entry.conditions?.query.length ?? 0;
+  const qb = b.entry.conditions?.query.length ?? 0;
+  if (qa !== qb) return qa > qb ? `more query conditions win (${qa} over ${qb})` : undefined;
+  return a.index < b.index ? 'same path shape, method and condition count: the route registered first wins (for GatewayRoutes the oldest)' : undefined;
+}
+
+/** Sort order for routes that fit: most specific first, as precedenceRule ranks them. */
+function specificity<R>(a: Prepared<R>, b: Prepared<R>, method: string): number {
+  if (precedenceRule(a, b, method) !== undefined) return -1;
+  return precedenceRule(b, a, method) !== undefined ? 1 : 0;
+}
+
+function summary<R>(result: MatchResult<R>, tier: string | undefined, method: string, others: number): string {
+  if (result.kind === 'not-found') return 'no route fits the host and path (with its conditions) on any host tier';
+  if (result.kind === 'method-not-allowed') return `routes in the ${describeTier(tier)} fit the path, but none takes ${method}; allowed: ${result.allow.join(', ')}`;
+  return others === 0 ? `the only route that fits, in the ${describeTier(tier)}` : `the most specific of ${others + 1} routes that fit; the ${describeTier(tier)} answered`;
 }
 
 /** Whether an entry's conditions hold for the request (always, without conditions). */

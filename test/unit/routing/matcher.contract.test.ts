@@ -109,8 +109,11 @@ function referenceHost(host: string): string {
   return h.toLowerCase();
 }
 
+/** What every implementation answers; `explain` is the trie's, checked against this reference below. */
+type Matching<R extends MatchableRoute> = Omit<Matcher<R>, 'explain'>;
+
 /** The linear-scan matcher. Input validation is not what it checks, so it borrows the trie's. */
-function referenceMatcher<R extends MatchableRoute>(routes: readonly R[]): Matcher<R> {
+function referenceMatcher<R extends MatchableRoute>(routes: readonly R[]): Matching<R> {
   const validated = compileMatcher(routes);
   const shadowed: Array<{ route: string; by: string; method: string; host: string }> = [];
   const owners = new Map<string, string>();
@@ -784,7 +787,7 @@ function summarize(result: MatchResult<MatchableRoute>, expected: Expected): unk
   return { id: result.route.id, params: { ...result.params } };
 }
 
-const implementations: Array<{ name: string; compile: <R extends MatchableRoute>(routes: readonly R[]) => Matcher<R> }> = [
+const implementations: Array<{ name: string; compile: <R extends MatchableRoute>(routes: readonly R[]) => Matching<R> }> = [
   { name: 'trie (compileMatcher)', compile: compileMatcher },
   { name: 'reference (linear scan)', compile: referenceMatcher },
 ];
@@ -1105,6 +1108,187 @@ describe('routeProblem checks one route as the matcher would', () => {
       const got = routeProblem(r);
       if (problem === undefined) expect(got).toBeUndefined();
       else expect(got).toMatch(problem);
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// explain(): match() with its reasons. The answer must be match()'s, each
+// near miss must fail on exactly the parts it names, and each outranked route
+// must really fit; the single-route reference matcher is the judge.
+// ---------------------------------------------------------------------------
+
+/** A path the route itself matches: parameters and `*` filled with "x". */
+function pathOf(r: MatchableRoute): string {
+  return r.path.value.replace(/\{[^}]*\}/g, 'x').replace(/(^|\/)\*(?=\/|$)/g, '$1x');
+}
+
+/** The request with the named parts changed to what the route asks for. */
+function repaired(r: MatchableRoute, parts: ReadonlySet<string>, req: { host: string; method: string; path: string; facts: RequestFacts }): typeof req {
+  const host = parts.has('host') ? (r.hosts[0] as string).replace(/^\*\./, 'a.') : req.host;
+  const method = parts.has('method') ? (r.methods[0] as string) : req.method;
+  const headerFix = new Map((r.headers ?? []).map((c) => [c.name.toLowerCase(), c.value ?? 'x']));
+  const queryFix = new Map((r.queryParams ?? []).map((c) => [c.name, c.value ?? 'x']));
+  const f: RequestFacts = {
+    header: (name) => (parts.has('header') && headerFix.has(name) ? headerFix.get(name) : req.facts.header(name)),
+    query: (name) => (parts.has('query') && queryFix.has(name) ? queryFix.get(name) : req.facts.query(name)),
+  };
+  return { host, method, path: parts.has('path') ? pathOf(r) : req.path, facts: f };
+}
+
+const ids = (xs: ReadonlyArray<{ route: MatchableRoute }>): string[] => xs.map((x) => x.route.id);
+
+describe('explain(): the answer and its reasons', () => {
+  const seed = [
+    route('login', 'Exact', '/auth/login', ['POST']),
+    route('user', 'Template', '/api/v1/users/{id}', ['GET', 'PUT']),
+    route('me', 'Exact', '/api/v1/users/me', ['GET']),
+    route('admin', 'Prefix', '/api/v1/admin', [], ['admin.example.test']),
+    route('canary', 'Prefix', '/orders', [], [], { headers: [exact('canary', 'true')] }),
+    route('orders', 'Prefix', '/orders'),
+  ];
+  const m = compileMatcher(seed);
+  const explain = (spec: string, limit?: number): ReturnType<typeof m.explain> => {
+    const r = parseRequest(spec);
+    return m.explain(r.host, r.method, r.path, r.facts, limit === undefined ? {} : { limit });
+  };
+
+  it('a match names the tier, and the routes it beat with the rule for each', () => {
+    const e = explain('GET /api/v1/users/me');
+    expect(e.result.kind === 'match' && e.result.route.id).toBe('me');
+    expect(e.tier).toBe('*');
+    expect(e.rule).toBe('the most specific of 2 routes that fit; the tier of routes for any host answered');
+    expect(e.outranked.map((o) => [o.route.id, o.rule])).toEqual([['user', 'segment 4: the literal "me" beats {id}']]);
+  });
+
+  it('a 405 lists the route whose method failed', () => {
+    const e = explain('DELETE /api/v1/users/42');
+    expect(e.result).toEqual({ kind: 'method-not-allowed', allow: ['GET', 'HEAD', 'PUT'] });
+    expect(e.nearMisses[0]).toEqual({ route: seed[1], failed: [{ what: 'method', detail: 'the route takes GET, PUT, not DELETE' }] });
+  });
+
+  it('a 404 lists the closest paths, most segments in common first, with the segment that differs', () => {
+    const e = explain('GET /api/v1/userz/42');
+    expect(e.result.kind).toBe('not-found');
+    expect(e.tier).toBeUndefined();
+    expect(e.nearMisses.slice(0, 2).map((n) => n.failed.map((f) => f.detail))).toEqual([
+      ['segment 3 is "userz"; Template /api/v1/users/{id} needs "users"'],
+      ['segment 3 is "userz"; Exact /api/v1/users/me needs "users"'],
+    ]);
+    // admin fails on its host too, so it comes after the routes that fail on the path alone.
+    expect(ids(e.nearMisses)).toEqual(['user', 'me', 'admin']);
+    expect(e.nearMisses[2]?.failed.map((f) => f.what)).toEqual(['host', 'path']);
+  });
+
+  it('a host miss says which hosts the route is for', () => {
+    const e = explain('GET /api/v1/admin/x @api.example.test');
+    expect(e.result.kind).toBe('not-found');
+    expect(e.nearMisses[0]).toEqual({ route: seed[3], failed: [{ what: 'host', detail: 'the route is for admin.example.test, not api.example.test' }] });
+  });
+
+  it('a failed header condition is a near miss; a held one outranks the route without it', () => {
+    const miss = explain('GET /orders/1 canary=false');
+    expect(miss.result.kind === 'match' && miss.result.route.id).toBe('orders');
+    expect(miss.nearMisses[0]).toEqual({ route: seed[4], failed: [{ what: 'header', detail: 'header canary is not "true"' }] });
+    const hit = explain('GET /orders/1 canary=true');
+    expect(hit.result.kind === 'match' && hit.result.route.id).toBe('canary');
+    expect(hit.outranked.map((o) => [o.route.id, o.rule])).toEqual([['orders', 'more header conditions win (1 over 0)']]);
+  });
+
+  it('never repeats what the request sent for a condition (it may be a credential)', () => {
+    const guarded = compileMatcher([route('g', 'Prefix', '/', [], [], { headers: [exact('authorization', 'Bearer expected-value')], queryParams: [exact('key', 'k1')] })]);
+    const e = guarded.explain('h', 'GET', '/x', facts({ authorization: 'Bearer sent-token' }, 'key=sent-key'));
+    const text = JSON.stringify(e.nearMisses);
+    expect(text).toContain('header authorization is not \\"Bearer expected-value\\"');
+    expect(text).not.toContain('sent-token');
+    expect(text).not.toContain('sent-key');
+  });
+
+  it('names each precedence rule', () => {
+    const rule = (routes: MatchableRoute[], spec: string): Array<[string, string]> => {
+      const r = parseRequest(spec);
+      return compileMatcher(routes).explain(r.host, r.method, r.path, r.facts).outranked.map((o) => [o.route.id, o.rule]);
+    };
+    expect(rule([route('h', 'Exact', '/x', ['HEAD']), route('g', 'Exact', '/x', ['GET']), route('any', 'Exact', '/x')], 'HEAD /x')).toEqual([
+      ['g', 'a route naming HEAD beats one naming GET'],
+      ['any', 'a route naming HEAD beats a route for any method'],
+    ]);
+    expect(rule([route('any', 'Exact', '/x'), route('g', 'Exact', '/x', ['GET'])], 'HEAD /x')).toEqual([['any', 'HEAD goes to a route naming GET before a route for any method']]);
+    expect(rule([route('t', 'Template', '/{x}/{y}'), route('p', 'Prefix', '/a/b')], 'GET /a/b')).toEqual([['p', 'a full-length match beats a prefix match, however long']]);
+    expect(rule([route('deep', 'Template', '/{tenant}/v1/*'), route('api', 'Prefix', '/api')], 'GET /api/v1/x')).toEqual([['api', 'the longer prefix wins (2 segments over 1)']]);
+    expect(rule([route('pre', 'Prefix', '/files'), route('rest', 'Template', '/files/*')], 'GET /files/a')).toEqual([['pre', 'on the same base, a trailing "*" beats Prefix (it needs one more segment)']]);
+    expect(rule([route('q', 'Prefix', '/o', [], [], { queryParams: [present('v')] }), route('plain', 'Prefix', '/o')], 'GET /o?v=1')).toEqual([['plain', 'more query conditions win (1 over 0)']]);
+    expect(rule([route('a', 'Prefix', '/p'), route('b', 'Prefix', '/p/')], 'GET /p/x')).toEqual([['b', 'same path shape, method and condition count: the route registered first wins (for GatewayRoutes the oldest)']]);
+    expect(rule([route('named', 'Exact', '/x', ['POST'], ['api.test']), route('all', 'Prefix', '/')], 'GET /x @api.test')).toEqual([['all', 'the tier of host api.test answered first (405); this route is in the tier of routes for any host']]);
+  });
+
+  it('lists at most `limit` of each, and counts them all', () => {
+    const many = compileMatcher(Array.from({ length: 30 }, (_, i) => route(`r${i}`, 'Exact', `/a/x${i}`)));
+    const e = many.explain('h', 'GET', '/a/q', undefined, { limit: 5 });
+    expect(e.nearMisses).toHaveLength(5);
+    expect(e.nearMissCount).toBe(30);
+    expect(e.nearMisses[0]?.failed).toEqual([{ what: 'path', detail: 'segment 2 is "q"; Exact /a/x0 needs "x0"' }]);
+  });
+
+  it('a route with nothing in common is no near miss', () => {
+    const e = compileMatcher([route('far', 'Exact', '/b/c')]).explain('h', 'GET', '/a/c');
+    expect(e.nearMissCount).toBe(0);
+  });
+});
+
+describe('explain() agrees with match() and the reference on random tables', () => {
+  const words = ['a', 'b'];
+  const pickOf = (rand: () => number) => <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+
+  function table(rand: () => number): MatchableRoute[] {
+    const pick = pickOf(rand);
+    return Array.from({ length: 3 + Math.floor(rand() * 14) }, (_, i) => {
+      const type = pick(['Exact', 'Prefix', 'Template', 'Template'] as const);
+      const segs = Array.from({ length: Math.floor(rand() * 3) }, (_, d) => (type === 'Template' ? pick([...words, `{p${d}}`, '*']) : pick(words)));
+      if (type === 'Template' && rand() < 0.3) segs.push('*');
+      const methods = rand() < 0.4 ? [] : ['GET', 'HEAD', 'POST'].filter(() => rand() < 0.5);
+      const hosts = rand() < 0.6 ? [] : ['x.test', '*.test', 'a.y.test'].filter(() => rand() < 0.5);
+      const headers = rand() < 0.7 ? [] : pick([[exact('x-a', '1')], [present('x-b')], [exact('x-a', '2'), present('x-b')]]);
+      const queryParams = rand() < 0.8 ? [] : [pick([exact('q', '1'), present('q')])];
+      return route(`r${i}`, type, `/${segs.join('/')}`, methods, hosts, { headers, queryParams, ...(rand() < 0.2 ? { methodsAsCondition: true } : {}) });
+    });
+  }
+
+  for (let seed = 1; seed <= 40; seed++) {
+    it(`seed ${seed}`, () => {
+      const rand = prng(seed * 7919);
+      const pick = pickOf(rand);
+      const routes = table(rand);
+      const trie = compileMatcher(routes);
+      const reference = referenceMatcher(routes);
+      const single = new Map(routes.map((r) => [r.id, referenceMatcher([r])]));
+      const view = (r: MatchResult<MatchableRoute>): unknown => (r.kind === 'match' ? { id: r.route.id, params: { ...r.params }, prefix: r.matchedPrefix } : r);
+      for (let i = 0; i < 150; i++) {
+        const headers: Record<string, string> = {};
+        if (rand() < 0.5) headers['x-a'] = pick(['1', '2']);
+        if (rand() < 0.4) headers['x-b'] = '';
+        const segs = Array.from({ length: Math.floor(rand() * 4) }, () => pick([...words, 'z']));
+        const req = { host: pick(['x.test', 'q.test', 'a.y.test', 'test']), method: pick(['GET', 'HEAD', 'POST', 'PUT']), path: `/${segs.join('/')}`, facts: facts(headers, pick(['', 'q=1', 'q=2'])) };
+        const label = `${req.method} ${req.path} @${req.host}`;
+        const e = trie.explain(req.host, req.method, req.path, req.facts, { limit: Infinity });
+        expect({ label, result: view(e.result) }).toEqual({ label, result: view(reference.match(req.host, req.method, req.path, req.facts)) });
+        const fits = (r: MatchableRoute, q: typeof req): boolean => (single.get(r.id) as Matching<MatchableRoute>).match(q.host, q.method, q.path, q.facts).kind === 'match';
+        for (const n of e.nearMisses) {
+          const parts = new Set(n.failed.map((f) => f.what));
+          expect({ label, route: n.route.id, fixed: fits(n.route, repaired(n.route, parts, req)) }).toEqual({ label, route: n.route.id, fixed: true });
+          for (const part of parts) {
+            const others = new Set([...parts].filter((p) => p !== part));
+            expect({ label, route: n.route.id, part, fitsWithout: fits(n.route, repaired(n.route, others, req)) }).toEqual({ label, route: n.route.id, part, fitsWithout: false });
+          }
+        }
+        for (const o of e.outranked) {
+          expect({ label, route: o.route.id, fits: fits(o.route, req) }).toEqual({ label, route: o.route.id, fits: true });
+          expect({ label, route: o.route.id, rule: o.rule }).not.toEqual({ label, route: o.route.id, rule: expect.stringMatching(/^unexplained/) });
+        }
+        const listed = new Set([...ids(e.nearMisses), ...ids(e.outranked), ...(e.result.kind === 'match' ? [e.result.route.id] : [])]);
+        for (const r of routes) if (!listed.has(r.id)) expect({ label, route: r.id, fits: fits(r, req) }).toEqual({ label, route: r.id, fits: false });
+        expect(e.nearMissCount).toBe(e.nearMisses.length);
+      }
     });
   }
 });
