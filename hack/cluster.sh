@@ -44,6 +44,8 @@ pod_gateway=198.18.0.1
 pod_bridge=sy-cni0
 service_cidr=198.19.0.0/24
 cluster_dns=198.19.0.10
+# Addresses for Services of type LoadBalancer, as a cloud would give them.
+lb_pool=198.19.255.0/24
 # Every address the cluster uses; nothing outside it is reachable from a pod.
 cluster_range=198.18.0.0/15
 
@@ -241,6 +243,10 @@ host_up() {
 	ip link add "$node_if" type bridge
 	ip addr add "$node_ip/32" dev "$node_if"
 	ip link set "$node_if" up
+	# Everything in the cluster's range is routed to that bridge, which has no ports: an
+	# address that no rule of kube-proxy's or the pods' bridge claims goes nowhere, instead
+	# of out through the machine's default route.
+	ip route add "$cluster_range" dev "$node_if"
 	add_guard
 	# Pods reach Services (DNAT to another pod) through the host.
 	sysctl -q -w net.ipv4.ip_forward=1 >/dev/null
@@ -407,6 +413,7 @@ cmd_start() {
 		--node-bin-dir "$node_bin_dir" --node-name "$node_name" --node-ip "$node_ip" \
 		--service-cluster-ip-range "$service_cidr" --cluster-cidr "$pod_cidr" --cluster-dns "$cluster_dns" \
 		--containerd-config "$run_dir/containerd.toml" --containerd-socket "$containerd_sock" \
+		--load-balancer-pool "$lb_pool" \
 		--timeout 5m </dev/null >"$state/control-plane.log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$pidfile"

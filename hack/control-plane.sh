@@ -51,7 +51,7 @@ stamp() { # stamp DIR: the Go module's requirements and the command's sources
 supervisor_stamp() { stamp cmd/control-plane; }
 kube_stamp() { stamp cmd/kube; }
 node_stamp() { stamp cmd/kube-node; }
-node_programs=(kubelet kube-proxy kube-scheduler cri-reset)
+node_programs=(kubelet kube-proxy kube-scheduler cri-reset loadbalancer)
 
 # Each binary lives in a directory named after the hash of its inputs, so that checkouts
 # with different sources on one machine (a CI clone beside a working tree) each keep their

@@ -54,6 +54,7 @@ func run(args []string) error {
 	fs.StringVar(&opts.node.containerdSocket, "containerd-socket", "", "the socket that config makes containerd serve")
 	fs.StringVar(&opts.node.binDir, "node-bin-dir", "", "directory holding kubelet, kube-proxy, kube-scheduler and cri-reset (default: --bin-dir)")
 	fs.StringVar(&opts.node.podLogsDir, "pod-logs-dir", "", "where the kubelet keeps container logs (default: DIR/pod-logs)")
+	fs.StringVar(&opts.node.loadBalancerPool, "load-balancer-pool", "", "addresses (a CIDR the node routes to itself) for Services of type LoadBalancer; empty: they stay pending")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -25,8 +25,10 @@ type nodeOptions struct {
 	clusterDomain    string
 	containerdConfig string
 	containerdSocket string
-	binDir           string // kubelet, kube-proxy, kube-scheduler and cri-reset
+	binDir           string // kubelet, kube-proxy, kube-scheduler, cri-reset and loadbalancer
 	podLogsDir       string
+	// Addresses for Services of type LoadBalancer; empty: they stay pending.
+	loadBalancerPool string
 }
 
 func (n *nodeOptions) enabled() bool { return n.ip != "" }
@@ -55,7 +57,7 @@ func (n *nodeOptions) identity() (*nodeIdentity, error) {
 
 // nodeBinaries finds the node's programs, failing with what to build or install.
 func (n *nodeOptions) nodeBinaries(bins map[string]string) error {
-	for _, name := range []string{"kube-scheduler", "kubelet", "kube-proxy", "cri-reset"} {
+	for _, name := range []string{"kube-scheduler", "kubelet", "kube-proxy", "cri-reset", "loadbalancer"} {
 		bin := filepath.Join(n.binDir, name)
 		if _, err := os.Stat(bin); err != nil {
 			return fmt.Errorf("%s not found in %s (build it with hack/control-plane.sh build node): %w", name, n.binDir, err)
@@ -146,6 +148,13 @@ func (cp *controlPlane) startNode(ctx context.Context, bins map[string]string, s
 	}
 	if err := cp.spawn("kube-proxy", bins["kube-proxy"], "--config="+proxyConfig); err != nil {
 		return err
+	}
+
+	if n.loadBalancerPool != "" {
+		if err := cp.spawn("loadbalancer", bins["loadbalancer"],
+			"--kubeconfig="+cp.path("kubeconfig"), "--pool="+n.loadBalancerPool); err != nil {
+			return err
+		}
 	}
 
 	if err := cp.poll(ctx, func() bool { return api.nodeReady(server, n.name) }); err != nil {

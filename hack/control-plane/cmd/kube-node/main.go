@@ -4,10 +4,14 @@
 // no scheduler, keep their smaller binary and its cache.
 //
 // Like cmd/kube, it picks the program from the name it runs as or from its first
-// argument. One more program, cri-reset, stops and removes every pod sandbox and
-// container the CRI runtime holds: removing a sandbox through the runtime is what runs the
-// CNI DEL that frees its address and deletes its veth, so a node can be taken down
-// without leaving interfaces, mounts or IP allocations behind.
+// argument. Two more programs:
+//
+//   - cri-reset stops and removes every pod sandbox and container the CRI runtime holds:
+//     removing a sandbox through the runtime is what runs the CNI DEL that frees its
+//     address and deletes its veth, so a node can be taken down without leaving
+//     interfaces, mounts or IP allocations behind.
+//   - loadbalancer gives each Service of type LoadBalancer an address from a pool, as a
+//     cloud's controller would; kube-proxy then sends that address to the Service's pods.
 package main
 
 import (
@@ -40,6 +44,12 @@ var programs = map[string]func(){
 	},
 	"kube-scheduler": func() {
 		os.Exit(cli.Run(scheduler.NewSchedulerCommand()))
+	},
+	"loadbalancer": func() {
+		if err := loadBalancer(os.Args[1:]); err != nil {
+			fmt.Fprintf(os.Stderr, "loadbalancer: %v\n", err)
+			os.Exit(1)
+		}
 	},
 	"cri-reset": func() {
 		if len(os.Args) != 2 {
