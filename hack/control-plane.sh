@@ -10,6 +10,15 @@
 #   hack/control-plane.sh down     stop what `up` started
 #   hack/control-plane.sh status   say whether it runs and whether it is ready
 #   hack/control-plane.sh paths    print, as JSON, where the binaries are and whether they are built
+#   hack/control-plane.sh restart COMPONENT [--kill] [--down SECONDS]
+#                                  stop one program of the running control plane and start it
+#                                  again on the same ports (etcd keeps its data); waits until
+#                                  it serves again. COMPONENT: etcd, kube-apiserver or
+#                                  kube-controller-manager. --kill stops it with SIGKILL instead
+#                                  of SIGTERM; --down keeps it stopped that long first
+#   hack/control-plane.sh pause COMPONENT    freeze it (SIGSTOP): its sockets stay open and
+#                                  nothing answers, as with a hung process
+#   hack/control-plane.sh resume COMPONENT   let it run again (SIGCONT)
 #
 # Environment:
 #   SWITCHYARD_CACHE     cache root (default: ~/.cache/switchyard); binaries go to
@@ -254,12 +263,46 @@ cmd_status() {
 	fi
 }
 
+# cmd_fault ACTION COMPONENT [--kill] [--down SECONDS]: asks the running launcher, through
+# its control socket, to restart, pause or resume one of its programs.
+cmd_fault() {
+	local action=$1
+	shift
+	[[ $# -ge 1 ]] || die "usage: $0 $action COMPONENT"
+	local component=$1
+	shift
+	case "$component" in
+	etcd | kube-apiserver | kube-controller-manager) ;;
+	*) die "$action: COMPONENT is etcd, kube-apiserver or kube-controller-manager, not \"$component\"" ;;
+	esac
+	local flags=()
+	while [[ $# -gt 0 ]]; do
+		case "$1" in
+		--kill) flags+=(--signal KILL) ;;
+		--down)
+			[[ $# -ge 2 && $2 =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--down takes a number of seconds"
+			flags+=(--down "${2}s")
+			shift
+			;;
+		*) die "$action: unknown option $1" ;;
+		esac
+		shift
+	done
+	[[ $action == restart || ${#flags[@]} -eq 0 ]] || die "$action takes no options"
+	local pid
+	pid=$(running_pid) || die "not running; start it with: $0 up"
+	# The running launcher's own binary: the sources may have changed since it started.
+	"$(readlink "/proc/$pid/exe")" ctl --dir "$state" "${flags[@]}" "$action" "$component" >/dev/null
+	echo "control-plane: $action $component: done" >&2
+}
+
 case "${1:-}" in
 build) cmd_build "${2:-}" ;;
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 paths) cmd_paths ;;
+restart | pause | resume) cmd_fault "$@" ;;
 *)
 	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2
 	exit 2

@@ -10,6 +10,7 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,9 +29,24 @@ export interface ControlPlane {
   readonly version: string;
   /** Directory with each program's log while the control plane runs. */
   readonly logDir: string;
+  /** etcd's client URL, http://127.0.0.1:PORT. */
+  readonly etcd: string;
+  /**
+   * Stops one program and starts it again on the same ports (etcd keeps its data);
+   * resolves once it serves again. `signal` KILL stops it without a chance to clean up;
+   * `downMs` keeps it stopped that long first.
+   */
+  restart(component: ControlPlaneComponent, options?: { signal?: 'TERM' | 'KILL'; downMs?: number }): Promise<void>;
+  /** Freezes one program (SIGSTOP): its sockets stay open and nothing answers. */
+  pause(component: ControlPlaneComponent): Promise<void>;
+  /** Lets a paused program run again (SIGCONT). */
+  resume(component: ControlPlaneComponent): Promise<void>;
   /** Stops the control plane; safe to call more than once. */
   stop(): Promise<void>;
 }
+
+/** The programs of the control plane that restart(), pause() and resume() act on. */
+export type ControlPlaneComponent = 'etcd' | 'kube-apiserver' | 'kube-controller-manager';
 
 /** Options for startControlPlane(). */
 export interface ControlPlaneOptions {
@@ -51,6 +67,7 @@ interface Paths {
 interface ReadyLine {
   readonly kubeconfig: string;
   readonly server: string;
+  readonly etcd: string;
 }
 
 const repoRoot = resolve(import.meta.dirname, '../..');
@@ -135,8 +152,36 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     kubectl: paths.kubectl,
     version: paths.version,
     logDir: join(dir, 'logs'),
+    etcd: ready.etcd,
+    restart: async (component, opts = {}) => {
+      const query = new URLSearchParams({ component, signal: opts.signal ?? 'TERM', down: `${opts.downMs ?? 0}ms` });
+      await control(dir, 'POST', `/v1/restart?${query}`);
+    },
+    pause: async (component) => {
+      await control(dir, 'POST', `/v1/pause?component=${component}`);
+    },
+    resume: async (component) => {
+      await control(dir, 'POST', `/v1/resume?component=${component}`);
+    },
     stop,
   };
+}
+
+/** One request to the launcher's control socket (hack/control-plane/cmd/control-plane/control.go). */
+function control(dir: string, method: string, path: string): Promise<string> {
+  return new Promise((resolveControl, rejectControl) => {
+    const req = http.request({ socketPath: join(dir, 'control.sock'), method, path }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => {
+        if (res.statusCode === 200) resolveControl(body);
+        else rejectControl(new Error(`control plane: ${method} ${path}: ${res.statusCode ?? 0} ${body.trim()}`));
+      });
+    });
+    req.on('error', rejectControl);
+    req.end();
+  });
 }
 
 /** Builds the binaries with hack/control-plane.sh unless they are already cached. */
@@ -203,10 +248,10 @@ function readReadyLine(child: ChildProcess, exited: Promise<void>, timeoutMs: nu
       if (newline < 0) return;
       try {
         const parsed = JSON.parse(buffered.slice(0, newline)) as Partial<ReadyLine>;
-        if (typeof parsed.kubeconfig !== 'string' || typeof parsed.server !== 'string') {
+        if (typeof parsed.kubeconfig !== 'string' || typeof parsed.server !== 'string' || typeof parsed.etcd !== 'string') {
           throw new Error(`unexpected line from the launcher: ${buffered.slice(0, newline)}`);
         }
-        finish({ line: { kubeconfig: parsed.kubeconfig, server: parsed.server } });
+        finish({ line: { kubeconfig: parsed.kubeconfig, server: parsed.server, etcd: parsed.etcd } });
       } catch (error) {
         finish({ error: error instanceof Error ? error : new Error(String(error)) });
       }

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -70,11 +71,15 @@ type exits struct {
 func newExits() *exits { return &exits{done: make(chan struct{})} }
 
 type process struct {
-	name    string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{} // closed once the process has exited and err is set
-	err     error
+	name     string
+	bin      string
+	args     []string // as started, so that a restart (control.go) starts the same
+	logPath  string
+	cmd      *exec.Cmd
+	done     chan struct{} // closed once the process has exited and err is set
+	err      error
+	paused   bool        // by control.go, on the main goroutine only
+	replaced atomic.Bool // stopped on purpose by a restart: its exit ends nothing
 }
 
 func (cp *controlPlane) path(parts ...string) string {
@@ -342,13 +347,16 @@ func (cp *controlPlane) spawn(name, bin string, args ...string) error {
 		logFile.Close()
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &process{name: name, bin: bin, args: args, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	cp.procs = append(cp.procs, p)
 	exits := cp.exits
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
 		close(p.done)
+		if p.replaced.Load() {
+			return
+		}
 		exits.once.Do(func() {
 			exits.first = p
 			close(exits.done)
@@ -375,13 +383,23 @@ func (cp *controlPlane) poll(ctx context.Context, check func() bool) error {
 	}
 }
 
-// wait blocks until ctx ends (a stop request) or a program exits (a failure).
+// wait blocks until ctx ends (a stop request) or a program exits (a failure), and
+// meanwhile applies the restarts, pauses and resumes asked for on the control socket.
 func (cp *controlPlane) wait(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-cp.exits.done:
-		return errors.New(describeExit(cp.exits.first))
+	requests, closeControl, err := cp.serveControl()
+	if err != nil {
+		return err
+	}
+	defer closeControl()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-cp.exits.done:
+			return errors.New(describeExit(cp.exits.first))
+		case req := <-requests:
+			cp.handleControl(ctx, req)
+		}
 	}
 }
 
@@ -408,6 +426,8 @@ func (cp *controlPlane) stop() {
 			cp.resetRuntime()
 		}
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		// A paused program acts on SIGTERM only once it runs again.
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
 		select {
 		case <-p.done:
 		case <-time.After(5 * time.Second):

@@ -25,8 +25,16 @@ func main() {
 	// The programs get Pdeathsig, which Linux ties to the thread that forked them, not to
 	// the process: keep the main goroutine, which starts them, on one thread for good.
 	runtime.LockOSThread()
+	if len(os.Args) >= 2 && os.Args[1] == "ctl" {
+		if err := ctl(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "control-plane: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "run" {
 		fmt.Fprintln(os.Stderr, "usage: control-plane run --dir DIR [flags]   (control-plane run -h lists the flags)")
+		fmt.Fprintln(os.Stderr, "       control-plane ctl --dir DIR restart|pause|resume NAME   (control-plane ctl -h lists the flags)")
 		os.Exit(2)
 	}
 	if err := run(os.Args[2:]); err != nil {
