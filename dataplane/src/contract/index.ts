@@ -15,4 +15,6 @@ export { canonicalJson, tableVersion } from './version.ts';
 export { formatDuration, parseDuration } from './duration.ts';
 export { describeIssues, formatFieldPath } from './field-path.ts';
 export { describeClaim, resolveRoutes } from './routes.ts';
+export { requestHeaderModifiable, responseHeaderModifiable } from './headers.ts';
+export { routeProblem } from '../routing/matcher.ts';
 export type { Claim, ResolvableRoute, ResolveOptions, RouteRejection, RouteResolution } from './routes.ts';

@@ -156,6 +156,8 @@ export const RouteSchema = z.object({
   backends: z.array(BackendRefSchema),
   /** Total time allowed for the upstream to start answering, retries included. Absent: the data plane's `server.timeouts.request_timeout`. */
   timeoutMs: durationMs.optional(),
+  /** Per-attempt time to first response byte and between body chunks, over the upstream's own. Absent: the upstream's `timeoutMs`. */
+  attemptTimeoutMs: durationMs.min(1).optional(),
   auth: AuthPolicySchema.default({ required: false, roles: [], permissions: [] }),
   rateLimit: RateLimitPolicySchema.optional(),
   cors: CorsPolicySchema.optional(),

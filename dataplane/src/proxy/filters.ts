@@ -6,27 +6,8 @@
  * route in the table.
  */
 import type { HeaderModifier, Redirect } from '../contract/schema.ts';
+export { requestHeaderModifiable, responseHeaderModifiable } from '../contract/headers.ts';
 import type { RequestContext } from '../pipeline/context.ts';
-
-/**
- * Request headers a route may not change: the gateway vouches for identity
- * (`X-User-*`), forwarding and request-id headers, and owns framing. A route
- * that could set them would let one namespace's HTTPRoute speak for callers
- * the gateway authenticated, or desynchronise message framing.
- */
-const PROTECTED_REQUEST = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-connection', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'forwarded', 'x-request-id']);
-/** Response headers a route may not change: framing and the gateway's own request id. */
-const PROTECTED_RESPONSE = new Set(['content-length', 'transfer-encoding', 'connection', 'upgrade', 'trailer', 'keep-alive', 'x-request-id']);
-
-/** Whether a route may change this request header (lower case). */
-export function requestHeaderModifiable(lower: string): boolean {
-  return !PROTECTED_REQUEST.has(lower) && !lower.startsWith('x-user-');
-}
-
-/** Whether a route may change this response header (lower case). */
-export function responseHeaderModifiable(lower: string): boolean {
-  return !PROTECTED_RESPONSE.has(lower);
-}
 
 /**
  * Applies a modifier to a flat `[name, value, name, value, …]` list: removes

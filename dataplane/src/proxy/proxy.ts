@@ -125,7 +125,7 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
   const conditions = maxRetries > 0 ? conditionsOf(retry as RetryPolicy) : undefined;
   // Tables from the operator leave these unset unless a resource says; the bootstrap config's defaults apply then.
   const deadline = performance.now() + (route.timeoutMs ?? defaults.requestMs);
-  const perAttempt = upstream.def.timeoutMs ?? defaults.upstreamMs;
+  const perAttempt = route.attemptTimeoutMs ?? upstream.def.timeoutMs ?? defaults.upstreamMs;
   const { path, headers } = request;
   const budget = upstream.retryBudget;
   const breaker = upstream.breaker;

@@ -8,6 +8,7 @@ import { GROUP, VERSION } from './common.ts';
 import { GATEWAY_ROUTE_KIND, GATEWAY_ROUTE_PLURAL, GatewayRouteSpecSchema, GatewayRouteStatusSchema } from './gatewayroute.ts';
 import { toStructuralSchema } from './openapi.ts';
 import type { JSONSchemaProps } from './openapi.ts';
+import { ROUTE_POLICY_KIND, ROUTE_POLICY_PLURAL, RoutePolicySpecSchema, RoutePolicyStatusSchema } from './routepolicy.ts';
 import { UPSTREAM_KIND, UPSTREAM_PLURAL, UpstreamSpecSchema, UpstreamStatusSchema } from './upstream.ts';
 
 /** A printer column of `kubectl get`. */
@@ -139,9 +140,28 @@ export function upstreamCrd(): CustomResourceDefinition {
   });
 }
 
+/** The RoutePolicy CRD. */
+export function routePolicyCrd(): CustomResourceDefinition {
+  return build({
+    kind: ROUTE_POLICY_KIND,
+    plural: ROUTE_POLICY_PLURAL,
+    shortName: 'rpol',
+    description:
+      'RoutePolicy holds the authentication, rate limit, CORS, retry and timeout settings of a GatewayRoute for HTTPRoutes: an HTTPRoute rule applies it by naming it in an ExtensionRef filter.',
+    spec: toStructuralSchema(RoutePolicySpecSchema),
+    status: toStructuralSchema(RoutePolicyStatusSchema),
+    columns: [
+      { name: 'Auth', type: 'boolean', jsonPath: '.spec.auth.required', description: 'Whether a valid token is required.' },
+      { name: 'Limit', type: 'integer', jsonPath: '.spec.rateLimit.requests', description: 'Requests per window and client.' },
+      conditionColumn('Accepted', 'Whether the spec is valid.'),
+      AGE,
+    ],
+  });
+}
+
 /** Every CRD with the path (relative to the repository) it is written to. */
 export function crdFiles(): { path: string; content: string }[] {
-  return [gatewayRouteCrd(), upstreamCrd()].map((crd) => ({ path: `crds/${crd.metadata.name}.yaml`, content: renderCrd(crd) }));
+  return [gatewayRouteCrd(), upstreamCrd(), routePolicyCrd()].map((crd) => ({ path: `crds/${crd.metadata.name}.yaml`, content: renderCrd(crd) }));
 }
 
 /**
@@ -150,6 +170,7 @@ export function crdFiles(): { path: string; content: string }[] {
  * get quoted, where YAML 1.2 would leave them bare and kubectl would read booleans.
  */
 function renderCrd(crd: CustomResourceDefinition): string {
-  const source = crd.spec.names.kind === GATEWAY_ROUTE_KIND ? 'operator/src/api/gatewayroute.ts' : 'operator/src/api/upstream.ts';
+  const sources: Record<string, string> = { [GATEWAY_ROUTE_KIND]: 'operator/src/api/gatewayroute.ts', [UPSTREAM_KIND]: 'operator/src/api/upstream.ts', [ROUTE_POLICY_KIND]: 'operator/src/api/routepolicy.ts' };
+  const source = sources[crd.spec.names.kind] as string;
   return `# Generated from ${source} by hack/gen-crds.ts. Do not edit: run \`npm run gen:crds\`.\n${stringify(crd, { lineWidth: 0, version: '1.1' })}`;
 }

@@ -3,7 +3,7 @@
  * docs/resources.md. hack/gen-crds.ts writes them; a unit test fails when the
  * committed files differ.
  */
-import { crdFiles, gatewayRouteCrd, upstreamCrd } from './crd.ts';
+import { crdFiles, gatewayRouteCrd, routePolicyCrd, upstreamCrd } from './crd.ts';
 import { renderReference, replaceReference } from './reference.ts';
 
 /** The document whose field reference is generated. */
@@ -17,6 +17,6 @@ export interface GeneratedFile {
 
 /** Every generated file; `read` returns a committed file's text (the doc's prose is kept). */
 export function generatedFiles(read: (path: string) => string): GeneratedFile[] {
-  const reference = [renderReference(gatewayRouteCrd()), renderReference(upstreamCrd())].join('\n');
+  const reference = [renderReference(gatewayRouteCrd()), renderReference(upstreamCrd()), renderReference(routePolicyCrd())].join('\n');
   return [...crdFiles(), { path: RESOURCES_DOC, content: replaceReference(read(RESOURCES_DOC), reference) }];
 }

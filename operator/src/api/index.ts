@@ -1,6 +1,6 @@
 /**
  * The Switchyard API (group switchyard.dev, version v1alpha1): zod schemas and
- * types for GatewayRoute and Upstream, the parsers the operator uses, and the
+ * types for GatewayRoute, Upstream and RoutePolicy, the parsers the operator uses, and the
  * CRDs generated from the schemas.
  */
 export { API_VERSION, GROUP, VERSION, CONDITION_STATUSES, ConditionSchema, ObjectMetaSchema } from './common.ts';
@@ -43,5 +43,7 @@ export type { Upstream, UpstreamInput, UpstreamSpec, UpstreamStatus } from './up
 export { formatFieldErrors, formatFieldPath, parseGatewayRoute, parseUpstream } from './parse.ts';
 export type { FieldError, ParseResult } from './parse.ts';
 export { durationMs, durationNs } from './common.ts';
-export { CATEGORY, crdFiles, gatewayRouteCrd, upstreamCrd } from './crd.ts';
+export { ROUTE_POLICY_KIND, ROUTE_POLICY_PLURAL, RoutePolicySchema, RoutePolicySpecSchema, RoutePolicyStatusSchema } from './routepolicy.ts';
+export type { RoutePolicySpec } from './routepolicy.ts';
+export { CATEGORY, crdFiles, gatewayRouteCrd, routePolicyCrd, upstreamCrd } from './crd.ts';
 export type { CustomResourceDefinition } from './crd.ts';

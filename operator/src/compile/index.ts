@@ -6,6 +6,7 @@
 import { RouteTableSchema, type RouteTable } from '../../../dataplane/src/contract/index.ts';
 import { tableVersion } from '../../../dataplane/src/contract/index.ts';
 import type { ConditionInput } from '../status/conditions.ts';
+import { compileGatewayApi, type GatewayApiStatus } from './gateway-api/index.ts';
 import { compileRoutes } from './routes.ts';
 import type { Snapshot } from './snapshot.ts';
 import { compileUpstreams } from './upstreams.ts';
@@ -28,6 +29,8 @@ export interface CompileResult {
   statuses: Map<string, ObjectStatus>;
   /** For each route in the table, the generation it was compiled from (for Programmed). */
   routeGenerations: Map<string, number>;
+  /** Gateway API objects (GatewayClass, Gateway, HTTPRoute) and RoutePolicies, keyed `Kind/namespace/name` (`GatewayClass/name`), sorted. */
+  gatewayApi: Map<string, GatewayApiStatus>;
 }
 
 const split = (key: string): { namespace: string; name: string } => {
@@ -38,15 +41,15 @@ const split = (key: string): { namespace: string; name: string } => {
 /** Compiles a snapshot. */
 export function compile(snapshot: Snapshot): CompileResult {
   const upstreams = compileUpstreams(snapshot);
-  const routes = compileRoutes(snapshot.routes, upstreams);
+  const gatewayApi = compileGatewayApi(snapshot, upstreams);
+  const routes = compileRoutes(snapshot.routes, upstreams, gatewayApi?.candidates ?? []);
 
-  // Routes stay in age order (conflict order); upstreams are sorted by name.
+  // Routes stay in precedence order (conflict order); upstreams are sorted by name.
   const table = RouteTableSchema.parse({
     version: 'unversioned',
-    routes: routes.flatMap((r) => (r.route ? [r.route] : [])),
-    upstreams: upstreams
-      .flatMap((u) => (u.upstream ? [u.upstream] : []))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    routes: routes.table,
+    upstreams: [...upstreams.flatMap((u) => (u.upstream ? [u.upstream] : [])), ...(gatewayApi?.upstreams ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    ...(gatewayApi !== undefined && gatewayApi.certificates.length > 0 ? { certificates: gatewayApi.certificates } : {}),
   });
   table.version = tableVersion(table);
 
@@ -54,10 +57,12 @@ export function compile(snapshot: Snapshot): CompileResult {
   for (const u of upstreams) {
     statuses.set(`Upstream/${u.key}`, { kind: 'Upstream', ...split(u.key), generation: u.generation, conditions: u.conditions, readyEndpoints: u.readyEndpoints, totalEndpoints: u.totalEndpoints });
   }
-  for (const r of routes) statuses.set(`GatewayRoute/${r.key}`, { kind: 'GatewayRoute', ...split(r.key), generation: r.generation, conditions: r.conditions });
+  for (const r of routes.results) statuses.set(`GatewayRoute/${r.key}`, { kind: 'GatewayRoute', ...split(r.key), generation: r.generation, conditions: r.conditions });
   const sorted = new Map([...statuses.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  const routeGenerations = new Map(routes.flatMap((r) => (r.route ? [[r.key, r.generation] as const] : [])));
-  return { table, statuses: sorted, routeGenerations };
+  const routeGenerations = new Map(routes.results.flatMap((r) => (r.route ? [[r.key, r.generation] as const] : [])));
+  const gatewayStatuses = gatewayApi?.finish({ trimmed: routes.trimmed, rejected: routes.rejected }) ?? new Map<string, GatewayApiStatus>();
+  return { table, statuses: sorted, routeGenerations, gatewayApi: gatewayStatuses };
 }
 
 export type { Snapshot } from './snapshot.ts';
+export type { GatewayApiStatus, GatewayClassStatus, GatewayStatus, HTTPRouteStatus, ListenerStatus, RouteParentStatus, RoutePolicyStatus } from './gateway-api/index.ts';

@@ -1,5 +1,6 @@
 /** GatewayRoutes: validate, resolve Upstream references, resolve conflicts oldest-first. */
-import { describeClaim, parseDuration, resolveRoutes, type Route } from '../../../dataplane/src/contract/index.ts';
+import { describeClaim, parseDuration, resolveRoutes, type Claim, type Route } from '../../../dataplane/src/contract/index.ts';
+import type { RouteCandidate } from './gateway-api/index.ts';
 import { condition, ConditionType, Reason, type ConditionInput } from '../status/conditions.ts';
 import { keyOf, type ObjectMeta, type Parsed, type RouteSpec } from './snapshot.ts';
 import type { UpstreamResult } from './upstreams.ts';
@@ -85,31 +86,64 @@ function resolveBackends(route: Route, upstreams: ReadonlyMap<string, UpstreamRe
   return condition(ConditionType.ResolvedRefs, false, missing.length > 0 ? Reason.BackendNotFound : Reason.BackendInvalid, `${route.invalid}; requests get 503 until it is`);
 }
 
+/** What conflict resolution decided, for the table and for every route's status. */
+export interface RoutesOutcome {
+  /** Accepted table routes in precedence order, GatewayRoutes and HTTPRoute matches together. */
+  table: Route[];
+  /** GatewayRoute statuses, oldest first. */
+  results: RouteResult[];
+  /** HTTPRoute table routes that lost some hosts, by table id; `describe` names a winner's id for people. */
+  trimmed: Map<string, { lost: Claim[]; describe: (id: string) => string }>;
+  /** HTTPRoute table routes left out by a conflict, by table id. */
+  rejected: Map<string, { claim: Claim; describe: (id: string) => string }>;
+}
+
 /**
- * Compiles every route, in age order, against the compiled upstreams.
- * Validity and conflicts are decided by the data plane's own matcher through
- * the contract (resolveRoutes), so a route the gateway would never serve is
- * never Accepted.
+ * Compiles every GatewayRoute against the compiled upstreams, and resolves
+ * conflicts among them and the HTTPRoute matches (`others`) by one rule:
+ * oldest first (creation time, then namespace/name, GatewayRoute before
+ * HTTPRoute, then the HTTPRoute's rule and match order), decided by the data
+ * plane's own matcher through the contract (resolveRoutes). A GatewayRoute is
+ * served as written or not at all; an HTTPRoute match keeps the hosts no older
+ * route holds, as the Gateway API resolves ties.
  */
-export function compileRoutes(routes: readonly Parsed<RouteSpec>[], upstreams: readonly UpstreamResult[]): RouteResult[] {
+export function compileRoutes(routes: readonly Parsed<RouteSpec>[], upstreams: readonly UpstreamResult[], others: readonly RouteCandidate[] = []): RoutesOutcome {
   const byKey = new Map(upstreams.map((u) => [u.key, u]));
   const ordered = [...routes].sort(olderFirst);
-  const candidates = ordered.flatMap((r) => (r.spec === undefined ? [] : [toRoute(r.meta, r.spec)]));
-  const rejected = new Map(resolveRoutes(candidates).rejected.map((x) => [x.route.id, x]));
-  const tableEntries = new Map(candidates.map((c) => [c.id, c]));
+  type Entry = { route: Route; created: string; key: string; kind: number; seq: number };
+  const entries: Entry[] = [
+    ...ordered.flatMap((r) => (r.spec === undefined ? [] : [{ route: toRoute(r.meta, r.spec), created: r.meta.creationTimestamp, key: keyOf(r.meta), kind: 0, seq: 0 }])),
+    ...others.map((c) => ({ route: c.route, created: c.created, key: c.key, kind: 1, seq: c.seq })),
+  ];
+  entries.sort((a, b) => (a.created !== b.created ? (a.created < b.created ? -1 : 1) : a.key !== b.key ? (a.key < b.key ? -1 : 1) : a.kind - b.kind || a.seq - b.seq));
+  const where = new Map(others.map((c) => [c.route.id, `HTTPRoute "${c.key}" (${c.where})`]));
+  const describe = (id: string): string => where.get(id) ?? `GatewayRoute "${id}"`;
 
-  return ordered.map((r): RouteResult => {
+  const resolution = resolveRoutes(
+    entries.map((e) => e.route),
+    { partialHosts: (r) => r.source?.kind === 'HTTPRoute' },
+  );
+  const rejected = new Map(resolution.rejected.map((x) => [x.route.id, x]));
+  const accepted = new Map(resolution.accepted.map((r) => [r.id, r]));
+
+  const results = ordered.map((r): RouteResult => {
     const key = keyOf(r.meta);
     const generation = r.meta.generation;
     if (r.spec === undefined) return { key, generation, route: undefined, conditions: notAccepted(Reason.Invalid, r.error) };
     const x = rejected.get(key);
     if (x?.reason === 'Invalid') return { key, generation, route: undefined, conditions: notAccepted(Reason.Invalid, x.message) };
     if (x?.reason === 'Conflicted') {
-      const message = `conflicts with the older GatewayRoute "${x.by}" on ${describeClaim(x)}: both match the same requests and the older route wins, so this one would never serve; change its path, methods, hosts, or header and query conditions`;
+      const message = `conflicts with the older ${describe(x.by)} on ${describeClaim(x)}: both match the same requests and the older route wins, so this one would never serve; change its path, methods, hosts, or header and query conditions`;
       return { key, generation, route: undefined, conditions: notAccepted(Reason.Conflicted, message) };
     }
-    const route = tableEntries.get(key) as Route;
+    const route = accepted.get(key) as Route;
     const refs = resolveBackends(route, byKey);
     return { key, generation, route, conditions: [condition(ConditionType.Accepted, true, Reason.Accepted, 'the route is valid'), refs] };
   });
+
+  const trimmed = new Map(resolution.trimmed.map((t) => [t.route.id, { lost: t.lost, describe }]));
+  const lostWhole = new Map(
+    resolution.rejected.flatMap((x) => (x.reason === 'Conflicted' && where.has(x.route.id) ? [[x.route.id, { claim: { by: x.by, method: x.method, host: x.host }, describe }] as const] : [])),
+  );
+  return { table: resolution.accepted, results, trimmed, rejected: lostWhole };
 }

@@ -2,7 +2,9 @@
  * What compile reads: plain data taken from the API objects, already parsed.
  * The kube layer builds it; tests write it by hand or load it from golden files.
  */
+import type { GatewayClassSpec, GatewaySpec, HTTPRouteSpec, ReferenceGrantSpec } from '../api/gateway-api.ts';
 import type { GatewayRouteSpec } from '../api/gatewayroute.ts';
+import type { RoutePolicySpec } from '../api/routepolicy.ts';
 import type { UpstreamSpec as UpstreamResourceSpec } from '../api/upstream.ts';
 
 /** The identity and age of an object. */
@@ -26,7 +28,46 @@ export type Parsed<S> = { meta: ObjectMeta; spec: S; error?: undefined } | { met
 export interface ServiceInfo {
   namespace: string;
   name: string;
-  ports: { name?: string; port: number; protocol?: string }[];
+  /** ClusterIP (the default), NodePort, LoadBalancer or ExternalName. */
+  type?: string;
+  ports: { name?: string; port: number; protocol?: string; appProtocol?: string }[];
+}
+
+/** A `kubernetes.io/tls` Secret that a Gateway listener may name, its data decoded. */
+export interface SecretInfo {
+  namespace: string;
+  name: string;
+  type: string;
+  certificatePem?: string;
+  privateKeyPem?: string;
+}
+
+/** A namespace and its labels, for `allowedRoutes` selectors. */
+export interface NamespaceInfo {
+  name: string;
+  labels: Record<string, string>;
+}
+
+/** An address clients reach the data planes at, as Gateway status writes it. */
+export interface GatewayAddress {
+  type: 'IPAddress' | 'Hostname';
+  value: string;
+}
+
+/** The Gateway API objects, when the cluster has the CRDs. */
+export interface GatewayApiSnapshot {
+  /** Cluster-scoped: `meta.namespace` is empty. */
+  gatewayClasses: Parsed<GatewayClassSpec>[];
+  gateways: Parsed<GatewaySpec>[];
+  httpRoutes: Parsed<HTTPRouteSpec>[];
+  referenceGrants: Parsed<ReferenceGrantSpec>[];
+  routePolicies: Parsed<RoutePolicySpec>[];
+  secrets: SecretInfo[];
+  namespaces: NamespaceInfo[];
+  /** The data plane Service's addresses; every Gateway of Switchyard's classes is reached there. Empty while none is assigned. */
+  addresses: GatewayAddress[];
+  /** Where the addresses come from, for messages, e.g. `Service "switchyard/switchyard-dataplane"`. */
+  addressSource: string;
 }
 
 /** The parts of an EndpointSlice compile needs. */
@@ -50,6 +91,8 @@ export interface Snapshot {
   upstreams: Parsed<UpstreamSpec>[];
   services: ServiceInfo[];
   endpointSlices: EndpointSliceInfo[];
+  /** Absent when the Gateway API CRDs are not installed: then only GatewayRoutes and Upstreams compile. */
+  gatewayApi?: GatewayApiSnapshot;
 }
 
 /** `namespace/name`, the key used everywhere. */

@@ -23,7 +23,7 @@ const hostPort = (address: string, port: number): string => (address.includes(':
  * traffic; when none is ready, endpoints that still serve while terminating do,
  * so a rollout's last pods drain instead of failing (as kube-proxy does).
  */
-function sliceEndpoints(slices: readonly EndpointSliceInfo[], portName: string | undefined, protocol: string): { ready: string[]; total: number } {
+export function sliceEndpoints(slices: readonly EndpointSliceInfo[], portName: string | undefined, protocol: string): { ready: string[]; total: number } {
   const ready = new Set<string>();
   const draining = new Set<string>();
   const all = new Set<string>();

@@ -2,7 +2,7 @@
  * From API objects to the snapshot compile reads. Pure: the kube layer feeds
  * it the informers' objects, golden tests feed it YAML.
  */
-import type { EndpointSliceInfo, ObjectMeta, Parsed, RouteSpec, ServiceInfo, Snapshot, UpstreamSpec } from '../compile/snapshot.ts';
+import type { EndpointSliceInfo, GatewayApiSnapshot, ObjectMeta, Parsed, RouteSpec, ServiceInfo, Snapshot, UpstreamSpec } from '../compile/snapshot.ts';
 
 /** The least an API object has. */
 export interface KubeObject {
@@ -37,8 +37,13 @@ function parsed<S>(obj: KubeObject, parse: SpecParser<S>): Parsed<S> {
 
 /** The parts of a core/v1 Service compile uses. */
 function serviceInfo(obj: KubeObject): ServiceInfo {
-  const spec = (obj.spec ?? {}) as { ports?: { name?: string; port: number; protocol?: string }[] };
-  return { namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '', ports: (spec.ports ?? []).map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })) };
+  const spec = (obj.spec ?? {}) as { type?: string; ports?: { name?: string; port: number; protocol?: string; appProtocol?: string }[] };
+  return {
+    namespace: obj.metadata?.namespace ?? '',
+    name: obj.metadata?.name ?? '',
+    ...(spec.type === undefined ? {} : { type: spec.type }),
+    ports: (spec.ports ?? []).map((p) => ({ name: p.name, port: p.port, protocol: p.protocol, ...(p.appProtocol === undefined ? {} : { appProtocol: p.appProtocol }) })),
+  };
 }
 
 /** The parts of a discovery/v1 EndpointSlice compile uses. */
@@ -62,8 +67,10 @@ function endpointSliceInfo(obj: KubeObject): EndpointSliceInfo {
 export function toSnapshot(
   objects: { routes: readonly KubeObject[]; upstreams: readonly KubeObject[]; services: readonly KubeObject[]; endpointSlices: readonly KubeObject[] },
   parsers: SpecParsers,
+  gatewayApi?: GatewayApiSnapshot,
 ): Snapshot {
   return {
+    ...(gatewayApi === undefined ? {} : { gatewayApi }),
     routes: objects.routes.map((o) => parsed(o, parsers.route)),
     upstreams: objects.upstreams.map((o) => parsed(o, parsers.upstream)),
     services: objects.services.map(serviceInfo),

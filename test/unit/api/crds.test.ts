@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { CATEGORY, crdFiles, gatewayRouteCrd, upstreamCrd } from '../../../operator/src/api/index.ts';
+import { CATEGORY, crdFiles, gatewayRouteCrd, routePolicyCrd, upstreamCrd } from '../../../operator/src/api/index.ts';
 import { generatedFiles } from '../../../operator/src/api/generate.ts';
 import type { JSONSchemaProps } from '../../../operator/src/api/openapi.ts';
 
@@ -12,7 +12,7 @@ function walk(schema: JSONSchemaProps, path: string, visit: (node: JSONSchemaPro
   if (schema.items) walk(schema.items, `${path}[]`, visit);
 }
 
-const crds = [gatewayRouteCrd(), upstreamCrd()];
+const crds = [gatewayRouteCrd(), upstreamCrd(), routePolicyCrd()];
 
 describe('generated CRDs', () => {
   it.each(generatedFiles((p) => readFileSync(p, 'utf8')))('$path is up to date with operator/src/api', ({ path, content }) => {

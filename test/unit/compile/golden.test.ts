@@ -8,7 +8,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { compile } from '../../../operator/src/compile/index.ts';
+import type { GatewayApiSnapshot } from '../../../operator/src/compile/snapshot.ts';
 import { toSnapshot, type KubeObject } from '../../../operator/src/store/convert.ts';
+import { gatewayApiSnapshot } from '../../../operator/src/store/gateway-api.ts';
 import { PARSERS } from '../../../operator/src/store/parsers.ts';
 
 const DIR = 'test/golden/compile';
@@ -32,11 +34,31 @@ function objectsFor(name: string): KubeObject[] {
   return objects;
 }
 
+/** The data plane Service of the Helm chart in the golden cases: every Gateway's address. */
+const ADDRESS_SERVICE = 'switchyard-system/switchyard-dataplane';
+
+/** The Gateway API part of a case: present when the case has any Gateway API object or RoutePolicy, as when the cluster has the CRDs. */
+function gatewayApiOf(objects: KubeObject[]): GatewayApiSnapshot | undefined {
+  const of = (kind: string): KubeObject[] => objects.filter((o) => o.kind === kind);
+  if (!objects.some((o) => o.apiVersion?.startsWith('gateway.networking.k8s.io/') || o.kind === 'RoutePolicy')) return undefined;
+  return gatewayApiSnapshot({
+    gatewayClasses: of('GatewayClass'),
+    gateways: of('Gateway'),
+    httpRoutes: of('HTTPRoute'),
+    referenceGrants: of('ReferenceGrant'),
+    routePolicies: of('RoutePolicy'),
+    secrets: of('Secret'),
+    namespaces: of('Namespace'),
+    addressService: of('Service').find((o) => `${o.metadata?.namespace}/${o.metadata?.name}` === ADDRESS_SERVICE),
+    addressServiceKey: ADDRESS_SERVICE,
+  });
+}
+
 function run(name: string): string {
   const objects = objectsFor(name);
   const of = (kind: string): KubeObject[] => objects.filter((o) => o.kind === kind);
-  const result = compile(toSnapshot({ routes: of('GatewayRoute'), upstreams: of('Upstream'), services: of('Service'), endpointSlices: of('EndpointSlice') }, PARSERS));
-  return stringify({ table: result.table, statuses: Object.fromEntries(result.statuses) }, { lineWidth: 0 });
+  const result = compile(toSnapshot({ routes: of('GatewayRoute'), upstreams: of('Upstream'), services: of('Service'), endpointSlices: of('EndpointSlice') }, PARSERS, gatewayApiOf(objects)));
+  return stringify({ table: result.table, statuses: Object.fromEntries([...result.statuses, ...result.gatewayApi].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) }, { lineWidth: 0 });
 }
 
 const cases = readdirSync(DIR)
