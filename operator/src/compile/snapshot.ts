@@ -68,6 +68,14 @@ export interface GatewayApiSnapshot {
   addresses: GatewayAddress[];
   /** Where the addresses come from, for messages, e.g. `Service "switchyard/switchyard-dataplane"`. */
   addressSource: string;
+  /**
+   * The ports of that Service that reach the data planes' `http` and `https`
+   * listeners (its ports named so): the only ports Gateway listeners can use.
+   * Absent: the Service has no such port.
+   */
+  ports: { http?: number; https?: number };
+  /** The controllerName of the GatewayClasses this operator serves. */
+  controllerName: string;
 }
 
 /** The parts of an EndpointSlice compile needs. */

@@ -25,6 +25,8 @@ export interface GatewayApiObjects {
   addressService: KubeObject | undefined;
   /** `namespace/name` of that Service, for messages. */
   addressServiceKey: string;
+  /** The controllerName of the GatewayClasses to serve. */
+  controllerName: string;
 }
 
 function parse<S extends z.ZodType>(obj: KubeObject, schema: S): Parsed<z.output<S>> {
@@ -66,6 +68,20 @@ export function serviceAddresses(obj: KubeObject | undefined): GatewayAddress[] 
   return ips.filter((ip) => ip !== '' && ip !== 'None').map((value) => ({ type: 'IPAddress' as const, value }));
 }
 
+/**
+ * The data plane Service's ports that reach the data planes' `http` and
+ * `https` listeners: the chart names them so. Without the Service, the
+ * chart's defaults, so listeners are judged the same before it exists.
+ */
+export function servicePorts(obj: KubeObject | undefined): { http?: number; https?: number } {
+  if (obj === undefined) return { http: 80, https: 443 };
+  const ports = ((obj.spec ?? {}) as { ports?: { name?: string; port: number }[] }).ports ?? [];
+  const of = (name: string): number | undefined => ports.find((p) => p.name === name)?.port;
+  const http = of('http');
+  const https = of('https');
+  return { ...(http === undefined ? {} : { http }), ...(https === undefined ? {} : { https }) };
+}
+
 /** The Gateway API part of a snapshot. */
 export function gatewayApiSnapshot(objects: GatewayApiObjects): GatewayApiSnapshot {
   return {
@@ -78,5 +94,7 @@ export function gatewayApiSnapshot(objects: GatewayApiObjects): GatewayApiSnapsh
     namespaces: objects.namespaces.map(namespaceInfo),
     addresses: serviceAddresses(objects.addressService),
     addressSource: `Service "${objects.addressServiceKey}"`,
+    ports: servicePorts(objects.addressService),
+    controllerName: objects.controllerName,
   };
 }

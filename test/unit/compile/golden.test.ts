@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { compile } from '../../../operator/src/compile/index.ts';
+import { CONTROLLER_NAME } from '../../../operator/src/api/gateway-api.ts';
 import type { GatewayApiSnapshot } from '../../../operator/src/compile/snapshot.ts';
 import { toSnapshot, type KubeObject } from '../../../operator/src/store/convert.ts';
 import { gatewayApiSnapshot } from '../../../operator/src/store/gateway-api.ts';
@@ -51,6 +52,7 @@ function gatewayApiOf(objects: KubeObject[]): GatewayApiSnapshot | undefined {
     namespaces: of('Namespace'),
     addressService: of('Service').find((o) => `${o.metadata?.namespace}/${o.metadata?.name}` === ADDRESS_SERVICE),
     addressServiceKey: ADDRESS_SERVICE,
+    controllerName: CONTROLLER_NAME,
   });
 }
 

@@ -21,11 +21,8 @@ import type { ReferenceGrants } from './reference-grants.ts';
 /** The route kinds a listener of Switchyard can hold. */
 const HTTP_ROUTE_KIND = { group: GATEWAY_API_GROUP, kind: 'HTTPRoute' } as const;
 
-/** Gateway listener (protocol, port) → the data planes' traffic listener. */
-const TRAFFIC: Readonly<Record<string, { port: number; listener: TrafficListener }>> = {
-  HTTP: { port: 80, listener: 'http' },
-  HTTPS: { port: 443, listener: 'https' },
-};
+/** Gateway listener protocol → the data planes' traffic listener. */
+const TRAFFIC: Readonly<Record<string, TrafficListener>> = { HTTP: 'http', HTTPS: 'https' };
 
 /** Compile's verdict on one listener. */
 export interface ListenerResult {
@@ -133,16 +130,21 @@ function compileListener(meta: ObjectMeta, l: Listener, conflict: ConditionInput
       conflict ?? condition(GwCondition.Conflicted, false, GwReason.NoConflicts, 'no conflicts'),
     ],
   });
-  const traffic = TRAFFIC[l.protocol];
-  if (traffic === undefined) return notServed(GwReason.UnsupportedProtocol, `protocol ${l.protocol} is not supported; Switchyard serves HTTP and HTTPS`);
+  const listener = TRAFFIC[l.protocol];
+  if (listener === undefined) return notServed(GwReason.UnsupportedProtocol, `protocol ${l.protocol} is not supported; Switchyard serves HTTP and HTTPS`);
+  const traffic = { listener, port: api.ports[listener] };
 
   const requested = l.allowedRoutes.kinds;
   const supportedKinds = requested === undefined ? [{ ...HTTP_ROUTE_KIND }] : requested.filter((k) => k.group === HTTP_ROUTE_KIND.group && k.kind === HTTP_ROUTE_KIND.kind).map((k) => ({ group: k.group, kind: k.kind }));
   const badKinds = (requested ?? []).filter((k) => !(k.group === HTTP_ROUTE_KIND.group && k.kind === HTTP_ROUTE_KIND.kind));
 
   if (conflict !== undefined) return notServed(conflict.reason, `conflicts with another listener of this Gateway: ${conflict.message}`, supportedKinds);
+  if (traffic.port === undefined) {
+    return notServed(GwReason.PortUnavailable, `${api.addressSource} has no port named "${listener}": ${l.protocol} listeners cannot be served (the chart adds it when gatewayAPI.enabled is set)`, supportedKinds);
+  }
   if (l.port !== traffic.port) {
-    return notServed(GwReason.PortUnavailable, `${l.protocol} listeners must use port ${traffic.port}: the data planes' Service serves HTTP on port 80 and HTTPS on port 443 only`, supportedKinds);
+    const ports = Object.entries(api.ports).map(([name, port]) => `${name === 'http' ? 'HTTP' : 'HTTPS'} on ${port}`).join(', ');
+    return notServed(GwReason.PortUnavailable, `${l.protocol} listeners must use port ${traffic.port}: every Gateway of this class is served at ${api.addressSource}, which serves ${ports}`, supportedKinds);
   }
   if (l.protocol === 'HTTPS' && (l.tls?.mode ?? 'Terminate') !== 'Terminate') {
     return notServed(GwReason.UnsupportedValue, `tls.mode ${l.tls?.mode}: HTTPS listeners terminate TLS`, supportedKinds);

@@ -6,7 +6,7 @@
  * that is done, because a route that loses a host to an older one says so.
  */
 import type { Certificate, Claim, Route, Upstream } from '../../../../dataplane/src/contract/index.ts';
-import { CONTROLLER_NAME, type ParentRef } from '../../api/gateway-api.ts';
+import type { ParentRef } from '../../api/gateway-api.ts';
 import { condition, type ConditionInput } from '../../status/conditions.ts';
 import { GwCondition, GwReason } from '../../status/gateway-api.ts';
 import type { GatewayAddress, Snapshot } from '../snapshot.ts';
@@ -87,9 +87,10 @@ export interface GatewayApiCompilation {
 }
 
 /** Compiles the Gateway API objects of a snapshot; undefined when the cluster has no Gateway API. */
-export function compileGatewayApi(snapshot: Snapshot, upstreams: readonly UpstreamResult[], controllerName: string = CONTROLLER_NAME): GatewayApiCompilation | undefined {
+export function compileGatewayApi(snapshot: Snapshot, upstreams: readonly UpstreamResult[]): GatewayApiCompilation | undefined {
   const api = snapshot.gatewayApi;
   if (api === undefined) return undefined;
+  const controllerName = api.controllerName;
   const grants = new ReferenceGrants(api.referenceGrants);
   const classes = compileGatewayClasses(api.gatewayClasses, controllerName);
   const gateways = compileGateways(api, classes, grants);
