@@ -23,8 +23,10 @@ function load(file: string): KubeObject[] {
 
 function objectsFor(name: string): KubeObject[] {
   const objects = load(path.join(DIR, `${name}.in.yaml`));
-  if (name === 'examples') {
-    for (const f of readdirSync('examples/kubernetes').filter((n) => n.endsWith('.yaml')).sort()) objects.push(...load(path.join('examples/kubernetes', f)));
+  // The examples cases compile the documented example manifests as they are.
+  const examples = name === 'examples' ? 'examples/kubernetes' : name === 'examples-gateway-api' ? 'examples/gateway-api' : undefined;
+  if (examples !== undefined) {
+    for (const f of readdirSync(examples).filter((n) => n.endsWith('.yaml')).sort()) objects.push(...load(path.join(examples, f)));
   }
   // Objects written without server-set fields get fixed ones, so the output does not depend on a clock.
   for (const o of objects) {
