@@ -2,8 +2,8 @@
 # Installs the Debian packages the test suites and benchmarks use, when missing:
 # redis-server (rate limits), promtool (metrics format), openssl (test
 # certificates), iproute2 (network namespaces), wrk (benchmarks), nginx and
-# haproxy (benchmark peers), shellcheck (hack/*.sh). Needs root; says what to
-# run otherwise.
+# haproxy (benchmark peers), shellcheck (hack/*.sh), chromium (the dashboard's
+# browser tests). Needs root; says what to run otherwise.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -14,6 +14,7 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || need+=(haproxy)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v chromium >/dev/null || need+=(chromium)
 if [[ ${#need[@]} -eq 0 ]]; then
 	echo "test dependencies present"
 	exit 0

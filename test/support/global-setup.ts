@@ -21,6 +21,7 @@ const TOOLS: { bin: string; args: string[]; pkg: string }[] = [
   { bin: 'redis-server', args: ['--version'], pkg: 'redis-server' },
   { bin: 'openssl', args: ['version'], pkg: 'openssl' },
   { bin: 'ip', args: ['-V'], pkg: 'iproute2' },
+  { bin: 'chromium', args: ['--version'], pkg: 'chromium' },
 ];
 
 function missingTools(): typeof TOOLS {

@@ -4,6 +4,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schema.ts';
+import { Dashboard } from '../observability/dashboard.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { ApplyResult, TableHolder } from '../table/holder.ts';
 
 const SECRET_KEYS = /secret|password|token|key$|key_file|private/i;
@@ -31,6 +33,8 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 /** What the admin endpoints read and control: the running gateway, as far as they need it. */
 export interface AdminTarget {
   readonly holder: TableHolder;
+  /** The gateway's metrics, which the dashboard's rates are computed from. */
+  readonly metrics: GatewayMetrics;
   /** Read on each request: the config being served. */
   readonly config: GatewayConfig;
   reload(reason: string): Promise<ApplyResult>;
@@ -38,13 +42,15 @@ export interface AdminTarget {
 
 /** The admin request listener. */
 export function createAdminHandler(gw: AdminTarget): (req: IncomingMessage, res: ServerResponse) => void {
+  const dashboard = new Dashboard(gw);
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
+    if (url.pathname.startsWith('/dashboard') && dashboard.handle(req, res, url)) return;
     const rt = gw.holder.current;
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
       case 'GET /':
-        return json(res, 200, { endpoints: ['GET /version', 'GET /config', 'GET /table', 'GET /routes', 'GET /upstreams', 'POST /reload'] });
+        return json(res, 200, { endpoints: ['GET /version', 'GET /config', 'GET /table', 'GET /routes', 'GET /upstreams', 'GET /dashboard', 'POST /reload'] });
       case 'GET /version':
         return json(res, 200, { version: rt?.version ?? null, source: rt?.source ?? null, routes: rt?.table.routes.length ?? 0 });
       case 'GET /config':

@@ -270,7 +270,7 @@ export class Gateway {
       return result;
     } catch (err) {
       const error = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
-      this.metrics.reloads.inc({ result: 'rejected' });
+      this.holder.rejected(file, error);
       this.log.error({ event: 'config_rejected', reason, error, serving: this.holder.current?.version ?? null }, 'config rejected; the previous table keeps serving');
       return { applied: false, version: undefined, error };
     }

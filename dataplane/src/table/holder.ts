@@ -17,6 +17,14 @@ import { tableVersion } from '../contract/version.ts';
 /** What happened to a table that was offered. */
 export type ApplyResult = { applied: true; version: string; unchanged: boolean } | { applied: false; version: string | undefined; error: string };
 
+/** One table offered to the holder: when, from where, and the result. */
+export interface TableAttempt {
+  /** Epoch milliseconds. */
+  at: number;
+  source: string;
+  result: ApplyResult;
+}
+
 /** Holds the live table and applies new ones. */
 export class TableHolder {
   private live: TableRuntime | undefined;
@@ -42,6 +50,19 @@ export class TableHolder {
     return this.live;
   }
 
+  /** The last table offered (a reload, an operator push) and what became of it, for the dashboard. */
+  get lastAttempt(): TableAttempt | undefined {
+    return this.attempt;
+  }
+
+  private attempt: TableAttempt | undefined;
+
+  /** Notes a table offered from `source` that never reached apply() (a config file that does not load), counted as rejected. */
+  rejected(source: string, error: string): void {
+    this.metrics.reloads.inc({ result: 'rejected' });
+    this.attempt = { at: Date.now(), source, result: { applied: false, version: undefined, error } };
+  }
+
   /** Called after each swap (health checkers, state files). */
   onApplied(listener: (rt: TableRuntime) => void): void {
     this.listeners.push(listener);
@@ -56,6 +77,7 @@ export class TableHolder {
     const version = typeof claimed === 'string' ? claimed : undefined;
     const reject = (error: string): ApplyResult => {
       this.metrics.reloads.inc({ result: 'rejected' });
+      this.attempt = { at: Date.now(), source, result: { applied: false, version, error } };
       this.log.error({ event: 'table_rejected', source, version, error, serving: this.live?.version ?? null }, 'route table rejected; the previous table keeps serving');
       return { applied: false, version, error };
     };
@@ -68,7 +90,8 @@ export class TableHolder {
     if (table.version !== actual) return reject(`version: the table says "${table.version}" but its content hashes to "${actual}"`);
     // A reloaded config may change the gateway-wide policy alone: the same table is rebuilt then.
     if (this.live?.version === table.version && canonicalJson(this.live.defaults) === canonicalJson(defaults)) {
-      return { applied: true, version: table.version, unchanged: true };
+      this.attempt = { at: Date.now(), source, result: { applied: true, version: table.version, unchanged: true } };
+      return this.attempt.result;
     }
 
     let next: TableRuntime;
@@ -95,7 +118,8 @@ export class TableHolder {
       this.log.warn({ event: 'route_shadowed', route: s.route, by: s.by, method: s.method, host: s.host }, `route "${s.route}" never serves ${s.method === '*' ? 'any method' : s.method}${s.host === '*' ? '' : ` on ${s.host}`}: "${s.by}" comes first with the same path, method and conditions`);
     }
     for (const l of this.listeners) l(next);
-    return { applied: true, version: table.version, unchanged: false };
+    this.attempt = { at: Date.now(), source, result: { applied: true, version: table.version, unchanged: false } };
+    return this.attempt.result;
   }
 
   private retainPools(): void {
