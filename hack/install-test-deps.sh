@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suites and benchmarks use, when missing:
-# redis-server (rate limits), promtool (metrics format), openssl (test
-# certificates), iproute2 (network namespaces), wrk (benchmarks), nginx and
-# haproxy (benchmark peers), shellcheck (hack/*.sh), chromium (the dashboard's
-# browser tests). Needs root; says what to run otherwise.
+# redis-server and redis-sentinel (rate limits, failovers), promtool (metrics
+# format), openssl (test certificates), iproute2 (network namespaces), wrk
+# (benchmarks), nginx and haproxy (benchmark peers), shellcheck (hack/*.sh),
+# chromium (the dashboard's browser tests). Needs root; says what to run
+# otherwise.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
 command -v ip >/dev/null || need+=(iproute2)
@@ -27,7 +29,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}"
 # The packaged services must not keep running in the background: tests start their own on free ports.
-for svc in redis-server nginx haproxy prometheus; do
+for svc in redis-server redis-sentinel nginx haproxy prometheus; do
 	if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
 	if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -1,7 +1,7 @@
 import { SignJWT } from 'jose';
+import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { silentLogger } from '../../dataplane/src/observability/logger.ts';
 import { RedisRateLimitStore } from '../../dataplane/src/pipeline/ratelimit-store.ts';
 import { slidingWindowHit, type WindowCounts } from '../../dataplane/src/pipeline/ratelimit.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
@@ -9,6 +9,8 @@ import { startRedis, type TestRedis } from '../support/redis.ts';
 import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
 const SECRET = 'rate-limit-test-secret-of-at-least-32-bytes';
+
+type LogLine = { event?: string; msg: string };
 
 function token(sub: string): Promise<string> {
   return new SignJWT({ sub, roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setIssuer('auth-service').setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
@@ -107,13 +109,16 @@ describe('rate limiting in Redis', () => {
   let up: TestUpstream;
   const gateways: TestGateway[] = [];
 
-  async function gateway(limit: number, policy: 'open' | 'closed' = 'open', prefix = 'test:'): Promise<TestGateway> {
-    const g = await startGateway({
-      routes: routes(limit),
-      upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
-      auth: { jwt: { secret: SECRET, algorithm: 'HS256', issuer: 'auth-service' } },
-      middleware: { rate_limiting: { window: '1h', storage: { type: 'Redis', url: redis.url, timeout: '50ms', failure_policy: policy, key_prefix: prefix } } },
-    });
+  async function gateway(limit: number, policy: 'open' | 'closed' = 'open', prefix = 'test:', logs?: LogLine[]): Promise<TestGateway> {
+    const g = await startGateway(
+      {
+        routes: routes(limit),
+        upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+        auth: { jwt: { secret: SECRET, algorithm: 'HS256', issuer: 'auth-service' } },
+        middleware: { rate_limiting: { window: '1h', storage: { type: 'Redis', url: redis.url, timeout: '50ms', failure_policy: policy, key_prefix: prefix } } },
+      },
+      logs ? { log: pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) }) } : {},
+    );
     gateways.push(g);
     return g;
   }
@@ -143,7 +148,7 @@ describe('rate limiting in Redis', () => {
   });
 
   it('decides exactly as the TypeScript arithmetic does (the Lua script mirrors it)', async () => {
-    const store = new RedisRateLimitStore({ url: redis.url, timeoutMs: 1_000, keyPrefix: 'mirror:', log: silentLogger() });
+    const store = new RedisRateLimitStore({ topology: { type: 'Redis', url: redis.url }, timeoutMs: 1_000, keyPrefix: 'mirror:' });
     try {
       expect(await store.waitReady(2_000)).toBe(true);
       const W = 10_000;
@@ -173,27 +178,49 @@ describe('rate limiting in Redis', () => {
     expect(metrics).toMatch(/switchyard_ratelimit_decisions_total\{result="limited",store="redis"\} 1/);
   });
 
-  it('keeps answering when Redis dies (failure policy open), never with 500 and never slowly, and shares limits again once it is back', async () => {
-    const a = await gateway(3);
-    const b = await gateway(3);
+  it('keeps answering when Redis dies (failure policy open), never with 500 and never slowly, continuing from the last shared counts, and hands them back to a Redis that restarts empty', async () => {
+    const logs: { a: LogLine[]; b: LogLine[] } = { a: [], b: [] };
+    const a = await gateway(3, 'open', 'test:', logs.a);
+    const b = await gateway(3, 'open', 'test:', logs.b);
     expect(await statuses(2, `${a.url}/limited`)).toEqual([200, 200]);
     await redis.kill();
-    // Each process now counts on its own: three more each, then 429; every answer quick.
-    for (const g of [a, b]) {
-      const results = [];
-      for (let i = 0; i < 4; i++) results.push(await get(`${g.url}/limited`));
-      expect(results.map((r) => r.status)).toEqual([200, 200, 200, 429]);
-      for (const r of results) expect(r.ms).toBeLessThan(500);
-    }
+    // a saw this client's shared count (2) and continues from it; b never did, and counts from zero. Every answer quick.
+    const fromA = [];
+    for (let i = 0; i < 4; i++) fromA.push(await get(`${a.url}/limited`));
+    const fromB = [];
+    for (let i = 0; i < 4; i++) fromB.push(await get(`${b.url}/limited`));
+    expect(fromA.map((r) => r.status)).toEqual([200, 429, 429, 429]);
+    expect(fromB.map((r) => r.status)).toEqual([200, 200, 200, 429]);
+    for (const r of [...fromA, ...fromB]) expect(r.ms).toBeLessThan(500);
     const metrics = await (await request(a.metricsUrl)).body.text();
     expect(metrics).toMatch(/switchyard_ratelimit_store_errors_total\{kind="unavailable"\} [1-9]/);
-    expect(metrics).toMatch(/switchyard_ratelimit_decisions_total\{result="allowed",store="fallback"\} 3/);
+    expect(metrics).toMatch(/switchyard_ratelimit_decisions_total\{result="allowed",store="fallback"\} 1\n/);
+    expect(metrics).toMatch(/switchyard_ratelimit_store_available\{type="Redis"\} 0/);
 
     await redis.restart();
-    // Redis came back empty: the shared count starts again, and is shared by both gateways.
-    await until(async () => (await get(`${a.url}/unlimited`)).status === 200 && (await redis.command('DBSIZE')) !== null && (await get(`${a.url}/limited`, { 'x-probe': '1' })).headers['ratelimit-remaining'] === '2');
-    expect(await statuses(2, `${b.url}/limited`)).toEqual([200, 200]);
-    expect(await statuses(1, `${a.url}/limited`)).toEqual([429]);
+    const redisDecisions = async (g: TestGateway): Promise<number> => {
+      const text = await (await request(g.metricsUrl)).body.text();
+      return [...text.matchAll(/switchyard_ratelimit_decisions_total\{result="\w+",store="redis"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    // Redis came back empty; each gateway's first call hands it what that gateway counted, so the client stays limited.
+    for (const g of [a, b]) {
+      const before = await redisDecisions(g);
+      await until(async () => (await get(`${g.url}/limited`)).status === 429 && (await redisDecisions(g)) > before);
+    }
+    expect(await redis.command('HGET test:{%2Flimited:3600000:ip:127.0.0.1} c')).toMatch(/^\$1\r\n3\r\n$/);
+    // And limits are shared again: another caller, two requests through a, one through b, then none.
+    const alice = { authorization: `Bearer ${await token('alice')}` };
+    expect(await statuses(2, `${a.url}/me`, alice)).toEqual([200, 200]);
+    expect(await statuses(2, `${b.url}/me`, alice)).toEqual([200, 429]);
+    // One line and one metric update per change of state, not one per request.
+    await until(async () => (await (await request(a.metricsUrl)).body.text()).includes('switchyard_ratelimit_store_available{type="Redis"} 1'));
+    for (const lines of [logs.a, logs.b]) {
+      expect(lines.filter((l) => l.event === 'ratelimit_store_unavailable')).toHaveLength(1);
+    }
+    expect(logs.a.filter((l) => l.event === 'ratelimit_store_recovered')).toHaveLength(1);
+    const after = await (await request(a.metricsUrl)).body.text();
+    expect(after).toMatch(/switchyard_ratelimit_store_transitions_total\{state="unavailable"\} 1\n/);
+    expect(after).toMatch(/switchyard_ratelimit_store_transitions_total\{state="available"\} 1\n/);
   });
 
   it('answers 503 while Redis is down when the failure policy is closed, and the upstream sees nothing', async () => {

@@ -5,7 +5,7 @@
  * skips silently.
  *
  * - every tier: Node.js 24 or newer;
- * - dataplane and controlplane: Debian's promtool, redis-server, openssl,
+ * - dataplane and controlplane: Debian's promtool, redis-server, redis-sentinel, openssl,
  *   iproute2 (installed by hack/install-test-deps.sh when running as root);
  * - controlplane: the control plane and helm binaries, built from Go modules
  *   and cached (several minutes the first time; seconds after).
@@ -19,6 +19,7 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const TOOLS: { bin: string; args: string[]; pkg: string }[] = [
   { bin: 'promtool', args: ['--version'], pkg: 'prometheus' },
   { bin: 'redis-server', args: ['--version'], pkg: 'redis-server' },
+  { bin: 'redis-sentinel', args: ['--version'], pkg: 'redis-sentinel' },
   { bin: 'openssl', args: ['version'], pkg: 'openssl' },
   { bin: 'ip', args: ['-V'], pkg: 'iproute2' },
   { bin: 'chromium', args: ['--version'], pkg: 'chromium' },

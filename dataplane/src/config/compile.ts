@@ -50,6 +50,13 @@ function corsSettings(c: NonNullable<RouteConfig['cors']>): CorsSettings {
   };
 }
 
+/** A route's `rate_limit` in the table's terms: a bare number is the limit alone. */
+function routeRateLimit(rl: RouteConfig['rate_limit']): Route['rateLimit'] {
+  if (rl === undefined) return undefined;
+  if (typeof rl === 'number') return { limit: rl };
+  return { limit: rl.requests, windowMs: ms(rl.window), key: rl.key };
+}
+
 /**
  * The gateway-wide policy of a config (`middleware.rate_limiting`,
  * `middleware.cors`), which every data plane lays under each route's own,
@@ -59,7 +66,7 @@ export function gatewayDefaults(config: GatewayConfig): GatewayDefaults {
   const rl = config.middleware.rate_limiting;
   const cors = config.middleware.cors;
   return {
-    ...(rl && { rateLimit: { enabled: rl.enabled, defaultLimit: rl.default_limit, windowMs: ms(rl.window) ?? DEFAULT_RATE_LIMIT_WINDOW_MS, routeLimits: rl.route_limits } }),
+    ...(rl && { rateLimit: { enabled: rl.enabled, defaultLimit: rl.default_limit, windowMs: ms(rl.window) ?? DEFAULT_RATE_LIMIT_WINDOW_MS, routeLimits: rl.route_limits, key: rl.key } }),
     ...(cors && { cors: corsSettings(cors) }),
   };
 }
@@ -143,7 +150,7 @@ export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): Com
       backends,
       timeoutMs: ms(r.timeout),
       auth: { required: r.auth_required, roles: r.required_roles, permissions: r.required_permissions },
-      rateLimit: r.rate_limit === undefined ? undefined : { limit: r.rate_limit },
+      rateLimit: routeRateLimit(r.rate_limit),
       cors: r.cors && corsSettings(r.cors),
       retries,
       rewritePath: r.rewrite_path,

@@ -205,6 +205,14 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     config.server = { ...config.server, trusted_proxies: { ...config.server.trusted_proxies, hops: legacyHops } };
     warnings.push(`${at}: deprecated; use server.trusted_proxies.hops (it sets the client address for rate limits, the access log, tracing and the forwarding headers alike)`);
   }
+  // A password written in the file goes wherever the file goes (a ConfigMap, a repository); from the environment or a file it does not.
+  for (const field of ['password', 'sentinel_password', 'url'] as const) {
+    const path = ['middleware', 'rate_limiting', 'storage', field];
+    const raw = doc.getIn(path);
+    if (typeof raw !== 'string' || raw.includes('${')) continue;
+    if (field === 'url' && !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]+@/i.test(raw)) continue;
+    warnings.push(`${where(path)}: written in the file, which often ends up in a ConfigMap or a repository; give the password as \${REDIS_PASSWORD} (from a Secret) or with ${field === 'sentinel_password' ? 'sentinel_password_file' : 'password_file'}`);
+  }
   return { config, overrides, warnings };
 }
 

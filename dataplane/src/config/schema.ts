@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UPSTREAM_DEFAULTS as D } from '../contract/defaults.ts';
 import { formatDuration, parseDuration } from '../contract/duration.ts';
-import { HTTP_METHODS } from '../contract/schema.ts';
+import { HTTP_METHODS, RATE_LIMIT_KEY_TYPES } from '../contract/schema.ts';
 import { cidrProblem } from '../server/client-address.ts';
 import { secretProblem, weakRsaKeyProblems } from './key-strength.ts';
 
@@ -108,6 +108,97 @@ const ConditionSchema = z.strictObject({
   value: z.string().optional(),
 });
 
+/** Who a rate limit counts (see docs/security.md, "Who is counted"). */
+const RateLimitKeySchema = z
+  .strictObject({
+    type: z.enum(RATE_LIMIT_KEY_TYPES, { message: `expected one of ${RATE_LIMIT_KEY_TYPES.join(', ')}` }),
+    /** With type Header: the request header whose value is counted (an API key). */
+    header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name').max(256).optional(),
+  })
+  .superRefine((k, ctx) => {
+    if (k.type === 'Header' && k.header === undefined) ctx.addIssue({ code: 'custom', path: ['header'], message: 'type Header counts the value of a request header: name it (header: X-API-Key)' });
+    if (k.type !== 'Header' && k.header !== undefined) ctx.addIssue({ code: 'custom', path: ['header'], message: `header is only read with type Header, not ${k.type}` });
+  });
+
+/** `host:port`, or `[v6 address]:port`. */
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/@[\]]+):(\d{1,5})$/;
+const hostPort = z.string().regex(HOST_PORT, 'expected host:port, e.g. redis-0.redis:6379');
+
+/** TLS to Redis (and to the sentinels): on when this section is present, or with a rediss:// URL. */
+const RedisTlsSchema = z.strictObject({
+  /** PEM CA certificates that sign the servers' certificates; absent: the system's. */
+  ca_file: z.string().min(1).optional(),
+  /** A client certificate and its key, for servers that ask for one (tls-auth-clients). */
+  cert_file: z.string().min(1).optional(),
+  key_file: z.string().min(1).optional(),
+  /** The name the servers' certificates must hold; absent: the host connected to. */
+  server_name: z.string().min(1).optional(),
+  insecure_skip_verify: z.boolean().default(false),
+});
+
+/** Settings that belong to one storage type only, with the type that reads them. */
+const STORAGE_FIELDS_OF = { url: 'Redis', sentinels: 'RedisSentinel', name: 'RedisSentinel', sentinel_username: 'RedisSentinel', sentinel_password: 'RedisSentinel', sentinel_password_file: 'RedisSentinel', nodes: 'RedisCluster' } as const;
+const REDIS_ONLY_FIELDS = ['username', 'password', 'password_file', 'tls'] as const;
+
+/**
+ * Where rate-limit counts are kept: this process (Memory), one Redis, a
+ * Sentinel group or a Redis Cluster. Passwords come from the environment
+ * (`${REDIS_PASSWORD}`) or a file (`password_file`), never from the file itself.
+ */
+const RateLimitStorageSchema = z
+  .strictObject({
+    type: z.enum(['Memory', 'Redis', 'RedisSentinel', 'RedisCluster'], { message: 'expected one of Memory, Redis, RedisSentinel, RedisCluster' }),
+    /** Redis: redis://host:6379 or rediss:// for TLS. */
+    url: z.string().optional(),
+    /** RedisSentinel: the sentinels, host:port (26379 is their usual port). */
+    sentinels: z.array(hostPort).min(1).optional(),
+    /** RedisSentinel: the group's name, as in the sentinels' `sentinel monitor <name> ...`. */
+    name: z.string().min(1).optional(),
+    /** RedisCluster: some of the cluster's nodes, host:port; the rest are discovered from them. */
+    nodes: z.array(hostPort).min(1).optional(),
+    /** ACL user and password of the Redis nodes (requirepass: the password alone). */
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    /** A file holding the password (a mounted Secret); read at start, a trailing newline ignored. */
+    password_file: z.string().min(1).optional(),
+    /** RedisSentinel: the sentinels' own user and password, when they require one. */
+    sentinel_username: z.string().min(1).optional(),
+    sentinel_password: z.string().min(1).optional(),
+    sentinel_password_file: z.string().min(1).optional(),
+    tls: RedisTlsSchema.optional(),
+    /** Longest wait for the store on one request. */
+    timeout: duration.default('50ms'),
+    /** When the store is unreachable: "open" counts in this process only, "closed" answers 503. */
+    failure_policy: z.enum(['open', 'closed']).default('open'),
+    /** Prefix of every key written to Redis. */
+    key_prefix: z.string().regex(/^[^{}]*$/, 'braces are Redis Cluster hash tags, which the gateway places itself: leave them out of the prefix').default('switchyard:rl:'),
+  })
+  .superRefine((st, ctx) => {
+    const problem = (path: string, message: string): void => void ctx.addIssue({ code: 'custom', path: [path], message });
+    for (const [field, type] of Object.entries(STORAGE_FIELDS_OF)) {
+      if (st[field as keyof typeof STORAGE_FIELDS_OF] !== undefined && st.type !== type) problem(field, `${field} is only read with storage.type ${type}, not ${st.type}`);
+    }
+    if (st.type === 'Memory') {
+      for (const field of REDIS_ONLY_FIELDS) if (st[field] !== undefined) problem(field, `${field} is a Redis setting; storage.type is Memory`);
+      return;
+    }
+    if (st.password !== undefined && st.password_file !== undefined) problem('password_file', 'set either password or password_file, not both');
+    if (st.sentinel_password !== undefined && st.sentinel_password_file !== undefined) problem('sentinel_password_file', 'set either sentinel_password or sentinel_password_file, not both');
+    if (st.tls && (st.tls.cert_file === undefined) !== (st.tls.key_file === undefined)) problem('tls', 'a client certificate needs both tls.cert_file and tls.key_file');
+    if (st.type === 'Redis') {
+      if (st.url === undefined) return problem('url', 'a Redis URL (redis://host:6379) is needed when storage.type is Redis');
+      const url = /^(rediss?):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?[^/@]+/.exec(st.url);
+      if (!url) return problem('url', 'expected a redis:// or rediss:// URL');
+      if (url[3] !== undefined && (st.password !== undefined || st.password_file !== undefined)) problem('url', 'the URL holds a password and so does password or password_file: give it once');
+      if (st.tls && url[1] === 'redis') problem('url', 'tls is set, so the URL should say rediss://');
+    } else if (st.type === 'RedisSentinel') {
+      if (st.sentinels === undefined) problem('sentinels', 'a Sentinel group needs its sentinels (host:port, e.g. ["sentinel-0:26379", "sentinel-1:26379", "sentinel-2:26379"])');
+      if (st.name === undefined) problem('name', 'a Sentinel group needs its name, as in the sentinels\' "sentinel monitor <name> ..."');
+    } else if (st.nodes === undefined) {
+      problem('nodes', 'a Redis Cluster needs some of its nodes (host:port) to discover the rest from');
+    }
+  });
+
 const RetriesSchema = z.strictObject({
   attempts: z.number().int().min(0).max(10),
   on: z.array(z.enum(['connect-failure', 'reset', '502', '503', '504'])).optional(),
@@ -134,7 +225,24 @@ export const RouteConfigSchema = z
     required_roles: z.array(z.string()).default([]),
     required_permissions: z.array(z.string()).default([]),
     timeout: duration.optional(),
-    rate_limit: z.number().int().min(0).optional(),
+    /** Requests per window for this route: a number, or { requests, window, key }. */
+    rate_limit: z
+      .union([
+        z.number().int().min(0),
+        z.strictObject({
+          requests: z.number().int().min(0),
+          /** Absent: middleware.rate_limiting.window. From 1s to 24h, as a GatewayRoute's. */
+          window: duration
+            .refine((v) => {
+              const ms = parseDuration(v) ?? 0;
+              return ms >= 1_000 && ms <= 86_400_000;
+            }, { message: 'a route\'s rate-limit window is from 1s to 24h' })
+            .optional(),
+          /** Absent: middleware.rate_limiting.key. */
+          key: RateLimitKeySchema.optional(),
+        }),
+      ])
+      .optional(),
     cors: CorsSchema.optional(),
     retries: RetriesSchema.optional(),
     rewrite_path: z.string().startsWith('/').optional(),
@@ -309,23 +417,9 @@ export const MiddlewareConfigSchema = z
         route_limits: z.record(z.string(), z.number().int().min(0)).default({}),
         /** Deprecated: server.trusted_proxies.hops, which this sets (config/load.ts warns). */
         trusted_proxy_hops: z.number().int().min(0).max(32).optional(),
-        storage: z
-          .strictObject({
-            type: z.enum(['Redis', 'Memory']),
-            url: z.string().optional(),
-            /** Longest wait for the store on one request. */
-            timeout: duration.default('50ms'),
-            /** When the store is unreachable: "open" counts in this process only, "closed" answers 503. */
-            failure_policy: z.enum(['open', 'closed']).default('open'),
-            /** Prefix of every key written to Redis. */
-            key_prefix: z.string().default('switchyard:rl:'),
-          })
-          .default({ type: 'Memory', timeout: '50ms', failure_policy: 'open', key_prefix: 'switchyard:rl:' }),
-      })
-      .superRefine((rl, ctx) => {
-        if (rl.storage.type !== 'Redis') return;
-        if (rl.storage.url === undefined) ctx.addIssue({ code: 'custom', path: ['storage', 'url'], message: 'a Redis URL (redis://host:6379) is needed when storage.type is Redis' });
-        else if (!/^rediss?:\/\//.test(rl.storage.url)) ctx.addIssue({ code: 'custom', path: ['storage', 'url'], message: 'expected a redis:// or rediss:// URL' });
+        /** Who each limit counts, for routes that do not say: User (default), ClientIP, Header or Route. */
+        key: RateLimitKeySchema.optional(),
+        storage: RateLimitStorageSchema.default({ type: 'Memory', timeout: '50ms', failure_policy: 'open', key_prefix: 'switchyard:rl:' }),
       })
       .optional(),
     cors: CorsSchema.optional(),

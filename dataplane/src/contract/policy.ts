@@ -6,7 +6,7 @@
  * file and a cluster with the same config serve the same policies.
  */
 import { DEFAULT_CORS_HEADERS, DEFAULT_CORS_METHODS, DEFAULT_RATE_LIMIT_WINDOW_MS } from './defaults.ts';
-import type { CorsSettings, Route } from './schema.ts';
+import type { CorsSettings, RateLimitKey, Route } from './schema.ts';
 
 /** A CORS policy with every field decided. */
 export interface CorsPolicy {
@@ -18,11 +18,15 @@ export interface CorsPolicy {
   maxAgeSeconds: number;
 }
 
-/** A rate limit with its window decided. */
+/** A rate limit with its window and key decided. */
 export interface RateLimitPolicy {
   limit: number;
   windowMs: number;
+  key: RateLimitKey;
 }
+
+/** Who is counted when neither the route nor the gateway says: the verified caller, else the client address. */
+const DEFAULT_RATE_LIMIT_KEY: RateLimitKey = { type: 'User' };
 
 /** The gateway-wide policy of one data plane, from its own config. */
 export interface GatewayDefaults {
@@ -35,6 +39,8 @@ export interface GatewayDefaults {
     windowMs: number;
     /** Keyed by route path; `*` stands for the rest of the path (`/api/v1/admin/*`). The most specific key wins. */
     routeLimits: Readonly<Record<string, number>>;
+    /** Who each limit counts, for routes that do not say (absent: `User`). */
+    key?: RateLimitKey | undefined;
   };
   /** Absent: only routes with CORS settings of their own answer CORS. */
   cors?: CorsSettings;
@@ -78,15 +84,16 @@ function rateLimitFor(route: Route, defaults: GatewayDefaults): { policy: RateLi
   const rl = defaults.rateLimit;
   if (rl && !rl.enabled) return { policy: undefined, source: null };
   const windowMs = rl?.windowMs ?? DEFAULT_RATE_LIMIT_WINDOW_MS;
-  if (route.rateLimit) return { policy: { limit: route.rateLimit.limit, windowMs: route.rateLimit.windowMs ?? windowMs }, source: 'route' };
+  const key = rl?.key ?? DEFAULT_RATE_LIMIT_KEY;
+  if (route.rateLimit) return { policy: { limit: route.rateLimit.limit, windowMs: route.rateLimit.windowMs ?? windowMs, key: route.rateLimit.key ?? key }, source: 'route' };
   if (!rl) return { policy: undefined, source: null };
   const path = route.path.value;
-  // The most specific key wins: the exact path before globs, a longer glob before a shorter one.
-  const keys = Object.keys(rl.routeLimits).sort((a, b) => Number(b === path) - Number(a === path) || b.length - a.length || (a < b ? -1 : 1));
-  for (const key of keys) {
-    if (routeLimitMatches(key, path)) return { policy: { limit: rl.routeLimits[key] as number, windowMs }, source: `middleware.rate_limiting.route_limits[${JSON.stringify(key)}]` };
+  // The most specific pattern wins: the exact path before globs, a longer glob before a shorter one.
+  const patterns = Object.keys(rl.routeLimits).sort((a, b) => Number(b === path) - Number(a === path) || b.length - a.length || (a < b ? -1 : 1));
+  for (const pattern of patterns) {
+    if (routeLimitMatches(pattern, path)) return { policy: { limit: rl.routeLimits[pattern] as number, windowMs, key }, source: `middleware.rate_limiting.route_limits[${JSON.stringify(pattern)}]` };
   }
-  if (rl.defaultLimit !== undefined) return { policy: { limit: rl.defaultLimit, windowMs }, source: 'middleware.rate_limiting.default_limit' };
+  if (rl.defaultLimit !== undefined) return { policy: { limit: rl.defaultLimit, windowMs, key }, source: 'middleware.rate_limiting.default_limit' };
   return { policy: undefined, source: null };
 }
 

@@ -95,12 +95,32 @@ export const AuthPolicySchema = z.object({
   permissions: z.array(z.string()).default([]),
 });
 
+/**
+ * Who a rate limit counts, each with a budget of its own: `User` the verified
+ * caller (the token's subject), else the client address; `ClientIP` the client
+ * address always; `Header` the value of `header` (an API key), else the client
+ * address; `Route` everyone together.
+ */
+export const RATE_LIMIT_KEY_TYPES = ['User', 'ClientIP', 'Header', 'Route'] as const;
+export type RateLimitKeyType = (typeof RATE_LIMIT_KEY_TYPES)[number];
+
+export const RateLimitKeySchema = z
+  .object({
+    type: z.enum(RATE_LIMIT_KEY_TYPES),
+    /** The request header whose value is counted, with type `Header` only. */
+    header: headerName.max(256).optional(),
+  })
+  .refine((k) => (k.type === 'Header') === (k.header !== undefined), { message: 'a rate-limit key of type Header names its header, and only that type does' });
+export type RateLimitKey = z.infer<typeof RateLimitKeySchema>;
+
 /** A route's own rate limit; the gateway-wide settings fill in the rest (see `withGatewayDefaults`). */
 export const RateLimitPolicySchema = z.object({
   /** Requests allowed per window and client key. */
   limit: z.number().int().min(0),
   /** Absent: the gateway-wide window (`middleware.rate_limiting.window`). */
   windowMs: durationMs.min(1).optional(),
+  /** Absent: the gateway-wide key (`middleware.rate_limiting.key`), else `User`. */
+  key: RateLimitKeySchema.optional(),
 });
 
 /**

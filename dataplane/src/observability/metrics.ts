@@ -22,6 +22,8 @@ export class GatewayMetrics {
   readonly rejectedRequests: Counter<'code'>;
   readonly rateLimitDecisions: Counter<'result' | 'store'>;
   readonly rateLimitStoreErrors: Counter<'kind'>;
+  readonly rateLimitStoreAvailable: Gauge<'type'>;
+  readonly rateLimitStoreTransitions: Counter<'state'>;
   readonly endpointHealthy: Gauge<'upstream' | 'endpoint'>;
   readonly endpointEjected: Gauge<'upstream' | 'endpoint'>;
   readonly healthChecks: Counter<'upstream' | 'result'>;
@@ -46,6 +48,8 @@ export class GatewayMetrics {
     this.rejectedRequests = new Counter({ name: 'switchyard_rejected_requests_total', help: 'Requests answered by the gateway itself with an error, by error code.', labelNames: ['code'], registers });
     this.rateLimitDecisions = new Counter({ name: 'switchyard_ratelimit_decisions_total', help: 'Rate limit decisions, by result (allowed, limited, unavailable) and the store that made them (redis, memory, fallback).', labelNames: ['result', 'store'], registers });
     this.rateLimitStoreErrors = new Counter({ name: 'switchyard_ratelimit_store_errors_total', help: 'Requests that could not use the shared rate limit store, by kind (timeout, unavailable, error).', labelNames: ['kind'], registers });
+    this.rateLimitStoreAvailable = new Gauge({ name: 'switchyard_ratelimit_store_available', help: 'Whether the shared rate limit store is in use (1) or requests fall back to the failure policy (0), by store type (Redis, RedisSentinel, RedisCluster).', labelNames: ['type'], registers });
+    this.rateLimitStoreTransitions = new Counter({ name: 'switchyard_ratelimit_store_transitions_total', help: 'Changes of the shared rate limit store\'s state, by the state entered (available, unavailable).', labelNames: ['state'], registers });
     this.endpointHealthy = new Gauge({ name: 'switchyard_upstream_endpoint_healthy', help: 'Whether the endpoint passes its active health check (1) or not (0); 1 without a check.', labelNames: ['upstream', 'endpoint'], registers });
     this.endpointEjected = new Gauge({ name: 'switchyard_upstream_endpoint_ejected', help: 'Whether outlier detection has ejected the endpoint (1) or not (0).', labelNames: ['upstream', 'endpoint'], registers });
     this.healthChecks = new Counter({ name: 'switchyard_upstream_health_checks_total', help: 'Active health probes, by result (success, failure).', labelNames: ['upstream', 'result'], registers });

@@ -1,25 +1,46 @@
 /**
- * The shared rate limit store (Redis) and the limiter that survives it.
+ * The shared rate limit store (Redis: one server, a Sentinel group or a Redis
+ * Cluster) and the limiter that survives it.
  *
  * Every decision is one Lua script run by Redis: read the client's counts,
  * decide, count. Redis runs scripts one at a time, so gateways sharing it
  * never both take the last request of a window. The script uses Redis' own
- * clock, so gateway clocks that disagree do not matter either.
+ * clock, so gateway clocks that disagree do not matter either. It touches one
+ * key, and the key's client part is a hash tag (`prefix{route:window:client}`),
+ * so in a Redis Cluster a script never spans two slots and keys spread over
+ * every primary.
  *
  * Redis being down or slow never makes a request hang or fail with a 500:
  * every call has a deadline (`storage.timeout`), a client that is not
  * connected is not asked at all, and after a timeout the store is skipped for
  * a second so a stalled Redis does not add its timeout to every request. Then
- * `failure_policy` decides: `open` counts in this process (limits hold per
- * gateway instead of in total), `closed` answers 503. When Redis is back the
- * shared counts are used again on the next request.
+ * `failure_policy` decides: `open` counts in this process, `closed` answers
+ * 503.
+ *
+ * Failover. Replication is asynchronous, so a promoted replica may lack the
+ * last writes of the primary it replaces, and while no primary answers the
+ * gateway counts alone. So each gateway keeps a copy of the counts Redis
+ * returned for the clients it saw (bounded, like the memory store): the local
+ * fallback continues from them instead of from zero, and after each outage
+ * the first call for a client hands Redis what this gateway counted, which
+ * Redis takes where it is higher than its own. A failover then costs one
+ * gateway nothing beyond a lost write it never saw answered; several gateways
+ * can each spend what is left of a budget while none of them reaches Redis
+ * (docs/security.md, "Failover").
  */
-import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
-import { MemoryRateLimitStore, type LimiterOutcome, type RateDecision, type RateLimiter, type RateLimitStore } from './ratelimit.ts';
+import { MemoryRateLimitStore, type LimiterOutcome, type RateDecision, type RateLimiter, type RateLimitStore, type WindowCounts } from './ratelimit.ts';
 
-/** The same arithmetic as `slidingWindowHit`, step for step, so both stores decide alike. */
+/**
+ * The same arithmetic as `slidingWindowHit`, step for step, so both stores
+ * decide alike. ARGV[4..6], when given, are counts another copy holds for the
+ * same client (window index, current, previous): each is taken where it is
+ * higher, and written back even when the request is refused.
+ */
 const SLIDING_WINDOW_LUA = `
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -39,6 +60,19 @@ if w == index then
 elseif w == index - 1 then
   previous = tonumber(stored[2]) or 0
 end
+local raised = false
+local fi = tonumber(ARGV[4])
+if fi then
+  local fc = tonumber(ARGV[5]) or 0
+  local fp = tonumber(ARGV[6]) or 0
+  if fi == index then
+    if fc > current then current = fc; raised = true end
+    if fp > previous then previous = fp; raised = true end
+  elseif fi == index - 1 and fc > previous then
+    previous = fc
+    raised = true
+  end
+end
 local reset = window - elapsed
 local estimate = previous * (window - elapsed) / window + current
 if estimate < limit then
@@ -46,7 +80,11 @@ if estimate < limit then
   redis.call('PEXPIRE', KEYS[1], window * 2)
   local remaining = math.ceil(limit - estimate - 1 - 1e-9)
   if remaining < 0 then remaining = 0 end
-  return {1, remaining, reset, 0}
+  return {1, remaining, reset, 0, index, current + 1, previous}
+end
+if raised then
+  redis.call('HSET', KEYS[1], 'w', index, 'c', current, 'p', previous)
+  redis.call('PEXPIRE', KEYS[1], window * 2)
 end
 local wait
 if limit <= 0 then
@@ -56,39 +94,102 @@ elseif current < limit and previous > 0 then
 else
   wait = reset + window * (1 - limit / current)
 end
-return {0, 0, reset, math.floor(wait) + 1}
+return {0, 0, reset, math.floor(wait) + 1, index, current, previous}
 `;
 
-type ScriptedRedis = Redis & { switchyardSlidingWindow(key: string, limit: number, windowMs: number, now: string): Promise<[number, number, number, number]> };
+type ScriptReply = [number, number, number, number, number, number, number];
+type Scripted = { switchyardSlidingWindow(key: string, limit: number, windowMs: number, now: string, ...floor: string[]): Promise<ScriptReply> };
+
+/** A server's address. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** How to reach Redis. */
+export type RedisTopology =
+  | { type: 'Redis'; url: string }
+  | { type: 'RedisSentinel'; sentinels: HostPort[]; name: string; sentinelUsername?: string | undefined; sentinelPassword?: string | undefined }
+  | { type: 'RedisCluster'; nodes: HostPort[] };
 
 /** Options of the Redis store. */
 export interface RedisStoreOptions {
-  url: string;
+  topology: RedisTopology;
+  /** Of the Redis nodes (not the sentinels). */
+  username?: string | undefined;
+  password?: string | undefined;
+  /** TLS to every node and sentinel; absent: plain TCP (unless a rediss:// URL says otherwise). */
+  tls?: ConnectionOptions | undefined;
   /** Deadline of one call, also given to ioredis as its command timeout. */
   timeoutMs: number;
   keyPrefix: string;
-  log: Logger;
 }
+
+/** One request counted by Redis: the decision and the counts Redis now holds for the client. */
+export interface SharedCount {
+  decision: RateDecision;
+  counts: WindowCounts;
+}
+
+// Reconnect quickly and keep trying forever: shared limits resume soon after Redis (or a new primary) does.
+const retryStrategy = (times: number): number => Math.min(25 * 2 ** Math.min(times, 10), 250);
 
 /** Counts in Redis, shared by every gateway that uses the same Redis and prefix. */
 export class RedisRateLimitStore implements RateLimitStore {
-  readonly client: ScriptedRedis;
+  readonly client: Redis | Cluster;
+  readonly type: RedisTopology['type'];
   private readonly prefix: string;
 
   constructor(options: RedisStoreOptions) {
     this.prefix = options.keyPrefix;
-    this.client = new Redis(options.url, {
-      commandTimeout: options.timeoutMs,
+    const { topology, timeoutMs } = options;
+    this.type = topology.type;
+    const scripts = { switchyardSlidingWindow: { numberOfKeys: 1, lua: SLIDING_WINDOW_LUA } };
+    const auth = { ...(options.username !== undefined && { username: options.username }), ...(options.password !== undefined && { password: options.password }) };
+    const node: RedisOptions = {
+      ...auth,
+      ...(options.tls && { tls: options.tls }),
+      commandTimeout: timeoutMs,
       // Fail at once while disconnected instead of queueing requests behind a reconnect.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectTimeout: 2_000,
-      // Reconnect quickly and keep trying forever: shared limits resume soon after Redis does.
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), 1_000),
       lazyConnect: false,
-    }) as ScriptedRedis;
-    this.client.defineCommand('switchyardSlidingWindow', { numberOfKeys: 1, lua: SLIDING_WINDOW_LUA });
-    // Connection errors are reported by the limiter (rate-limited); without a listener ioredis prints each one.
+    };
+    if (topology.type === 'RedisCluster') {
+      const cluster: ClusterOptions = {
+        redisOptions: node,
+        scripts,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: retryStrategy,
+        // No retries inside the client: a request that missed its deadline is decided locally, and a
+        // retry landing later would count it twice. A redirect (MOVED, ASK) is followed, and refreshes the slots.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        retryDelayOnTryAgain: 0,
+        slotsRefreshTimeout: 1_000,
+        // Certificates name hosts: keep the names the nodes were given instead of resolving them to addresses.
+        ...(options.tls && { dnsLookup: (address, callback) => callback(null, address) }),
+      };
+      this.client = new Cluster(topology.nodes, cluster);
+    } else if (topology.type === 'RedisSentinel') {
+      this.client = new Redis({
+        ...node,
+        scripts,
+        sentinels: topology.sentinels,
+        name: topology.name,
+        ...(topology.sentinelUsername !== undefined && { sentinelUsername: topology.sentinelUsername }),
+        ...(topology.sentinelPassword !== undefined && { sentinelPassword: topology.sentinelPassword }),
+        ...(options.tls && { enableTLSForSentinelMode: true, sentinelTLS: options.tls }),
+        retryStrategy,
+        sentinelRetryStrategy: retryStrategy,
+        // A primary demoted while still up (a manual failover) refuses writes: reconnect, and the sentinels name the new one.
+        reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 1 : false),
+      });
+    } else {
+      this.client = new Redis(topology.url, { ...node, scripts, retryStrategy, reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 1 : false) });
+    }
+    // The limiter reports what requests find; without a listener ioredis prints each connection error.
     this.client.on('error', () => undefined);
   }
 
@@ -97,10 +198,21 @@ export class RedisRateLimitStore implements RateLimitStore {
     return this.client.status === 'ready';
   }
 
-  /** Counts one request; `now` pins the clock (tests), otherwise Redis' clock is used. */
+  /**
+   * Counts one request. `now` pins the clock (tests), otherwise Redis' clock
+   * is used; `floor` is counts this gateway holds for the client, which Redis
+   * takes where they are higher than its own.
+   */
+  async count(key: string, limit: number, windowMs: number, options: { now?: number; floor?: WindowCounts } = {}): Promise<SharedCount> {
+    const { floor } = options;
+    const args = floor ? [String(floor.index), String(floor.current), String(floor.previous)] : [];
+    const reply = await (this.client as unknown as Scripted).switchyardSlidingWindow(`${this.prefix}{${key}}`, limit, windowMs, options.now === undefined ? '' : String(options.now), ...args);
+    const [allowed, remaining, resetMs, retryAfterMs, index, current, previous] = reply;
+    return { decision: { allowed: allowed === 1, limit, remaining, resetMs, retryAfterMs }, counts: { index, current, previous } };
+  }
+
   async hit(key: string, limit: number, windowMs: number, now?: number): Promise<RateDecision> {
-    const [allowed, remaining, resetMs, retryAfterMs] = await this.client.switchyardSlidingWindow(this.prefix + key, limit, windowMs, now === undefined ? '' : String(now));
-    return { allowed: allowed === 1, limit, remaining, resetMs, retryAfterMs };
+    return (await this.count(key, limit, windowMs, now === undefined ? {} : { now })).decision;
   }
 
   /** Resolves once connected, or after `ms` either way. */
@@ -123,10 +235,19 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 }
 
+/** Reads a secret from a file (a mounted Secret): its content without the trailing newline editors and `echo` add. */
+export function readSecretFile(file: string): string {
+  return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+}
+
 /** After a timeout the shared store is skipped this long, so a stalled Redis does not slow every request. */
 const SUSPEND_AFTER_TIMEOUT_MS = 1_000;
-/** Warnings about the store repeat at most this often. */
-const WARN_EVERY_MS = 30_000;
+/**
+ * The store counts as available again after this long without a failure: in a
+ * Redis Cluster with one shard down, requests to the other shards succeed
+ * between failures, and the state must not flap with them.
+ */
+const RECOVER_AFTER_MS = 1_000;
 
 class StoreTimeout extends Error {
   override readonly name = 'StoreTimeout';
@@ -158,28 +279,45 @@ export interface LimiterOptions {
   log: Logger;
   /** Bound of the in-process store (clients remembered). */
   maxLocalKeys?: number;
+  now?: () => number;
 }
 
-/** Decides with the shared store when it answers in time, else by the failure policy. */
+/**
+ * Decides with the shared store when it answers in time, else by the failure
+ * policy. Its state (the store available or not) changes on what requests
+ * find, with one log line and one metric update per change.
+ */
 export class ResilientRateLimiter implements RateLimiter {
   private readonly shared: RedisRateLimitStore | undefined;
   private readonly local: MemoryRateLimitStore;
   private readonly options: LimiterOptions;
+  private readonly now: () => number;
   private suspendedUntil = 0;
-  private degraded = false;
-  private warnedAt = -Infinity;
+  private available = true;
+  /** Counts outages; a client's counts confirmed in an earlier one are handed to Redis once more. */
+  private outage = 0;
+  private unavailableSince = 0;
+  private lastFailureAt = -Infinity;
+  /** The first success since the last failure, while unavailable. */
+  private recoveringSince: number | undefined;
+  private recoverTimer: NodeJS.Timeout | undefined;
 
   constructor(options: LimiterOptions) {
     this.options = options;
     this.shared = options.shared;
-    this.local = new MemoryRateLimitStore({ maxKeys: options.maxLocalKeys });
-    this.shared?.client.on('error', (err: Error) => this.warn(`rate limit store connection: ${err.message}`));
-    this.shared?.client.on('ready', () => {
-      if (!this.degraded) return;
-      this.degraded = false;
-      this.suspendedUntil = 0;
-      this.options.log.info({ event: 'ratelimit_store_recovered' }, 'rate limit store reachable again; limits are shared again');
-    });
+    this.now = options.now ?? Date.now;
+    this.local = new MemoryRateLimitStore({ maxKeys: options.maxLocalKeys, now: this.now });
+    if (this.shared) options.metrics.rateLimitStoreAvailable.set({ type: this.shared.type }, 1);
+  }
+
+  /** Whether the shared store is in use (true without one). */
+  get storeAvailable(): boolean {
+    return this.available;
+  }
+
+  /** Records that the store could not be reached at start, as a state change. */
+  unreachableAtStart(): void {
+    this.failed('unavailable', 'not reachable at start');
   }
 
   async check(key: string, limit: number, windowMs: number): Promise<LimiterOutcome> {
@@ -187,16 +325,22 @@ export class ResilientRateLimiter implements RateLimiter {
     const shared = this.shared;
     if (!shared) return this.decide(this.local.hitNow(key, limit, windowMs), 'memory');
     if (!shared.ready) {
-      this.failed('unavailable', `the store is ${shared.client.status}`);
-    } else if (Date.now() < this.suspendedUntil) {
-      this.failed('unavailable', 'the store is skipped for a moment after a timeout');
+      this.failed('unavailable', `the connection is ${shared.client.status}`);
+    } else if (this.now() < this.suspendedUntil) {
+      this.failed('unavailable', 'skipped for a moment after a timeout');
     } else {
       try {
-        return this.decide(await withDeadline(shared.hit(key, limit, windowMs), this.options.timeoutMs), 'redis');
+        // Counts Redis confirmed before the latest outage, or counted here since, are handed to it once.
+        const held = this.local.peek(key);
+        const floor = held && held.mark !== this.outage ? held : undefined;
+        const { decision, counts } = await withDeadline(shared.count(key, limit, windowMs, floor ? { floor } : {}), this.options.timeoutMs);
+        this.local.put(key, { ...counts, mark: this.outage });
+        this.succeeded();
+        return this.decide(decision, 'redis');
       } catch (err) {
         // ioredis' own command timeout and ours both mean "too slow".
         const timeout = err instanceof StoreTimeout || /timed? ?out/i.test((err as Error).message);
-        if (timeout) this.suspendedUntil = Date.now() + SUSPEND_AFTER_TIMEOUT_MS;
+        if (timeout) this.suspendedUntil = this.now() + SUSPEND_AFTER_TIMEOUT_MS;
         this.failed(timeout ? 'timeout' : 'error', (err as Error).message);
       }
     }
@@ -213,20 +357,46 @@ export class ResilientRateLimiter implements RateLimiter {
   }
 
   private failed(kind: 'timeout' | 'unavailable' | 'error', reason: string): void {
-    this.options.metrics.rateLimitStoreErrors.inc({ kind });
-    this.degraded = true;
-    this.warn(`rate limit store ${kind}: ${reason}`);
+    const { metrics, log, policy } = this.options;
+    metrics.rateLimitStoreErrors.inc({ kind });
+    const now = this.now();
+    this.lastFailureAt = now;
+    this.recoveringSince = undefined;
+    if (!this.available || !this.shared) return;
+    this.available = false;
+    this.outage++;
+    this.unavailableSince = now;
+    metrics.rateLimitStoreAvailable.set({ type: this.shared.type }, 0);
+    metrics.rateLimitStoreTransitions.inc({ state: 'unavailable' });
+    const then = policy === 'open' ? 'counting in this process, from the last shared counts' : 'rate-limited routes answer 503';
+    log.warn({ event: 'ratelimit_store_unavailable', store: this.shared.type, kind, reason, policy }, `rate limit store (${this.shared.type}) unavailable: ${reason}; ${then} until it answers again`);
   }
 
-  private warn(message: string): void {
-    const now = Date.now();
-    if (now - this.warnedAt < WARN_EVERY_MS) return;
-    this.warnedAt = now;
-    const policy = this.options.policy === 'open' ? 'failing open: counting in this process only' : 'failing closed: rate-limited routes answer 503';
-    this.options.log.warn({ event: 'ratelimit_store_unavailable', reason: message, policy: this.options.policy }, `${message}; ${policy}`);
+  private succeeded(): void {
+    if (this.available || !this.shared) return;
+    const now = this.now();
+    this.recoveringSince ??= now;
+    const wait = this.lastFailureAt + RECOVER_AFTER_MS - now;
+    if (wait > 0) {
+      // Without further traffic the change is still made, once the quiet second has passed.
+      this.recoverTimer ??= setTimeout(() => {
+        this.recoverTimer = undefined;
+        if (this.recoveringSince !== undefined) this.succeeded();
+      }, wait).unref();
+      return;
+    }
+    this.available = true;
+    const unavailableMs = this.recoveringSince - this.unavailableSince;
+    this.options.metrics.rateLimitStoreAvailable.set({ type: this.shared.type }, 1);
+    this.options.metrics.rateLimitStoreTransitions.inc({ state: 'available' });
+    this.options.log.info(
+      { event: 'ratelimit_store_recovered', store: this.shared.type, unavailableSince: new Date(this.unavailableSince).toISOString(), unavailableMs },
+      `rate limit store (${this.shared.type}) available again after ${unavailableMs} ms; limits are shared again`,
+    );
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.recoverTimer);
     await this.shared?.close();
     await this.local.close();
   }

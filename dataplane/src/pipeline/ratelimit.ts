@@ -22,7 +22,8 @@
  */
 import { isIPv6 } from 'node:net';
 import { createHash } from 'node:crypto';
-import type { RequestContext, Stage } from './context.ts';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Identity, RequestContext, Stage } from './context.ts';
 import { GatewayError } from '../proxy/errors.ts';
 import type { ServedRoute } from '../contract/policy.ts';
 
@@ -82,35 +83,45 @@ export interface RateLimitStore {
   close(): Promise<void>;
 }
 
+/** Counts held in this process; `mark` belongs to the caller that put them, and counting here clears it. */
+export type HeldCounts = WindowCounts & { mark?: number };
+
 /**
  * Counts in this process. Bounded: past `maxKeys` clients the least recently
  * seen is forgotten (it starts again from zero), so a flood of client
  * addresses costs memory up to the bound and no more.
  */
 export class MemoryRateLimitStore implements RateLimitStore {
-  private readonly entries = new Map<string, WindowCounts>();
+  private readonly entries = new Map<string, HeldCounts>();
   private readonly maxKeys: number;
   private readonly now: () => number;
 
-  constructor(options: { maxKeys?: number; now?: () => number } = {}) {
+  constructor(options: { maxKeys?: number | undefined; now?: () => number } = {}) {
     this.maxKeys = options.maxKeys ?? 100_000;
     this.now = options.now ?? Date.now;
   }
 
   /** The synchronous form, for callers that need no promise. */
   hitNow(key: string, limit: number, windowMs: number): RateDecision {
-    const stored = this.entries.get(key);
-    const { decision, next } = slidingWindowHit(stored, limit, windowMs, this.now());
-    if (next) {
-      this.entries.delete(key);
-      this.entries.set(key, next);
-      if (this.entries.size > this.maxKeys) this.entries.delete(this.entries.keys().next().value as string);
-    }
+    const { decision, next } = slidingWindowHit(this.entries.get(key), limit, windowMs, this.now());
+    if (next) this.put(key, next);
     return decision;
   }
 
   hit(key: string, limit: number, windowMs: number): Promise<RateDecision> {
     return Promise.resolve(this.hitNow(key, limit, windowMs));
+  }
+
+  /** What is held for `key`, without counting. */
+  peek(key: string): HeldCounts | undefined {
+    return this.entries.get(key);
+  }
+
+  /** Replaces what is held for `key`; it becomes the most recently seen. */
+  put(key: string, counts: HeldCounts): void {
+    this.entries.delete(key);
+    this.entries.set(key, counts);
+    if (this.entries.size > this.maxKeys) this.entries.delete(this.entries.keys().next().value as string);
   }
 
   get size(): number {
@@ -151,10 +162,44 @@ export function clientAddress(ctx: Pick<RequestContext, 'clientIp'>): string {
   return isIPv6(address) ? ipv6Prefix64(address) : address;
 }
 
-/** The key a request is counted under: the verified caller if any, else the client address. */
-function clientKey(ctx: RequestContext): string {
-  const key = ctx.identity ? `user:${ctx.identity.subject}` : `ip:${clientAddress(ctx)}`;
-  return key.length <= 200 ? key : `sha256:${createHash('sha256').update(key).digest('base64url')}`;
+/** Braces would be Redis Cluster hash tags, which the Redis store places itself; `%` is escaped so the escape stays unambiguous. */
+function escapeKeyPart(text: string): string {
+  return text.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** What a rate-limit bucket is made of: the request's verified caller, client address and headers. */
+export interface BucketFacts {
+  identity: Identity | undefined;
+  /** Undefined when not known (an explanation asked without it). */
+  clientIp: string | undefined;
+  headers: IncomingHttpHeaders;
+}
+
+/**
+ * The bucket a request is counted in on `route`, by the key of the route's
+ * limit: the verified caller, the client address, a header's value, or the
+ * route as a whole; undefined when the route has no limit, or the bucket is
+ * the client address and it is not known. Header values are hashed: an API
+ * key is a credential, and would otherwise sit in the store's key names for
+ * anyone who can list them.
+ */
+export function rateLimitBucket(route: ServedRoute, facts: BucketFacts): string | undefined {
+  const rl = route.rateLimit;
+  if (!rl) return undefined;
+  const { key } = rl;
+  const address = facts.clientIp === undefined ? undefined : `ip:${clientAddress({ clientIp: facts.clientIp })}`;
+  let part: string | undefined;
+  if (key.type === 'Route') part = 'route';
+  else if (key.type === 'User' && facts.identity) part = `user:${escapeKeyPart(facts.identity.subject)}`;
+  else if (key.type === 'Header') {
+    const raw = facts.headers[(key.header as string).toLowerCase()];
+    const value = Array.isArray(raw) ? raw.join(', ') : raw;
+    part = value ? `hdr:${createHash('sha256').update(value).digest('base64url')}` : address;
+  } else part = address;
+  if (part === undefined) return undefined;
+  if (part.length > 200) part = `sha256:${createHash('sha256').update(part).digest('base64url')}`;
+  // The route id is URL-encoded, so neither part holds a brace and the whole bucket decides a Redis Cluster slot.
+  return `${encodeURIComponent(route.id)}:${rl.windowMs}:${part}`;
 }
 
 /** Sets the RateLimit-* headers (IETF httpapi-ratelimit-headers) on whatever the answer turns out to be. */
@@ -176,10 +221,9 @@ export function rateLimitStage(route: ServedRoute, limiter: RateLimiter): Stage 
   if (!rl) return undefined;
   const { limit, windowMs } = rl;
   const policy = `${limit};w=${Math.max(1, Math.round(windowMs / 1000))}`;
-  // Braces would be Redis Cluster hash tags; the route id is escaped so the client part decides the slot.
-  const base = `${encodeURIComponent(route.id)}:${windowMs}:`;
   return async (ctx) => {
-    const outcome = await limiter.check(base + clientKey(ctx), limit, windowMs);
+    const bucket = rateLimitBucket(route, { identity: ctx.identity, clientIp: ctx.clientIp, headers: ctx.req.headers }) as string;
+    const outcome = await limiter.check(bucket, limit, windowMs);
     if (outcome === 'unavailable') {
       return new GatewayError('route_unavailable', 'rate limiting is unavailable right now, and this gateway is configured to refuse requests until it is back', { 'retry-after': '1' });
     }

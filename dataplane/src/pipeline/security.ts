@@ -11,6 +11,8 @@
  * Preflights never get here: the request handler answers them before method
  * matching (see cors.ts).
  */
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { ConfigError } from '../config/load.ts';
 import { parseDuration } from '../contract/duration.ts';
 import type { GatewayConfig } from '../config/schema.ts';
@@ -27,7 +29,7 @@ import type { IncomingMessage } from 'node:http';
 import type { GatewayError } from '../proxy/errors.ts';
 import type { RateLimiter } from './ratelimit.ts';
 import { rateLimitStage } from './ratelimit.ts';
-import { RedisRateLimitStore, ResilientRateLimiter } from './ratelimit-store.ts';
+import { readSecretFile, RedisRateLimitStore, ResilientRateLimiter, type HostPort, type RedisStoreOptions, type RedisTopology } from './ratelimit-store.ts';
 
 /** The security side of the request path, built once per process. */
 export interface SecurityPipeline {
@@ -44,6 +46,45 @@ export interface SecurityPipeline {
 
 /** How long start-up waits for Redis before serving with the failure policy. */
 const REDIS_START_WAIT_MS = 1_000;
+
+type StorageConfig = NonNullable<GatewayConfig['middleware']['rate_limiting']>['storage'];
+
+/** `host:port` (or `[v6]:port`), as the schema checked it. */
+function hostPort(text: string): HostPort {
+  const at = text.lastIndexOf(':');
+  return { host: text.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(text.slice(at + 1)) };
+}
+
+/** The Redis store's options from `middleware.rate_limiting.storage`, with the secret and TLS files read now. */
+function redisStoreOptions(st: StorageConfig, timeoutMs: number): RedisStoreOptions {
+  const field = `middleware.rate_limiting.storage`;
+  const read = (path: string, name: string, as: (file: string) => string = (f) => readFileSync(f, 'utf8')): string => {
+    try {
+      return as(path);
+    } catch (err) {
+      throw new ConfigError([`${field}.${name}: cannot read ${path}: ${(err as Error).message}`]);
+    }
+  };
+  const password = st.password_file !== undefined ? read(st.password_file, 'password_file', readSecretFile) : st.password;
+  const sentinelPassword = st.sentinel_password_file !== undefined ? read(st.sentinel_password_file, 'sentinel_password_file', readSecretFile) : st.sentinel_password;
+  const t = st.tls;
+  const tls: ConnectionOptions | undefined = t && {
+    ...(t.ca_file !== undefined && { ca: read(t.ca_file, 'tls.ca_file') }),
+    ...(t.cert_file !== undefined && { cert: read(t.cert_file, 'tls.cert_file') }),
+    ...(t.key_file !== undefined && { key: read(t.key_file, 'tls.key_file') }),
+    ...(t.server_name !== undefined && { servername: t.server_name }),
+    rejectUnauthorized: !t.insecure_skip_verify,
+  };
+  let topology: RedisTopology;
+  if (st.type === 'RedisSentinel') {
+    topology = { type: 'RedisSentinel', sentinels: (st.sentinels ?? []).map(hostPort), name: st.name ?? '', sentinelUsername: st.sentinel_username, sentinelPassword };
+  } else if (st.type === 'RedisCluster') {
+    topology = { type: 'RedisCluster', nodes: (st.nodes ?? []).map(hostPort) };
+  } else {
+    topology = { type: 'Redis', url: st.url ?? '' };
+  }
+  return { topology, username: st.username, password, tls, timeoutMs, keyPrefix: st.key_prefix };
+}
 
 /** Builds the pipeline; throws ConfigError naming the field when a setting cannot be used. */
 export async function createSecurity(config: GatewayConfig, deps: { metrics: GatewayMetrics; log: Logger }): Promise<SecurityPipeline> {
@@ -63,14 +104,9 @@ export async function createSecurity(config: GatewayConfig, deps: { metrics: Gat
   const rl = config.middleware.rate_limiting;
   const storage = rl?.storage;
   const timeoutMs = parseDuration(storage?.timeout ?? '50ms') ?? 50;
-  let shared: RedisRateLimitStore | undefined;
-  if (rl?.enabled && storage?.type === 'Redis' && storage.url !== undefined) {
-    shared = new RedisRateLimitStore({ url: storage.url, timeoutMs, keyPrefix: storage.key_prefix, log });
-    if (!(await shared.waitReady(REDIS_START_WAIT_MS))) {
-      log.warn({ event: 'ratelimit_store_unavailable', policy: storage.failure_policy }, `Redis for rate limiting is not reachable yet; until it is, ${storage.failure_policy === 'open' ? 'limits are counted in this process only' : 'rate-limited routes answer 503'}`);
-    }
-  }
+  const shared = rl?.enabled && storage && storage.type !== 'Memory' ? new RedisRateLimitStore(redisStoreOptions(storage, timeoutMs)) : undefined;
   const limiter = new ResilientRateLimiter({ shared, policy: storage?.failure_policy ?? 'open', timeoutMs, metrics, log });
+  if (shared && !(await shared.waitReady(REDIS_START_WAIT_MS))) limiter.unreachableAtStart();
   const limitsStage = requestLimitsStage(limits);
   const limitsCheck = requestHeadCheck(limits);
   const headerRules = headerRulesCheck({ headersWithUnderscores: config.server.headers_with_underscores });

@@ -6,7 +6,7 @@
  * hack/gen-crds.ts, and the operator parses objects with it.
  */
 import { z } from 'zod';
-import { DEFAULT_RETRY_BACKOFF_MS, DEFAULT_RETRY_ON, formatDuration, HTTP_METHODS, RETRY_TRIGGERS } from '../../../dataplane/src/contract/index.ts';
+import { DEFAULT_RETRY_BACKOFF_MS, DEFAULT_RETRY_ON, formatDuration, HTTP_METHODS, RATE_LIMIT_KEY_TYPES, RETRY_TRIGGERS } from '../../../dataplane/src/contract/index.ts';
 import { API_VERSION, ObjectMetaSchema, conditions, duration, mapList, objectName, observedGeneration, setList } from './common.ts';
 import { celString, matching, withRules } from './rules.ts';
 import type { Rule } from './rules.ts';
@@ -120,6 +120,31 @@ export const AuthSchema = withRules(
   ],
 ).describe('Authentication and authorization. The JWT issuer, audience and keys are gateway-wide settings.');
 
+/** An HTTP header name (RFC 9110 token). */
+const TOKEN_PATTERN = "^[-!#$%&'*+.^_`|~0-9A-Za-z]+$";
+
+/** `spec.rateLimit.key`. */
+export const RateLimitKeySchema = withRules(
+  z.object({
+    type: z
+      .enum(RATE_LIMIT_KEY_TYPES)
+      .describe(
+        'Who is counted, each with a budget of its own. User: the verified caller (the token\'s subject), else the client address. ClientIP: the client address, signed in or not. Header: the value of the header named in header (an API key), else the client address. Route: everyone together, one budget for the route.',
+      ),
+    header: withRules(z.string().min(1).max(256), [matching(TOKEN_PATTERN, 'must be an HTTP header name')])
+      .optional()
+      .describe('With type Header: the request header whose value is counted, e.g. X-API-Key; case-insensitive.'),
+  }),
+  [
+    {
+      rule: "(self.type == 'Header') == has(self.header)",
+      message: 'type Header counts the value of a request header: name it in header; other types take no header',
+      fieldPath: '.header',
+      check: (k) => (k.type === 'Header') === (k.header !== undefined),
+    },
+  ],
+).describe('Who the limit counts. Unset: the gateway-wide key (middleware.rate_limiting.key of the gateway configuration), else User.');
+
 /** `spec.rateLimit`. */
 export const RateLimitSchema = z
   .object({
@@ -130,6 +155,7 @@ export const RateLimitSchema = z
       .max(1_000_000_000)
       .describe('Requests allowed per window and client; 0 refuses every request with 429.'),
     window: duration({ description: 'Length of the counting window. Unset: the gateway-wide window (middleware.rate_limiting.window, one minute unless configured).', min: '1s', max: '24h' }).optional(),
+    key: RateLimitKeySchema.optional(),
   })
   .describe('Per-client request limit for this route, replacing the gateway-wide default (middleware.rate_limiting of the gateway configuration).');
 
@@ -185,7 +211,6 @@ export const CorsSchema = withRules(
 ).describe('CORS settings for this route; each field set here replaces the gateway-wide default.');
 
 const CONDITION_TYPES = ['Exact', 'Present'] as const;
-const TOKEN_PATTERN = "^[-!#$%&'*+.^_`|~0-9A-Za-z]+$";
 
 type ConditionValue = { type: (typeof CONDITION_TYPES)[number]; value?: string | undefined };
 

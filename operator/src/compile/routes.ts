@@ -45,7 +45,7 @@ function toRoute(meta: ObjectMeta, s: RouteSpec): Route {
     backends: backends.map((b) => ({ upstream: `${ns}/${b.upstream}`, weight: b.weight })),
     timeoutMs: s.timeout === undefined ? undefined : ms(s.timeout),
     auth: s.auth ?? { required: false, roles: [], permissions: [] },
-    rateLimit: s.rateLimit && { limit: s.rateLimit.requests, windowMs: s.rateLimit.window === undefined ? undefined : ms(s.rateLimit.window) },
+    rateLimit: s.rateLimit && { limit: s.rateLimit.requests, windowMs: s.rateLimit.window === undefined ? undefined : ms(s.rateLimit.window), key: s.rateLimit.key },
     cors: cors && {
       allowedOrigins: cors.allowedOrigins,
       allowedMethods: cors.allowedMethods,

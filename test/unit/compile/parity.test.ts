@@ -20,6 +20,7 @@ middleware:
     default_limit: 100
     window: 30s
     route_limits: { "/api/v1/admin/*": 10 }
+    key: { type: ClientIP }
   cors: { allowed_origins: ["https://shop.example"], max_age: 600 }
 `;
 
@@ -33,6 +34,7 @@ routes:
     required_roles: [user]
     timeout: 5s
     retries: { attempts: 2, on: [connect-failure, "503"], backoff: 50ms }
+    rate_limit: { requests: 100, window: 1m, key: { type: Header, header: X-API-Key } }
   - name: admin
     path: /api/v1/admin/users
     hosts: [admin.shop.example]
@@ -118,6 +120,7 @@ spec:
   auth: { required: true, roles: [user] }
   timeout: 5s
   retries: { attempts: 2, retryOn: [connect-failure, "503"], backoff: 50ms }
+  rateLimit: { requests: 100, window: 1m, key: { type: Header, header: X-API-Key } }
 ---
 kind: GatewayRoute
 metadata: { name: admin }
@@ -221,8 +224,9 @@ describe('gateway.yaml and GatewayRoutes say the same thing', () => {
       });
     expect(served(cluster.table.routes)).toEqual(served(file.table.routes));
     const login = withGatewayDefaults(file.table.routes[2] as Route, defaults);
-    expect(login.rateLimit).toEqual({ limit: 10, windowMs: 30_000 });
+    expect(login.rateLimit).toEqual({ limit: 10, windowMs: 30_000, key: { type: 'ClientIP' } });
     expect(login.cors).toMatchObject({ allowedOrigins: ['*'], allowedMethods: ['POST', 'OPTIONS'], maxAgeSeconds: 600 });
-    expect(withGatewayDefaults(file.table.routes[1] as Route, defaults).rateLimit).toEqual({ limit: 10, windowMs: 30_000 });
+    expect(withGatewayDefaults(file.table.routes[1] as Route, defaults).rateLimit).toEqual({ limit: 10, windowMs: 30_000, key: { type: 'ClientIP' } });
+    expect(withGatewayDefaults(file.table.routes[0] as Route, defaults).rateLimit).toEqual({ limit: 100, windowMs: 60_000, key: { type: 'Header', header: 'X-API-Key' } });
   });
 });

@@ -112,9 +112,9 @@ describe('compiling a config into a route table', () => {
     expect(users?.rateLimit).toBeUndefined();
     const defaults = gatewayDefaults(parseConfig(seed, 'gw.yaml', { JWT_SECRET: 'a-seed-secret-of-at-least-32-bytes-for-hs256' }).config);
     const served = (id: string) => withGatewayDefaults(table.routes.find((r) => r.id === id) as (typeof table.routes)[number], defaults);
-    expect(served('/auth/login').rateLimit).toEqual({ limit: 10, windowMs: 60_000 });
+    expect(served('/auth/login').rateLimit).toEqual({ limit: 10, windowMs: 60_000, key: { type: 'User' } });
     expect(served('/auth/login').policySources.rateLimit).toBe('middleware.rate_limiting.route_limits["/auth/login"]');
-    expect(served('/api/v1/users/{id}').rateLimit).toEqual({ limit: 1000, windowMs: 60_000 });
+    expect(served('/api/v1/users/{id}').rateLimit).toEqual({ limit: 1000, windowMs: 60_000, key: { type: 'User' } });
     expect(served('/api/v1/users/{id}').policySources).toEqual({ rateLimit: 'middleware.rate_limiting.default_limit', cors: 'middleware.cors' });
     expect(served('/api/v1/users/{id}').cors).toMatchObject({ allowedOrigins: ['*'], maxAgeSeconds: 3600 });
     const userService = table.upstreams.find((u) => u.name === 'user-service');

@@ -191,7 +191,7 @@ class RouteCompiler {
     return {
       fields: {
         auth: s.auth ?? { required: false, roles: [], permissions: [] },
-        rateLimit: s.rateLimit && { limit: s.rateLimit.requests, windowMs: s.rateLimit.window === undefined ? undefined : ms(s.rateLimit.window) },
+        rateLimit: s.rateLimit && { limit: s.rateLimit.requests, windowMs: s.rateLimit.window === undefined ? undefined : ms(s.rateLimit.window), key: s.rateLimit.key },
         cors: s.cors && {
           allowedOrigins: s.cors.allowedOrigins,
           allowedMethods: s.cors.allowedMethods,
