@@ -10,10 +10,13 @@ import { compileConfig } from './config/compile.ts';
 import { createLogger } from './observability/logger.ts';
 import { Gateway } from './server/gateway.ts';
 import { OperatorSource } from './table/operator-source.ts';
+import { explainCommand } from './observability/explain-command.ts';
 
 const HELP = `Usage: switchyard-dataplane --config <file> [options]
+       switchyard-dataplane explain --config <file> <METHOD> <target> [-H 'Name: value' ...]
 
-Runs the Switchyard gateway data plane.
+Runs the Switchyard gateway data plane; \`explain\` says what it would do with one request
+(which route and why, the near misses, the stages, the upstream), offline (explain --help).
 
 Options:
   -c, --config <file>     gateway.yaml to serve (routes, upstreams, auth, middleware, observability).
@@ -39,6 +42,7 @@ Signals: SIGHUP reloads the config; SIGTERM and SIGINT drain and stop.
 
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'explain') return explainCommand(argv.slice(1));
   let args;
   try {
     args = parseArgs({

@@ -9,6 +9,7 @@
  * so a token presented there is neither checked nor turned into X-User-*
  * headers (and the client's own X-User-* headers are dropped everywhere).
  */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { GatewayError } from '../proxy/errors.ts';
 import type { Identity, Stage } from './context.ts';
 import type { Route } from '../contract/schema.ts';
@@ -78,6 +79,36 @@ export function requiresAuth(policy: Route['auth']): boolean {
   return policy.required || policy.roles.length > 0 || policy.permissions.length > 0;
 }
 
+/**
+ * The verified caller of a request to a route that requires authentication,
+ * or the answer the route gives instead: 400 for more than one credential or
+ * an identity that cannot be forwarded, 401 for a missing or bad token.
+ */
+export async function authenticateRequest(req: Pick<IncomingMessage, 'headers' | 'rawHeaders'>, verifier: TokenVerifier): Promise<Identity | GatewayError> {
+  const conflict = credentialConflict(req.rawHeaders, verifier);
+  if (conflict !== undefined) return new GatewayError('bad_request', conflict);
+  const token = extractToken(req.headers, verifier);
+  if (token === undefined) return challenge('a bearer token is required');
+  let identity: Identity;
+  try {
+    identity = await verifier.verify(token);
+  } catch (err) {
+    if (err instanceof GatewayError) return err;
+    return challenge('the token could not be verified', 'invalid_token');
+  }
+  const problem = identityHeaderProblem(identity);
+  if (problem !== undefined) return new GatewayError('bad_request', problem);
+  return identity;
+}
+
+/** Where the request carries a token for the verifier, without the token: undefined when it carries none. */
+export function tokenLocation(headers: IncomingHttpHeaders, verifier: TokenVerifier | undefined): string | undefined {
+  if (extractToken(headers, verifier) === undefined) return undefined;
+  if (typeof headers.authorization === 'string' && /^Bearer[ ]+[^ ]+[ ]*$/i.test(headers.authorization)) return 'Authorization header';
+  if (verifier?.header && typeof headers[verifier.header.toLowerCase()] === 'string') return `${verifier.header} header`;
+  return `cookie ${verifier?.cookie ?? ''}`.trim();
+}
+
 /** Builds the authentication and authorization stages for a route, or nothing when the route is public. */
 export function authStages(route: Pick<Route, 'auth'>, verifier: TokenVerifier | undefined): Stage[] {
   const policy = route.auth;
@@ -86,20 +117,9 @@ export function authStages(route: Pick<Route, 'auth'>, verifier: TokenVerifier |
     return [() => challenge('this route requires authentication, and no token verification is configured (auth.jwt)', 'invalid_token')];
   }
   const authenticate: Stage = async (ctx) => {
-    const conflict = credentialConflict(ctx.req.rawHeaders, verifier);
-    if (conflict !== undefined) return new GatewayError('bad_request', conflict);
-    const token = extractToken(ctx.req.headers, verifier);
-    if (token === undefined) return challenge('a bearer token is required');
-    let identity: Identity;
-    try {
-      identity = await verifier.verify(token);
-    } catch (err) {
-      if (err instanceof GatewayError) return err;
-      return challenge('the token could not be verified', 'invalid_token');
-    }
-    const problem = identityHeaderProblem(identity);
-    if (problem !== undefined) return new GatewayError('bad_request', problem);
-    ctx.identity = identity;
+    const caller = await authenticateRequest(ctx.req, verifier);
+    if (caller instanceof GatewayError) return caller;
+    ctx.identity = caller;
     return undefined;
   };
   const authorize = authorizeStage(policy);

@@ -38,15 +38,17 @@ function forbidden(message: string): GatewayError {
 
 /** The check of a route's `roles` (any of) and `permissions` (all of); undefined when the route asks for neither. */
 export function authorizeStage(policy: Route['auth']): Stage | undefined {
-  const roles = policy.roles;
-  const permissions = policy.permissions;
+  if (policy.roles.length === 0 && policy.permissions.length === 0) return undefined;
+  return (ctx) => authorizationFailure(policy, ctx.identity);
+}
+
+/** The 403 a caller gets on a route with this policy (any of `roles`, all of `permissions`), or undefined when it may pass. */
+export function authorizationFailure(policy: Route['auth'], id: Identity | undefined): GatewayError | undefined {
+  const { roles, permissions } = policy;
   if (roles.length === 0 && permissions.length === 0) return undefined;
-  return (ctx) => {
-    const id = ctx.identity;
-    if (!id) return forbidden('this route requires an authenticated caller');
-    if (roles.length > 0 && !roles.some((r) => id.roles.includes(r))) return forbidden(`this route requires one of the roles: ${roles.join(', ')}`);
-    const missing = permissions.filter((p) => !id.permissions.includes(p));
-    if (missing.length > 0) return forbidden(`this route requires the permissions: ${missing.join(', ')}`);
-    return undefined;
-  };
+  if (!id) return forbidden('this route requires an authenticated caller');
+  if (roles.length > 0 && !roles.some((r) => id.roles.includes(r))) return forbidden(`this route requires one of the roles: ${roles.join(', ')}`);
+  const missing = permissions.filter((p) => !id.permissions.includes(p));
+  if (missing.length > 0) return forbidden(`this route requires the permissions: ${missing.join(', ')}`);
+  return undefined;
 }

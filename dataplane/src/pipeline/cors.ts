@@ -161,32 +161,36 @@ function refuse(ctx: RequestContext, message: string): void {
  * the requested method). Always ends the response.
  */
 export function answerPreflight(ctx: RequestContext, policy: CorsPolicy): void {
+  addVary(ctx.res, 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers');
+  const verdict = preflightVerdict(policy, ctx.req.headers);
+  if (!verdict.allowed) return refuse(ctx, verdict.reason);
+  ctx.res.writeHead(204, { ...verdict.headers, 'x-request-id': ctx.requestId });
+  ctx.res.end();
+}
+
+/** The answer to a preflight (its Origin, Access-Control-Request-Method and -Headers) under a policy: the headers of a 204, or why it is refused. */
+export function preflightVerdict(policy: CorsPolicy, reqHeaders: IncomingHttpHeaders): { allowed: true; headers: Record<string, string> } | { allowed: false; reason: string } {
   const c = compileCors(policy);
-  const req = ctx.req;
-  const res = ctx.res;
-  const origin = req.headers.origin as string;
-  const method = req.headers['access-control-request-method'] as string;
-  addVary(res, 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers');
-  if (!originAllowed(c, origin)) return refuse(ctx, `origin ${JSON.stringify(origin.slice(0, 200))} is not allowed`);
-  if (!SAFELISTED_METHODS.has(method) && !c.methods.includes(method)) return refuse(ctx, `method ${method} is not allowed`);
-  const requested = (req.headers['access-control-request-headers'] ?? '')
+  const origin = reqHeaders.origin as string;
+  const method = reqHeaders['access-control-request-method'] as string;
+  if (!originAllowed(c, origin)) return { allowed: false, reason: `origin ${JSON.stringify(origin.slice(0, 200))} is not allowed` };
+  if (!SAFELISTED_METHODS.has(method) && !c.methods.includes(method)) return { allowed: false, reason: `method ${method} is not allowed` };
+  const requested = (reqHeaders['access-control-request-headers'] ?? '')
     .split(',')
     .map((h) => h.trim().toLowerCase())
     .filter((h) => h !== '');
   if (!c.anyHeader) {
     const denied = requested.filter((h) => !c.headers.has(h) && !SAFELISTED_HEADERS.has(h));
-    if (denied.length > 0) return refuse(ctx, `request header${denied.length > 1 ? 's' : ''} ${denied.join(', ').slice(0, 200)} not allowed`);
+    if (denied.length > 0) return { allowed: false, reason: `request header${denied.length > 1 ? 's' : ''} ${denied.join(', ').slice(0, 200)} not allowed` };
   }
   const headers: Record<string, string> = {
     'access-control-allow-origin': c.anyOrigin ? '*' : origin,
     'access-control-allow-methods': c.methods.join(', '),
-    'x-request-id': ctx.requestId,
   };
   if (c.credentials) headers['access-control-allow-credentials'] = 'true';
   // A literal "*" means "any header" only without credentials; with them, echo what was asked (already checked above).
   const allowHeaders = c.anyHeader ? (c.credentials ? requested.join(', ') : '*') : c.headersValue;
   if (allowHeaders !== '') headers['access-control-allow-headers'] = allowHeaders;
   if (c.maxAgeSeconds > 0) headers['access-control-max-age'] = String(c.maxAgeSeconds);
-  res.writeHead(204, headers);
-  res.end();
+  return { allowed: true, headers };
 }

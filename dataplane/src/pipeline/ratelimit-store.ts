@@ -33,7 +33,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
-import { MemoryRateLimitStore, type LimiterOutcome, type RateDecision, type RateLimiter, type RateLimitStore, type WindowCounts } from './ratelimit.ts';
+import { MemoryRateLimitStore, peekCounts, type LimiterOutcome, type RateDecision, type RateLimiter, type RatePeek, type RateLimitStore, type WindowCounts } from './ratelimit.ts';
 
 /**
  * The same arithmetic as `slidingWindowHit`, step for step, so both stores
@@ -215,6 +215,14 @@ export class RedisRateLimitStore implements RateLimitStore {
     return (await this.count(key, limit, windowMs, now === undefined ? {} : { now })).decision;
   }
 
+  /** The counts Redis holds for `key` and Redis' clock, read without counting. */
+  async read(key: string): Promise<{ counts: WindowCounts | undefined; now: number }> {
+    const [time, stored] = await Promise.all([this.client.time(), this.client.hmget(`${this.prefix}{${key}}`, 'w', 'c', 'p')]);
+    const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    const [w, c, p] = stored.map((v) => (v === null ? undefined : Number(v)));
+    return { counts: w === undefined ? undefined : { index: w, current: c ?? 0, previous: p ?? 0 }, now };
+  }
+
   /** Resolves once connected, or after `ms` either way. */
   waitReady(ms: number): Promise<boolean> {
     if (this.ready) return Promise.resolve(true);
@@ -349,6 +357,26 @@ export class ResilientRateLimiter implements RateLimiter {
       return 'unavailable';
     }
     return this.decide(this.local.hitNow(key, limit, windowMs), 'fallback');
+  }
+
+  /**
+   * The bucket's count where `check` would count it now (Redis, or this
+   * process while Redis is out), without counting and without touching the
+   * store's state or metrics: for `explain`.
+   */
+  async peek(key: string, limit: number, windowMs: number): Promise<RatePeek | 'unavailable'> {
+    const shared = this.shared;
+    if (!shared) return peekCounts(this.local.peek(key), limit, windowMs, this.now(), 'memory');
+    if (shared.ready && this.now() >= this.suspendedUntil) {
+      try {
+        const { counts, now } = await withDeadline(shared.read(key), this.options.timeoutMs);
+        return peekCounts(counts, limit, windowMs, now, 'redis');
+      } catch {
+        // As for a request: what counts while Redis does not answer is the failure policy.
+      }
+    }
+    if (this.options.policy === 'closed') return 'unavailable';
+    return peekCounts(this.local.peek(key), limit, windowMs, this.now(), 'fallback');
   }
 
   private decide(d: RateDecision, store: 'redis' | 'memory' | 'fallback'): RateDecision {

@@ -140,7 +140,32 @@ export type LimiterOutcome = RateDecision | 'unavailable';
 /** What the stage needs from a limiter (see ratelimit-store.ts for the Redis-backed one). */
 export interface RateLimiter {
   check(key: string, limit: number, windowMs: number): Promise<LimiterOutcome>;
+  /** The bucket's count now, read where `check` would count, without counting. */
+  peek?(key: string, limit: number, windowMs: number): Promise<RatePeek | 'unavailable'>;
   close(): Promise<void>;
+}
+
+/** A bucket's count at one instant, as `explain` shows it. */
+export interface RatePeek {
+  /** Requests in the sliding window now: the current window's count plus the previous one's, weighted by its overlap. */
+  used: number;
+  /** Requests still allowed now. */
+  remaining: number;
+  /** Whether the next request would be allowed. */
+  allowed: boolean;
+  /** When refused: milliseconds until a request would be allowed. */
+  retryAfterMs: number;
+  store: 'redis' | 'memory' | 'fallback';
+}
+
+/** What the next request would find in `stored` at `now`: `slidingWindowHit`'s decision, its update thrown away. */
+export function peekCounts(stored: WindowCounts | undefined, limit: number, windowMs: number, now: number, store: RatePeek['store']): RatePeek {
+  const { decision } = slidingWindowHit(stored, limit, windowMs, now);
+  const index = Math.floor(now / windowMs);
+  const current = stored?.index === index ? stored.current : 0;
+  const previous = stored?.index === index ? stored.previous : stored?.index === index - 1 ? stored.current : 0;
+  const used = (previous * (windowMs - (now - index * windowMs))) / windowMs + current;
+  return { used, remaining: decision.allowed ? decision.remaining + 1 : 0, allowed: decision.allowed, retryAfterMs: decision.retryAfterMs, store };
 }
 
 /** The first four hextets of an IPv6 address: one client usually holds a whole /64. */

@@ -40,7 +40,7 @@ function joinPath(base: string, rest: string): string {
 }
 
 /** The path (with query) the upstream receives: the request's, or the route's rewrite of it. */
-export function upstreamPath(ctx: RequestContext): string {
+export function upstreamPath(ctx: Pick<RequestContext, 'route' | 'path' | 'query' | 'matchedPrefix'>): string {
   const route = ctx.route;
   if (route.rewriteFullPath !== undefined) return route.rewriteFullPath + ctx.query;
   const rewrite = route.rewritePath;
@@ -67,7 +67,7 @@ function splitHost(host: string): { name: string; port: number | undefined } {
  * carries the listener's port whenever that is not the scheme's default).
  * A default port is left out.
  */
-export function redirectLocation(ctx: RequestContext, r: Redirect): string {
+export function redirectLocation(ctx: Pick<RequestContext, 'route' | 'path' | 'query' | 'matchedPrefix' | 'tls' | 'host'>, r: Redirect): string {
   const scheme = r.scheme ?? (ctx.tls ? 'https' : 'http');
   const requested = splitHost(ctx.host);
   const host = r.hostname ?? requested.name;

@@ -99,6 +99,23 @@ export interface RequestFacts {
   query(name: string): string | undefined;
 }
 
+/**
+ * The facts of a request from its headers (lower-case names, as Node gives
+ * them) and query string (with or without the leading `?`): a header sent on
+ * several lines reads as its lines joined with ", "; a query parameter as its
+ * first value, decoded. The query is parsed only if a condition asks.
+ */
+export function requestFacts(headers: Readonly<Record<string, string | readonly string[] | undefined>>, query: string): RequestFacts {
+  let params: URLSearchParams | undefined;
+  return {
+    header: (name) => {
+      const v = headers[name];
+      return typeof v === 'string' || v === undefined ? v : v.join(', ');
+    },
+    query: (name) => (params ??= new URLSearchParams(query)).get(name) ?? undefined,
+  };
+}
+
 /** How the matcher treats a route whose shape is already taken. */
 export interface MatcherOptions {
   /**

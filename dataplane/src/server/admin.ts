@@ -5,6 +5,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schema.ts';
 import { Dashboard } from '../observability/dashboard.ts';
+import { explainQuery, type ExplainRequest } from '../observability/explain.ts';
+import type { Explanation } from '../observability/explain-format.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { ApplyResult, TableHolder } from '../table/holder.ts';
 
@@ -38,6 +40,40 @@ export interface AdminTarget {
   /** Read on each request: the config being served. */
   readonly config: GatewayConfig;
   reload(reason: string): Promise<ApplyResult>;
+  /** What the gateway would do with a request, from its own live state (observability/explain.ts). */
+  explain(request: ExplainRequest): Promise<Explanation>;
+}
+
+/** A request body up to `limit` bytes, or undefined when it is longer. */
+function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+    });
+    req.on('end', () => resolve(size <= limit ? Buffer.concat(chunks).toString('utf8') : undefined));
+    req.on('error', reject);
+  });
+}
+
+/** Answers GET /explain?… (query parameters) or POST /explain (the same fields as JSON, which keeps a token out of URLs and shell history). */
+function explain(gw: AdminTarget, req: IncomingMessage, res: ServerResponse, url: URL): void {
+  const parsed: Promise<ExplainRequest | string> =
+    req.method === 'GET'
+      ? Promise.resolve(explainQuery(url.searchParams))
+      : readBody(req, 64 * 1024).then((text) => {
+          if (text === undefined) return 'the body is over 64 KiB';
+          try {
+            return explainQuery(JSON.parse(text) as unknown);
+          } catch {
+            return 'the body is not JSON';
+          }
+        });
+  parsed
+    .then(async (input) => (typeof input === 'string' ? json(res, 400, { error: { code: 'bad_request', message: input } }) : json(res, 200, await gw.explain(input))))
+    .catch((err: unknown) => json(res, 500, { error: { code: 'internal_error', message: (err as Error).message } }));
 }
 
 /** The admin request listener. */
@@ -50,7 +86,10 @@ export function createAdminHandler(gw: AdminTarget): (req: IncomingMessage, res:
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
       case 'GET /':
-        return json(res, 200, { endpoints: ['GET /version', 'GET /config', 'GET /table', 'GET /routes', 'GET /upstreams', 'GET /dashboard', 'POST /reload'] });
+        return json(res, 200, { endpoints: ['GET /version', 'GET /config', 'GET /table', 'GET /routes', 'GET /upstreams', 'GET /explain', 'POST /explain', 'GET /dashboard', 'POST /reload'] });
+      case 'GET /explain':
+      case 'POST /explain':
+        return explain(gw, req, res, url);
       case 'GET /version':
         return json(res, 200, { version: rt?.version ?? null, source: rt?.source ?? null, routes: rt?.table.routes.length ?? 0 });
       case 'GET /config':

@@ -29,6 +29,8 @@ import { UpstreamResilience } from '../upstream/resilience.ts';
 import { createAdminHandler } from './admin.ts';
 import { createRequestHandler, type HandlerDeps, type LifecycleState } from './handler.ts';
 import type { TableRuntime } from '../table/runtime.ts';
+import { explainRequest, type ExplainRequest } from '../observability/explain.ts';
+import type { Explanation } from '../observability/explain-format.ts';
 
 /** How the gateway is started. */
 export interface GatewayOptions {
@@ -286,6 +288,11 @@ export class Gateway {
       this.reloadTimer = setTimeout(() => void this.reload('watch'), 100);
     });
     this.watcher.on('error', (err) => this.log.warn({ event: 'config_watch_failed', err: err.message }, 'cannot watch the config file; use SIGHUP or the admin /reload'));
+  }
+
+  /** What the gateway would do with a request, from its live table, endpoints and counters; `visible` hides the routes the asker may not see. */
+  explain(request: ExplainRequest, visible?: (route: ServedRoute) => boolean): Promise<Explanation> {
+    return explainRequest(request, { runtime: this.holder.current, verifier: this.verifier, limiter: this.security?.limiter, live: true, visible });
   }
 
   /** Requests being handled now. */

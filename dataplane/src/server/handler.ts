@@ -13,7 +13,7 @@ import { answerPreflight, isPreflight } from '../pipeline/cors.ts';
 import { GatewayError } from '../proxy/errors.ts';
 import type { ForwardPolicy } from '../proxy/forward.ts';
 import { proxyRequest, type DefaultTimeouts } from '../proxy/proxy.ts';
-import type { RequestFacts } from '../routing/matcher.ts';
+import { requestFacts } from '../routing/matcher.ts';
 import { normalizeTarget } from '../routing/normalize.ts';
 import type { TableHolder } from '../table/holder.ts';
 import { ClientAddressResolver } from './client-address.ts';
@@ -49,18 +49,6 @@ export interface HandlerDeps {
 }
 
 const VALID_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
-
-/** The request's headers and query, for routes with conditions; the query is parsed only if a condition asks. */
-function requestFacts(req: IncomingMessage, query: string): RequestFacts {
-  let params: URLSearchParams | undefined;
-  return {
-    header: (name) => {
-      const v = req.headers[name];
-      return Array.isArray(v) ? v.join(', ') : v;
-    },
-    query: (name) => (params ??= new URLSearchParams(query)).get(name) ?? undefined,
-  };
-}
 
 /** Answers /health or /ready; returns the body bytes sent. */
 function probe(res: ServerResponse, ok: boolean, body: Record<string, unknown>): number {
@@ -150,14 +138,14 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
     const matcher = tls ? rt.tlsMatcher : rt.matcher;
     // A CORS preflight is answered for the route that would serve the method it asks about, even where OPTIONS itself would be a 405.
     if (isPreflight(method, req.headers)) {
-      const p = matcher.match(ctx.host, req.headers['access-control-request-method'] as string, target.path, matcher.conditional ? requestFacts(req, target.query) : undefined);
+      const p = matcher.match(ctx.host, req.headers['access-control-request-method'] as string, target.path, matcher.conditional ? requestFacts(req.headers, target.query) : undefined);
       if (p.kind === 'match' && p.route.def.cors) {
         ctx.route = p.route.def;
         answerPreflight(ctx, p.route.def.cors);
         return;
       }
     }
-    const m = matcher.match(ctx.host, method, target.path, matcher.conditional ? requestFacts(req, target.query) : undefined);
+    const m = matcher.match(ctx.host, method, target.path, matcher.conditional ? requestFacts(req.headers, target.query) : undefined);
     if (m.kind === 'not-found') {
       answer(ctx, new GatewayError('route_not_found', `no route for ${method} ${target.path}`));
       return;
