@@ -104,8 +104,6 @@ export async function main(argv: string[]): Promise<number> {
         : undefined,
     log,
   });
-  await operator.start();
-
   let metricsServer: http.Server | undefined;
   if (args.metrics !== 'off') {
     const { host, port } = hostPort(args.metrics, 'metrics');
@@ -126,7 +124,20 @@ export async function main(argv: string[]): Promise<number> {
     metricsServer.listen(port, host);
   }
 
+  // Not awaited: with the API server away, start() waits for it, and meanwhile the
+  // probes must answer (/healthz ok, /readyz not ready) and a signal must stop it.
+  const started = operator.start().then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+
   return new Promise<number>((resolve) => {
+    void started.then((err) => {
+      if (err === undefined) return;
+      log.error({ event: 'start_failed', error: (err as Error)?.message ?? String(err) }, 'cannot start');
+      metricsServer?.close();
+      void operator.stop().finally(() => log.flush(() => resolve(1)));
+    });
     const stop = (signal: string): void => {
       log.info({ event: 'signal', signal }, `received ${signal}`);
       metricsServer?.close();

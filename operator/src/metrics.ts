@@ -13,7 +13,7 @@ export class OperatorMetrics {
   readonly statusWrites: Counter<'kind' | 'result'>;
   readonly events: Counter<'type'>;
   readonly acks: Counter<'result'>;
-  readonly watchRestarts: Counter<'kind'>;
+  readonly watchRestarts: Counter<'kind' | 'reason'>;
 
   constructor() {
     const registers = [this.registry];
@@ -26,7 +26,7 @@ export class OperatorMetrics {
     this.statusWrites = new Counter({ name: 'switchyard_operator_status_writes_total', help: 'Status patches, by kind and result.', labelNames: ['kind', 'result'], registers });
     this.events = new Counter({ name: 'switchyard_operator_events_total', help: 'Events recorded, by type.', labelNames: ['type'], registers });
     this.acks = new Counter({ name: 'switchyard_operator_acks_total', help: 'Table acknowledgements from data planes, by result (applied or rejected).', labelNames: ['result'], registers });
-    this.watchRestarts = new Counter({ name: 'switchyard_operator_watch_restarts_total', help: 'Watches restarted after an error, by kind.', labelNames: ['kind'], registers });
+    this.watchRestarts = new Counter({ name: 'switchyard_operator_watch_restarts_total', help: 'Watches started over, by kind and reason: expired (410 Gone, relisted) or error (resumed after a backoff).', labelNames: ['kind', 'reason'], registers });
     this.acks.inc({ result: 'applied' }, 0);
     this.acks.inc({ result: 'rejected' }, 0);
     collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_operator_process_' });

@@ -7,8 +7,8 @@ import type { Logger } from './log.ts';
 import type { RouteTable } from '../../dataplane/src/contract/index.ts';
 import { compile, type CompileResult, type ObjectStatus } from './compile/index.ts';
 import { ConfigServer } from './distribute/server.ts';
-import { Informers, type WatchedKind } from './kube/informers.ts';
-import { LeaderElector } from './kube/leader.ts';
+import { Informers } from './kube/informers.ts';
+import { LeaderElector, type LeaderTerm } from './kube/leader.ts';
 import { StatusWriter } from './kube/status-writer.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { ConditionType } from './status/conditions.ts';
@@ -45,12 +45,15 @@ export class Operator {
   private readonly informers: Informers;
   private readonly leader: LeaderElector | undefined;
   private leading = false;
+  /** Leading, and the cache was relisted since leadership began: tables and status may go out. */
+  private serving = false;
+  /** Bumped on every change of leadership, so that a relist finishing late knows it is moot. */
+  private leadership = 0;
   private last: CompileResult | undefined;
   private readonly history = new Map<string, Map<string, number>>();
   private timer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private firstPending = 0;
-  private readonly synced = new Set<WatchedKind>();
   private listed = false;
   private stopped = false;
   /** Compile runs so far (for tests and the metric). */
@@ -66,23 +69,31 @@ export class Operator {
     this.server = new ConfigServer({
       token: options.token,
       heartbeatMs: options.heartbeatMs,
-      isLeader: () => this.leading,
+      isLeader: () => this.serving,
       log,
-      events: { onFleetChange: () => this.scheduleStatus(), onAck: (applied) => this.metrics.acks.inc({ result: applied ? 'applied' : 'rejected' }) },
+      events: {
+        onFleetChange: () => {
+          // Here, not in refreshStatus: a follower computes no status, and its count must still fall to 0.
+          this.metrics.dataplanes.set(this.server.fleet().length);
+          this.scheduleStatus();
+        },
+        onAck: (applied) => this.metrics.acks.inc({ result: applied ? 'applied' : 'rejected' }) },
     });
     this.informers = new Informers(options.kubeconfig, options.namespaces, {
       onEvent: (kind, verb, obj) => {
         if (this.store.apply(kind, verb, obj)) this.schedule();
         else if (kind === 'GatewayRoute' || kind === 'Upstream') this.scheduleStatus();
       },
-      onError: (kind, err, retryInMs) => {
-        this.metrics.watchRestarts.inc({ kind });
-        log.warn({ event: 'watch_failed', kind, error: (err as Error)?.message ?? String(err), retryInMs }, 'watch failed; relisting after a pause');
+      onRestart: (kind, reason, err, retryInMs) => {
+        this.metrics.watchRestarts.inc({ kind, reason });
+        const error = (err as Error)?.message ?? String(err);
+        if (reason === 'expired') log.warn({ event: 'watch_expired', kind, error }, 'watch expired (410 Gone); relisting');
+        else log.warn({ event: 'watch_failed', kind, error, retryInMs }, 'watch failed; resuming after a pause');
       },
-      onSynced: (kind) => {
-        this.synced.add(kind);
-        this.schedule();
-      },
+      onSynced: () => this.schedule(),
+    });
+    void this.informers.synced.then(() => {
+      this.listed = true;
     });
     if (options.lease) {
       const lease = options.lease;
@@ -93,23 +104,28 @@ export class Operator {
         leaseDurationMs: lease.durationMs,
         renewDeadlineMs: lease.renewDeadlineMs,
         retryPeriodMs: lease.retryPeriodMs,
-        onStartedLeading: () => this.setLeading(true),
+        onStartedLeading: (term) => this.setLeading(true, term),
         onStoppedLeading: () => this.setLeading(false),
         onError: (err) => log.warn({ event: 'lease_error', error: (err as Error)?.message ?? String(err) }, 'leader election: API error'),
       });
     }
   }
 
-  /** Starts the config server, the informers and the election. */
+  /**
+   * Starts the config server, the informers and the election; resolves once every
+   * informer has listed (which waits for the API server if it is away).
+   */
   async start(): Promise<void> {
     this.port = await this.server.listen(this.options.listen.port, this.options.listen.host);
     this.options.log.info({ event: 'listening', port: this.port, identity: this.options.identity }, 'config server listening');
-    await this.informers.start();
-    // Publishing before every kind has listed once would hand data planes a table with routes missing.
-    this.listed = true;
-    this.schedule();
+    this.informers.start();
     if (this.leader) this.leader.start();
     else this.setLeading(true);
+    // Publishing before every kind has listed once would hand data planes a table with routes missing,
+    // or none at all.
+    await this.informers.synced;
+    this.runCompile();
+    if (this.leading && !this.leader) this.startServing(this.leadership);
   }
 
   /** Ready once every informer has listed once and the config server listens. */
@@ -117,9 +133,14 @@ export class Operator {
     return this.listed && this.port > 0;
   }
 
-  /** Whether this replica leads (writes status, serves data planes). */
+  /** Whether this replica holds the lease. */
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /** Whether this replica serves data planes and writes status: it leads and has relisted since it began to. */
+  get isServing(): boolean {
+    return this.serving;
   }
 
   /** The table last compiled. */
@@ -127,13 +148,36 @@ export class Operator {
     return this.last?.table;
   }
 
-  private setLeading(leading: boolean): void {
+  private setLeading(leading: boolean, term?: LeaderTerm): void {
     if (this.leading === leading) return;
     this.leading = leading;
+    const leadership = ++this.leadership;
     this.metrics.leader.set(leading ? 1 : 0);
-    this.options.log.info({ event: leading ? 'leading' : 'following', identity: this.options.identity }, leading ? 'became the leader' : 'stopped leading');
-    if (!leading) this.server.disconnectAll();
-    this.writer.setEnabled(leading);
+    this.options.log.info({ event: leading ? 'leading' : 'following', identity: this.options.identity, ...(term ? { lease: term.lease, term: term.term } : {}) }, leading ? 'became the leader' : 'stopped leading');
+    if (!leading) {
+      this.serving = false;
+      this.server.disconnectAll();
+      this.writer.setEnabled(false);
+      return;
+    }
+    this.server.setTerm(term);
+    if (!this.leader) return; // a single replica serves once it has listed (start())
+    // While this replica followed, a watch may have stalled without an error and left
+    // the cache behind. Relist before serving, so that a new leader never hands data
+    // planes a table older than the one the previous leader gave them.
+    const relisted = this.listed ? this.informers.relist() : this.informers.synced;
+    relisted.then(
+      () => this.startServing(leadership),
+      () => undefined,
+    );
+  }
+
+  private startServing(leadership: number): void {
+    if (this.stopped || leadership !== this.leadership || !this.leading) return;
+    this.runCompile();
+    this.serving = true;
+    this.options.log.info({ event: 'serving', identity: this.options.identity, version: this.last?.table.version ?? null }, 'serving data planes as the leader');
+    this.writer.setEnabled(true);
     this.refreshStatus();
   }
 
@@ -152,7 +196,9 @@ export class Operator {
   }
 
   private runCompile(): void {
-    if (!this.listed) return;
+    if (!this.listed || this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     const started = performance.now();
     const snapshot = toSnapshot(
       {
@@ -195,10 +241,9 @@ export class Operator {
   /** Recomputes Programmed from the fleet and hands every status to the writer. */
   private refreshStatus(): void {
     const result = this.last;
-    if (!result || !this.leading) return;
+    if (!result || !this.serving) return;
     this.statusRefreshes++;
     const fleet = this.server.fleet();
-    this.metrics.dataplanes.set(fleet.length);
     const history: VersionHistory = this.history;
     const desired = new Map<string, ObjectStatus>();
     for (const [key, status] of result.statuses) {

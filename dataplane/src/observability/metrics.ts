@@ -18,6 +18,7 @@ export class GatewayMetrics {
   readonly tableInfo: Gauge<'version' | 'source'>;
   readonly tableRoutes: Gauge;
   readonly tableLoadedAt: Gauge;
+  readonly tableAge: Gauge;
   readonly reloads: Counter<'result'>;
   readonly rejectedRequests: Counter<'code'>;
   readonly rateLimitDecisions: Counter<'result' | 'store'>;
@@ -44,6 +45,14 @@ export class GatewayMetrics {
     this.tableInfo = new Gauge({ name: 'switchyard_table_info', help: 'The route table being served (value 1), by version and source.', labelNames: ['version', 'source'], registers });
     this.tableRoutes = new Gauge({ name: 'switchyard_table_routes', help: 'Routes in the table being served.', registers });
     this.tableLoadedAt = new Gauge({ name: 'switchyard_table_loaded_timestamp_seconds', help: 'When the table being served was applied.', registers });
+    this.tableAge = new Gauge({
+      name: 'switchyard_table_age_seconds',
+      help: 'Seconds since the source of the table being served last said it is current (the operator sent it or named it in a heartbeat; a file was loaded), across restarts through the state directory.',
+      registers,
+      collect: () => {
+        if (this.tableCurrentAt !== undefined) this.tableAge.set(Math.max(0, (Date.now() - this.tableCurrentAt) / 1000));
+      },
+    });
     this.reloads = new Counter({ name: 'switchyard_table_reloads_total', help: 'Attempts to apply a new route table, by result.', labelNames: ['result'], registers });
     this.rejectedRequests = new Counter({ name: 'switchyard_rejected_requests_total', help: 'Requests answered by the gateway itself with an error, by error code.', labelNames: ['code'], registers });
     this.rateLimitDecisions = new Counter({ name: 'switchyard_ratelimit_decisions_total', help: 'Rate limit decisions, by result (allowed, limited, unavailable) and the store that made them (redis, memory, fallback).', labelNames: ['result', 'store'], registers });
@@ -69,12 +78,20 @@ export class GatewayMetrics {
     }
   }
 
+  private tableCurrentAt: number | undefined;
+
   /** Records which table is live; the previous version's series is dropped. */
   setTable(version: string, source: string, routes: number): void {
     this.tableInfo.reset();
     this.tableInfo.set({ version, source }, 1);
     this.tableRoutes.set(routes);
     this.tableLoadedAt.set(Date.now() / 1000);
+    this.tableCurrentAt = Date.now();
+  }
+
+  /** Records when the table's source last said it is current (epoch milliseconds). */
+  tableCurrent(at: number): void {
+    this.tableCurrentAt = at;
   }
 }
 

@@ -63,6 +63,14 @@ export class TableHolder {
     this.attempt = { at: Date.now(), source, result: { applied: false, version: undefined, error } };
   }
 
+  /**
+   * Notes that the live table's source said it is still current at `at` (epoch ms):
+   * the operator re-sent it or named it in a heartbeat, or a saved copy was that old.
+   */
+  markCurrent(at: number = Date.now()): void {
+    if (this.live) this.metrics.tableCurrent(at);
+  }
+
   /** Called after each swap (health checkers, state files). */
   onApplied(listener: (rt: TableRuntime) => void): void {
     this.listeners.push(listener);

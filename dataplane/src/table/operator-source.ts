@@ -7,8 +7,13 @@
  * does not reconnect in step), trying each configured URL in turn. With a
  * state directory, every applied table is written to disk first, and a
  * restart during an operator outage boots from it.
+ *
+ * Tables never go back in time: each carries the term of the leadership that
+ * sent it (the Lease's UID and transition count), and a table from an earlier
+ * term of the same Lease than the one being served comes from a deposed leader.
+ * It is refused, and the data plane looks for the current leader.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import type { Logger } from '../observability/logger.ts';
@@ -31,22 +36,54 @@ export interface OperatorSourceOptions {
 
 const STATE_FILE = 'table.json';
 
+/** The leadership that sent a table: the operator's fencing token. */
+export interface LeaderTerm {
+  lease: string;
+  term: number;
+  identity?: string;
+}
+
+function leaderOf(value: unknown): LeaderTerm | undefined {
+  const v = value as Partial<LeaderTerm> | null | undefined;
+  if (typeof v?.lease !== 'string' || typeof v.term !== 'number' || !Number.isInteger(v.term)) return undefined;
+  return { lease: v.lease, term: v.term, ...(typeof v.identity === 'string' ? { identity: v.identity } : {}) };
+}
+
+/** What the state directory keeps: the table and its leader. Its mtime is when the operator last said the table is current. */
+interface SavedState {
+  table: unknown;
+  leader?: LeaderTerm;
+}
+
 /** Loads the last applied table from a state directory, if there is one. */
-function readStateTable(stateDir: string): unknown {
+function readState(stateDir: string): { state: SavedState; currentAt: number } | undefined {
+  const file = path.join(stateDir, STATE_FILE);
   try {
-    return JSON.parse(readFileSync(path.join(stateDir, STATE_FILE), 'utf8')) as unknown;
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown> | null;
+    // Data planes before the leader term wrote the table alone.
+    const state: SavedState = parsed !== null && 'table' in parsed && !('routes' in parsed) ? { table: parsed.table, leader: leaderOf(parsed.leader) } : { table: parsed };
+    return { state, currentAt: statSync(file).mtimeMs };
   } catch {
     return undefined;
   }
 }
 
-/** Writes a table atomically: a crash leaves the old file or the new one, never half of one. */
-function writeStateTable(stateDir: string, table: unknown): void {
+/** Writes the state atomically: a crash leaves the old file or the new one, never half of one. */
+function writeState(stateDir: string, state: SavedState): void {
   mkdirSync(stateDir, { recursive: true });
   const tmp = path.join(stateDir, `.${STATE_FILE}.${process.pid}.tmp`);
-  writeFileSync(tmp, JSON.stringify(table));
+  writeFileSync(tmp, JSON.stringify(state));
   renameSync(tmp, path.join(stateDir, STATE_FILE));
 }
+
+/** Records, in the file's mtime, that the operator said the saved table is still current. */
+function touchState(stateDir: string): void {
+  const now = new Date();
+  utimesSync(path.join(stateDir, STATE_FILE), now, now);
+}
+
+/** A table from a leadership older than the one being served. */
+class DeposedLeaderError extends Error {}
 
 /** Subscribes to the operator and keeps the holder's table current. */
 export class OperatorSource {
@@ -57,6 +94,8 @@ export class OperatorSource {
   private attempt = 0;
   private urlIndex = 0;
   private loop: Promise<void> | undefined;
+  /** The leadership the live table came from, if the operator elects one. */
+  private leader: LeaderTerm | undefined;
   /** Connected to an operator right now. */
   connected = false;
 
@@ -68,10 +107,15 @@ export class OperatorSource {
   start(): void {
     const { stateDir, holder, log } = this.options;
     if (stateDir) {
-      const saved = readStateTable(stateDir);
+      const saved = readState(stateDir);
       if (saved !== undefined) {
-        const result = holder.apply(saved, `${stateDir}/${STATE_FILE}`);
-        log.info({ event: 'state_table_loaded', result }, 'booted from the last applied table');
+        const result = holder.apply(saved.state.table, `${stateDir}/${STATE_FILE}`);
+        if (result.applied) {
+          this.leader = saved.state.leader;
+          // The table is as old as the operator's last word on it, not as this boot.
+          holder.markCurrent(saved.currentAt);
+        }
+        log.info({ event: 'state_table_loaded', result, leader: saved.state.leader ?? null, currentAt: new Date(saved.currentAt).toISOString() }, 'booted from the last applied table');
       }
     }
     this.loop = this.run();
@@ -92,7 +136,8 @@ export class OperatorSource {
         await this.subscribe(url);
       } catch (err) {
         if (this.stopped) break;
-        this.options.log.warn({ event: 'operator_unreachable', operator: url, error: (err as Error).message, serving: this.options.holder.current?.version ?? null }, 'lost the operator; serving the last table');
+        if (err instanceof DeposedLeaderError) this.options.log.warn({ event: 'operator_deposed', operator: url, error: err.message, serving: this.options.holder.current?.version ?? null }, 'refused a table from a deposed leader; looking for the current one');
+        else this.options.log.warn({ event: 'operator_unreachable', operator: url, error: (err as Error).message, serving: this.options.holder.current?.version ?? null }, 'lost the operator; serving the last table');
       }
       this.connected = false;
       if (this.stopped) break;
@@ -110,6 +155,10 @@ export class OperatorSource {
     const target = new URL('/v1/tables/watch', base);
     target.searchParams.set('dataplane', id);
     if (applied) target.searchParams.set('applied', applied);
+    if (this.leader) {
+      target.searchParams.set('lease', this.leader.lease);
+      target.searchParams.set('term', String(this.leader.term));
+    }
     this.abort = new AbortController();
     const res = await request(target, { dispatcher: this.agent, headers: { authorization: `Bearer ${token}` }, signal: this.abort.signal });
     if (res.statusCode !== 200) {
@@ -142,25 +191,44 @@ export class OperatorSource {
   }
 
   private async onMessage(base: string, line: string): Promise<void> {
-    let message: { type?: unknown; table?: unknown };
+    let message: { type?: unknown; table?: unknown; version?: unknown; leader?: unknown };
     try {
       message = JSON.parse(line) as typeof message;
     } catch {
       this.options.log.warn({ event: 'operator_bad_message' }, 'ignored a line from the operator that is not JSON');
       return;
     }
-    if (message.type !== 'table') return;
-    const { holder, stateDir, log } = this.options;
-    const result = holder.apply(message.table, base);
-    if (result.applied && !result.unchanged && stateDir) {
-      try {
-        writeStateTable(stateDir, holder.current?.table);
-      } catch (err) {
-        log.warn({ event: 'state_write_failed', error: (err as Error).message }, 'cannot write the state directory; a restart without the operator would not serve');
+    const { holder, stateDir } = this.options;
+    if (message.type === 'heartbeat') {
+      if (typeof message.version === 'string' && message.version === holder.current?.version) {
+        holder.markCurrent();
+        this.saveState(() => (stateDir ? touchState(stateDir) : undefined));
       }
+      return;
+    }
+    if (message.type !== 'table') return;
+    const leader = leaderOf(message.leader);
+    const mine = this.leader;
+    if (leader && mine && leader.lease === mine.lease && leader.term < mine.term) {
+      throw new DeposedLeaderError(`its table comes from leadership term ${leader.term}${leader.identity ? ` (${leader.identity})` : ''}, the table being served from term ${mine.term}${mine.identity ? ` (${mine.identity})` : ''}`);
+    }
+    const result = holder.apply(message.table, base);
+    if (result.applied) {
+      const sameLeader = JSON.stringify(leader) === JSON.stringify(mine);
+      this.leader = leader;
+      if (result.unchanged) holder.markCurrent();
+      if (stateDir) this.saveState(() => (result.unchanged && sameLeader ? touchState(stateDir) : writeState(stateDir, { table: holder.current?.table, ...(leader ? { leader } : {}) })));
     }
     const ack = result.applied ? { dataplane: this.options.id, version: result.version, applied: true } : { dataplane: this.options.id, version: result.version ?? 'unknown', applied: false, error: result.error };
     await this.sendAck(base, ack);
+  }
+
+  private saveState(write: () => void): void {
+    try {
+      write();
+    } catch (err) {
+      this.options.log.warn({ event: 'state_write_failed', error: (err as Error).message }, 'cannot write the state directory; a restart without the operator would not serve');
+    }
   }
 
   private async sendAck(base: string, ack: object): Promise<void> {

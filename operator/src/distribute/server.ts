@@ -3,8 +3,9 @@
  * get the current table at once, then every new version, plus heartbeats.
  * They acknowledge each version they applied or rejected.
  *
- *   GET  /v1/tables/watch?dataplane=<id>   → 200 application/x-ndjson, one JSON object per line:
- *        {"type":"table","table":{…}} | {"type":"heartbeat","version":"…"}
+ *   GET  /v1/tables/watch?dataplane=<id>[&applied=<version>][&lease=<uid>&term=<n>]
+ *        → 200 application/x-ndjson, one JSON object per line:
+ *        {"type":"table","table":{…},"leader":{"lease","term","identity"}} | {"type":"heartbeat","version":"…"}
  *   POST /v1/acks   {"dataplane","version","applied","error"?}  → 204
  *   GET  /healthz                                                → 200 (no auth)
  *
@@ -12,11 +13,17 @@
  * constant time; without it the answer is 401 and nothing else. Only the
  * leader serves streams and takes acks (it is the one writing status); other
  * replicas answer 503 with Retry-After, and data planes try again.
+ *
+ * `leader` is the fencing token of the leadership that sent the table (the
+ * Lease's UID and transition count). A data plane that already has a table from
+ * a later term of the same Lease is talking to a deposed leader: it gets 503 here,
+ * and refuses such a table itself if one reaches it.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RouteTable } from '../../../dataplane/src/contract/index.ts';
+import type { LeaderTerm } from '../kube/leader.ts';
 
 /** What the leader knows about one data plane. */
 export interface DataplaneState {
@@ -53,6 +60,7 @@ export class ConfigServer {
   private readonly options: ConfigServerOptions;
   private readonly tokenDigest: Buffer;
   private table: RouteTable | undefined;
+  private term: LeaderTerm | undefined;
   private tableLine = '';
   private readonly streams = new Map<string, { res: http.ServerResponse; state: DataplaneState }>();
   private readonly heartbeat: NodeJS.Timeout;
@@ -74,11 +82,21 @@ export class ConfigServer {
     });
   }
 
+  /** Sets the leadership term that tables are sent under (undefined without leader election). */
+  setTerm(term: LeaderTerm | undefined): void {
+    this.term = term;
+    if (this.table) this.tableLine = this.lineFor(this.table);
+  }
+
+  private lineFor(table: RouteTable): string {
+    return `${JSON.stringify({ type: 'table', table, ...(this.term ? { leader: this.term } : {}) })}\n`;
+  }
+
   /** Publishes a new table to every subscriber. */
   publish(table: RouteTable): void {
     if (this.table?.version === table.version) return;
     this.table = table;
-    this.tableLine = `${JSON.stringify({ type: 'table', table })}\n`;
+    this.tableLine = this.lineFor(table);
     for (const { res, state } of this.streams.values()) {
       res.write(this.tableLine);
       state.sentVersion = table.version;
@@ -137,6 +155,13 @@ export class ConfigServer {
     const id = url.searchParams.get('dataplane') ?? '';
     if (!/^[A-Za-z0-9._:-]{1,253}$/.test(id)) {
       res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"the dataplane query parameter must name the data plane"}\n');
+      return;
+    }
+    const theirs = { lease: url.searchParams.get('lease'), term: Number(url.searchParams.get('term')) };
+    if (this.term && theirs.lease === this.term.lease && theirs.term > this.term.term) {
+      // Its table came from a later leadership than this one: this replica was deposed and does not know yet.
+      this.options.log.warn({ event: 'dataplane_ahead', dataplane: id, term: this.term.term, theirs: theirs.term }, 'a data plane has a table from a later leader; not serving it');
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":"a later leader exists; try another replica"}\n');
       return;
     }
     // A data plane that reconnects replaces its old stream.

@@ -43,4 +43,16 @@ export class PooledKubeConfig extends KubeConfig {
     // Requests still on the old pool finish before it closes.
     if (current) void current.dispatcher.close().catch(() => undefined);
   }
+
+  /**
+   * Destroys the shared connections, so that the next request opens new ones. For a
+   * caller whose request timed out: a connection that a middlebox dropped without a
+   * word stays wedged in the pool (an aborted request does not free it), and every
+   * request after would queue behind it. Requests on it fail, and watches restart.
+   */
+  dropConnections(): void {
+    const current = this.shared;
+    this.shared = undefined;
+    if (current) void current.dispatcher.destroy().catch(() => undefined);
+  }
 }

@@ -4,6 +4,12 @@
  * lastTransitionTime unless a condition really changed), skips no-ops, patches
  * the status subresource, and records an Event for each transition. Writes are
  * queued per object, so a burst coalesces into one write per object.
+ *
+ * Conditions of other types belong to other writers and are kept. Because a JSON
+ * merge patch replaces the whole list, each patch carries the resourceVersion it
+ * was computed from: if someone wrote in between, the API server answers 409,
+ * and the writer reads the object again and merges anew, instead of writing back
+ * a list that lacks their change.
  */
 import type { KubeConfig} from '@kubernetes/client-node';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
@@ -11,7 +17,12 @@ import type { Logger } from '../log.ts';
 import type { ObjectStatus } from '../compile/index.ts';
 import { mergeConditions, sameConditions, type Condition } from '../status/conditions.ts';
 import type { Store } from '../store/store.ts';
+import type { KubeObject } from '../store/convert.ts';
 import { API_VERSION, GROUP, PLURAL, VERSION } from './resources.ts';
+
+// A conflict means another writer just wrote; reading and merging again settles it
+// unless that writer writes continuously, and then the queue retries after a pause.
+const CONFLICT_ATTEMPTS = 5;
 
 /** Counters the writer reports. */
 export interface StatusWriterMetrics {
@@ -36,7 +47,8 @@ export class StatusWriter {
   private readonly metrics: StatusWriterMetrics | undefined;
   private desired = new Map<string, ObjectStatus>();
   private readonly queue = new Set<string>();
-  private readonly written = new Map<string, string>();
+  /** Per object: what it last wrote, and the resourceVersion it wrote over. */
+  private readonly written = new Map<string, { fingerprint: string; base: string | undefined }>();
   private running = false;
   private enabled = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -111,13 +123,31 @@ export class StatusWriter {
   private async writeOne(key: string): Promise<void> {
     const want = this.desired.get(key);
     if (!want) return;
-    const objKey = `${want.namespace}/${want.name}`;
-    const obj = this.store.get(want.kind, objKey);
-    if (!obj) return; // deleted meanwhile
+    let obj: KubeObject | undefined = this.store.get(want.kind, `${want.namespace}/${want.name}`);
+    for (let attempt = 1; obj; attempt++) {
+      if ((await this.writeOver(key, want, obj)) !== 'conflict') return;
+      this.metrics?.writes.inc({ kind: want.kind, result: 'conflict' });
+      if (attempt === CONFLICT_ATTEMPTS) throw new Error(`status of ${want.kind} ${want.namespace}/${want.name}: still conflicting after ${attempt} attempts`);
+      obj = await this.read(want);
+    }
+  }
+
+  /** The object as the API server has it now (undefined once deleted). */
+  private async read(want: ObjectStatus): Promise<KubeObject | undefined> {
+    try {
+      return (await this.custom.getNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: want.namespace, plural: PLURAL[want.kind], name: want.name })) as KubeObject;
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Writes `want` over `obj`'s status, if that changes anything; 'conflict' if `obj` is no longer current. */
+  private async writeOver(key: string, want: ObjectStatus, obj: KubeObject): Promise<'written' | 'skipped' | 'conflict'> {
     const current = ((obj as { status?: CurrentStatus }).status ?? {}) as CurrentStatus;
     const generation = obj.metadata?.generation ?? want.generation;
     // Compile ran on an older copy: the newer generation gets its own compile and write.
-    if (generation !== want.generation) return;
+    if (generation !== want.generation) return 'skipped';
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     const conditions = mergeConditions(current.conditions, want.conditions, want.generation, now);
     const status: CurrentStatus = { observedGeneration: want.generation, conditions };
@@ -131,19 +161,24 @@ export class StatusWriter {
       current.readyEndpoints === status.readyEndpoints &&
       current.totalEndpoints === status.totalEndpoints;
     const fingerprint = JSON.stringify([want.generation, want.conditions, status.readyEndpoints, status.totalEndpoints]);
-    if (unchanged || this.written.get(key) === fingerprint) return;
+    const base = obj.metadata?.resourceVersion;
+    const last = this.written.get(key);
+    // The same write over the same copy: the watch has not brought our own write back yet.
+    if (unchanged || (last?.fingerprint === fingerprint && last.base === base)) return 'skipped';
 
     try {
       await this.custom.patchNamespacedCustomObjectStatus(
-        { group: GROUP, version: VERSION, namespace: want.namespace, plural: PLURAL[want.kind], name: want.name, body: { status } },
+        { group: GROUP, version: VERSION, namespace: want.namespace, plural: PLURAL[want.kind], name: want.name, body: { metadata: { resourceVersion: base }, status } },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
     } catch (err) {
-      if ((err as { code?: number }).code === 404) return;
+      const code = (err as { code?: number }).code;
+      if (code === 404) return 'skipped';
+      if (code === 409) return 'conflict';
       this.metrics?.writes.inc({ kind: want.kind, result: 'error' });
       throw err;
     }
-    this.written.set(key, fingerprint);
+    this.written.set(key, { fingerprint, base });
     this.metrics?.writes.inc({ kind: want.kind, result: 'ok' });
 
     const before = new Map((current.conditions ?? []).map((c) => [c.type, c]));
@@ -154,6 +189,7 @@ export class StatusWriter {
         this.log.warn({ event: 'event_write_failed', object: key, error: (err as Error).message }, 'cannot record an event'),
       );
     }
+    return 'written';
   }
 
   private async event(want: ObjectStatus, uid: string | undefined, c: Condition): Promise<void> {

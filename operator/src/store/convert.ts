@@ -8,7 +8,7 @@ import type { EndpointSliceInfo, GatewayApiSnapshot, ObjectMeta, Parsed, RouteSp
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
-  metadata?: { namespace?: string; name?: string; uid?: string; generation?: number; creationTimestamp?: string | Date; labels?: Record<string, string> };
+  metadata?: { namespace?: string; name?: string; uid?: string; resourceVersion?: string; generation?: number; creationTimestamp?: string | Date; labels?: Record<string, string> };
   spec?: unknown;
   [key: string]: unknown;
 }
