@@ -7,6 +7,7 @@
 import { createHash, randomUUID, scryptSync, timingSafeEqual, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { SignJWT } from 'jose';
 
 /** A started example service. */
@@ -108,7 +109,10 @@ export function startAuthService(options: AuthServiceOptions): Promise<ExampleSe
   return listen(server, options.port, 'auth-service', options.host);
 }
 
-/** A service that answers every request with what it received, as JSON (GET /health answers ok). */
+/**
+ * A service that answers every request with what it received, as JSON (GET /health answers ok).
+ * `instance` is the host name, a pod's name in Kubernetes: it shows which replica answered.
+ */
 export function startEchoService(name: string, port: number, host?: string): Promise<ExampleService> {
   const server = http.createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/health') return send(res, 200, { status: 'ok' });
@@ -122,6 +126,7 @@ export function startEchoService(name: string, port: number, host?: string): Pro
       res.setHeader('x-served-by', name);
       send(res, 200, {
         service: name,
+        instance: hostname(),
         method: req.method,
         url: req.url,
         headers: req.headers,
