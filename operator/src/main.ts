@@ -10,11 +10,13 @@ import { PooledKubeConfig } from './kube/config.ts';
 import { parseDuration } from '../../dataplane/src/contract/index.ts';
 import { createLogger } from './log.ts';
 import { Operator } from './operator.ts';
+import { CONTROLLER_NAME } from './api/gateway-api.ts';
 
 const HELP = `Usage: switchyard-operator [options]
 
-Watches GatewayRoutes, Upstreams, Services and EndpointSlices, compiles one route table, serves it to the
-data planes, and writes status conditions back.
+Watches GatewayRoutes, Upstreams, Services and EndpointSlices (and the Gateway API's GatewayClasses,
+Gateways, HTTPRoutes and ReferenceGrants when the cluster serves them), compiles one route table, serves it
+to the data planes, and writes status conditions back.
 
 Options:
       --kubeconfig <file>     kubeconfig to use (default: in-cluster, then KUBECONFIG, then ~/.kube/config)
@@ -27,6 +29,12 @@ Options:
       --lease-name <name>     name of the Lease (default "switchyard-operator")
       --lease-duration <d>    default 15s; --renew-deadline 10s; --retry-period 2s
       --identity <id>         this replica's name in the election (default: the host name, i.e. the pod name)
+      --gateway-api           serve the Gateway API once its CRDs are installed (default on; --no-gateway-api:
+                              GatewayRoutes only, and no rights on Gateway API objects, Secrets or Namespaces needed)
+      --gateway-service <ns/name>  the data plane Service every Gateway is reached at: its address is the
+                              Gateways' status.addresses, its ports named http and https their listener ports
+      --controller-name <name> the controllerName of the GatewayClasses to serve
+                              (default "switchyard.dev/gateway-controller")
       --log-level <level>     default info
   -h, --help
 `;
@@ -51,6 +59,10 @@ export async function main(argv: string[]): Promise<number> {
         'renew-deadline': { type: 'string', default: '10s' },
         'retry-period': { type: 'string', default: '2s' },
         identity: { type: 'string' },
+        'gateway-api': { type: 'boolean', default: true },
+        'no-gateway-api': { type: 'boolean' },
+        'gateway-service': { type: 'string' },
+        'controller-name': { type: 'string', default: CONTROLLER_NAME },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -85,6 +97,11 @@ export async function main(argv: string[]): Promise<number> {
     if (d === undefined) throw new Error(`--${flag}: "${v}" is not a duration`);
     return d;
   };
+  const gatewayService = args['gateway-service'];
+  if (gatewayService !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(gatewayService)) {
+    process.stderr.write(`switchyard-operator: --gateway-service expects <namespace>/<name>, got "${gatewayService}"\n`);
+    return 2;
+  }
   const identity = args.identity ?? hostname();
   const operator = new Operator({
     kubeconfig: kc,
@@ -102,6 +119,7 @@ export async function main(argv: string[]): Promise<number> {
             retryPeriodMs: ms('retry-period', args['retry-period']),
           }
         : undefined,
+    gatewayApi: args['gateway-api'] && !args['no-gateway-api'] ? { controllerName: args['controller-name'], addressService: gatewayService } : undefined,
     log,
   });
   let metricsServer: http.Server | undefined;

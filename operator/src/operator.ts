@@ -7,18 +7,27 @@ import type { Logger } from './log.ts';
 import type { RouteTable } from '../../dataplane/src/contract/index.ts';
 import { compile, type CompileResult, type ObjectStatus } from './compile/index.ts';
 import { ConfigServer } from './distribute/server.ts';
-import { Informers } from './kube/informers.ts';
+import { GatewayApiWatch } from './kube/gateway-api.ts';
+import { Informers, type InformerEvents } from './kube/informers.ts';
 import { LeaderElector, type LeaderTerm } from './kube/leader.ts';
 import { StatusWriter } from './kube/status-writer.ts';
+import { KubeStatusClient, StatusUpdater } from './kube/status-updater.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { ConditionType } from './status/conditions.ts';
 import { programmedCondition, type VersionHistory } from './status/programmed.ts';
 import { toSnapshot } from './store/convert.ts';
+import { gatewayApiSnapshot } from './store/gateway-api.ts';
 import { PARSERS } from './store/parsers.ts';
 import { Store } from './store/store.ts';
 
 /** How the operator runs. */
 export interface OperatorOptions {
+  /**
+   * Serve the Gateway API when the cluster has it: GatewayClasses naming
+   * `controllerName`, reached at the data plane Service `addressService`
+   * (`namespace/name`; none: Gateways get no address). Undefined: GatewayRoutes only.
+   */
+  gatewayApi?: { controllerName: string; addressService?: string | undefined; pollMs?: number } | undefined;
   kubeconfig: KubeConfig;
   /** Namespaces to watch; empty means all. */
   namespaces: string[];
@@ -43,6 +52,10 @@ export class Operator {
   readonly writer: StatusWriter;
   private readonly options: OperatorOptions;
   private readonly informers: Informers;
+  /** The Gateway API's informers, once the cluster serves it; undefined when the operator does not serve it. */
+  private readonly gatewayApi: GatewayApiWatch | undefined;
+  /** Writes Gateway API and RoutePolicy status while this replica serves. */
+  readonly gatewayStatus: StatusUpdater | undefined;
   private readonly leader: LeaderElector | undefined;
   private leading = false;
   /** Leading, and the cache was relisted since leadership began: tables and status may go out. */
@@ -79,7 +92,7 @@ export class Operator {
         },
         onAck: (applied) => this.metrics.acks.inc({ result: applied ? 'applied' : 'rejected' }) },
     });
-    this.informers = new Informers(options.kubeconfig, options.namespaces, {
+    const events: InformerEvents = {
       onEvent: (kind, verb, obj) => {
         if (this.store.apply(kind, verb, obj)) this.schedule();
         else if (kind === 'GatewayRoute' || kind === 'Upstream') this.scheduleStatus();
@@ -91,7 +104,25 @@ export class Operator {
         else log.warn({ event: 'watch_failed', kind, error, retryInMs }, 'watch failed; resuming after a pause');
       },
       onSynced: () => this.schedule(),
-    });
+    };
+    this.informers = new Informers(options.kubeconfig, options.namespaces, events);
+    if (options.gatewayApi) {
+      const gw = options.gatewayApi;
+      this.store.addressService = gw.addressService;
+      this.gatewayStatus = new StatusUpdater(new KubeStatusClient(options.kubeconfig), { log, onResult: (kind, result) => this.metrics.statusWrites.inc({ kind, result }) });
+      this.gatewayApi = new GatewayApiWatch(
+        options.kubeconfig,
+        options.namespaces,
+        {
+          ...events,
+          onAvailability: (served, missing) => {
+            if (served) log.info({ event: 'gateway_api_watching', controllerName: gw.controllerName }, `watching the Gateway API for GatewayClasses of ${gw.controllerName}`);
+            else log.warn({ event: 'gateway_api_absent', missing }, `the cluster does not serve the Gateway API (missing ${missing.join(', ')}); serving GatewayRoutes only until its CRDs are installed`);
+          },
+        },
+        gw.pollMs,
+      );
+    }
     void this.informers.synced.then(() => {
       this.listed = true;
     });
@@ -119,11 +150,14 @@ export class Operator {
     this.port = await this.server.listen(this.options.listen.port, this.options.listen.host);
     this.options.log.info({ event: 'listening', port: this.port, identity: this.options.identity }, 'config server listening');
     this.informers.start();
+    this.gatewayApi?.start();
     if (this.leader) this.leader.start();
     else this.setLeading(true);
     // Publishing before every kind has listed once would hand data planes a table with routes missing,
     // or none at all.
     await this.informers.synced;
+    // With the Gateway API, its objects are in the first table too (or known to be absent).
+    await this.gatewayApi?.ready;
     this.runCompile();
     if (this.leading && !this.leader) this.startServing(this.leadership);
   }
@@ -158,6 +192,7 @@ export class Operator {
       this.serving = false;
       this.server.disconnectAll();
       this.writer.setEnabled(false);
+      this.gatewayStatus?.setEnabled(false);
       return;
     }
     this.server.setTerm(term);
@@ -165,7 +200,7 @@ export class Operator {
     // While this replica followed, a watch may have stalled without an error and left
     // the cache behind. Relist before serving, so that a new leader never hands data
     // planes a table older than the one the previous leader gave them.
-    const relisted = this.listed ? this.informers.relist() : this.informers.synced;
+    const relisted = this.listed ? Promise.all([this.informers.relist(), this.gatewayApi?.relist()]) : this.informers.synced;
     relisted.then(
       () => this.startServing(leadership),
       () => undefined,
@@ -178,6 +213,7 @@ export class Operator {
     this.serving = true;
     this.options.log.info({ event: 'serving', identity: this.options.identity, version: this.last?.table.version ?? null }, 'serving data planes as the leader');
     this.writer.setEnabled(true);
+    this.gatewayStatus?.setEnabled(true);
     this.refreshStatus();
   }
 
@@ -208,6 +244,7 @@ export class Operator {
         endpointSlices: [...this.store.endpointSlices.values()],
       },
       PARSERS,
+      this.gatewayApiSnapshot(),
     );
     const result = compile(snapshot);
     this.compiles++;
@@ -255,6 +292,26 @@ export class Operator {
       }
     }
     this.writer.update(desired);
+    this.gatewayStatus?.send(result.gatewayApi);
+  }
+
+  /** The Gateway API objects for compile, once their informers have listed; undefined otherwise. */
+  private gatewayApiSnapshot(): ReturnType<typeof gatewayApiSnapshot> | undefined {
+    const gw = this.options.gatewayApi;
+    if (gw === undefined || this.gatewayApi?.synced !== true) return undefined;
+    const s = this.store;
+    return gatewayApiSnapshot({
+      gatewayClasses: [...s.gatewayClasses.values()],
+      gateways: [...s.gateways.values()],
+      httpRoutes: [...s.httpRoutes.values()],
+      referenceGrants: [...s.referenceGrants.values()],
+      routePolicies: [...s.routePolicies.values()],
+      secrets: [...s.secrets.values()],
+      namespaces: [...s.namespaces.values()],
+      addressService: gw.addressService === undefined ? undefined : s.services.get(gw.addressService),
+      addressServiceKey: gw.addressService,
+      controllerName: gw.controllerName,
+    });
   }
 
   /** Stops everything; a leader releases its lease first so another replica takes over at once. */
@@ -264,7 +321,8 @@ export class Operator {
     clearTimeout(this.statusTimer);
     await this.leader?.stop();
     this.writer.stop();
-    await this.informers.stop();
+    this.gatewayStatus?.stop();
+    await Promise.all([this.informers.stop(), this.gatewayApi?.stop()]);
     await this.server.close();
   }
 }

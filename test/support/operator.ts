@@ -7,7 +7,7 @@ import { parseConfig } from '../../dataplane/src/config/load.ts';
 import { silentLogger } from '../../dataplane/src/observability/logger.ts';
 import { Gateway } from '../../dataplane/src/server/gateway.ts';
 import { OperatorSource } from '../../dataplane/src/table/operator-source.ts';
-import { Operator } from '../../operator/src/operator.ts';
+import { Operator, type OperatorOptions } from '../../operator/src/operator.ts';
 import type { Kube } from './kube.ts';
 
 /** The bearer token the test operators and data planes share. */
@@ -21,8 +21,8 @@ export interface TestDataplane {
   stop(): Promise<void>;
 }
 
-/** Starts an operator watching every namespace, with short debounce delays. */
-export async function startOperator(kube: Kube, identity = 'operator-test'): Promise<Operator> {
+/** Starts an operator watching every namespace, with short debounce delays; `extra` overrides options. */
+export async function startOperator(kube: Kube, identity = 'operator-test', extra: Partial<OperatorOptions> = {}): Promise<Operator> {
   const op = new Operator({
     kubeconfig: kube.kc,
     namespaces: [],
@@ -33,6 +33,7 @@ export async function startOperator(kube: Kube, identity = 'operator-test'): Pro
     log: silentLogger(),
     debounce: { delayMs: 50, maxDelayMs: 500 },
     heartbeatMs: 1000,
+    ...extra,
   });
   await op.start();
   return op;
@@ -40,7 +41,8 @@ export async function startOperator(kube: Kube, identity = 'operator-test'): Pro
 
 /** Starts a data plane on free ports with `bootstrap` (gateway.yaml text without routes) and subscribes it to the operators. */
 export async function startDataplane(operatorUrls: string[], id: string, options: { stateDir?: string; bootstrap?: string; env?: NodeJS.ProcessEnv } = {}): Promise<TestDataplane> {
-  const { config } = parseConfig(`server: { http_port: 0, admin_port: 0, metrics_port: 0, bind_address: 127.0.0.1 }\n${options.bootstrap ?? ''}`, 'bootstrap.yaml', options.env ?? {});
+  // https_port 0 too: the TLS listener starts when a table brings certificates (Gateway API HTTPS listeners).
+  const { config } = parseConfig(`server: { http_port: 0, https_port: 0, admin_port: 0, metrics_port: 0, bind_address: 127.0.0.1 }\n${options.bootstrap ?? ''}`, 'bootstrap.yaml', options.env ?? {});
   const gw = await Gateway.start({ config, log: silentLogger(), tableSource: 'external' });
   const source = new OperatorSource({ urls: operatorUrls, token: OPERATOR_TOKEN, id, holder: gw.holder, log: silentLogger(), stateDir: options.stateDir, backoff: { initialMs: 50, maxMs: 500 } });
   source.start();

@@ -19,6 +19,9 @@
 {{- define "switchyard.operator.fullname" -}}{{ include "switchyard.fullname" . }}-operator{{- end -}}
 {{- define "switchyard.dataplane.fullname" -}}{{ include "switchyard.fullname" . }}-dataplane{{- end -}}
 
+{{/* Whether the data planes take TLS on their https port: with a certificate of their own, or for Gateway API HTTPS listeners. */}}
+{{- define "switchyard.dataplane.https" -}}{{ if or .Values.dataplane.tls.secretName .Values.gatewayAPI.enabled }}true{{ end }}{{- end -}}
+
 {{/* Labels on every object. */}}
 {{- define "switchyard.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}

@@ -1,5 +1,6 @@
 /**
- * Informers on the four kinds compile reads, one per kind and namespace scope.
+ * Informers on the kinds compile reads, one per kind and namespace scope (one
+ * for a cluster-scoped kind).
  *
  * The client's ListWatch relists by itself when the API server answers
  * `410 Gone` (the resourceVersion it resumes from was compacted away). On any
@@ -15,11 +16,16 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { GATEWAY_API_GROUP, GATEWAY_API_VERSION } from '../api/gateway-api.ts';
 import { GROUP, VERSION } from './resources.ts';
 import type { KubeObject } from '../store/convert.ts';
 
+/** The kinds every operator watches. */
+export const BASE_KINDS = ['GatewayRoute', 'Upstream', 'Service', 'EndpointSlice'] as const;
+/** The kinds watched when the cluster serves the Gateway API (kube/gateway-api.ts). */
+export const GATEWAY_API_KINDS = ['GatewayClass', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'RoutePolicy', 'Secret', 'Namespace'] as const;
 /** The kinds the operator watches. */
-export type WatchedKind = 'GatewayRoute' | 'Upstream' | 'Service' | 'EndpointSlice';
+export type WatchedKind = (typeof BASE_KINDS)[number] | (typeof GATEWAY_API_KINDS)[number];
 
 /** Why a watch started over: the API server said its resourceVersion expired (410), or it failed. */
 export type RestartReason = 'expired' | 'error';
@@ -128,6 +134,16 @@ class ObservedWatch extends Watch {
   }
 }
 
+/** How to list and watch one kind in one scope. */
+interface InformerSpec {
+  kind: WatchedKind;
+  path: string;
+  listFn: () => Promise<KubernetesListObject<KubernetesObject>>;
+  /** Label selector. */
+  selector?: string;
+  fieldSelector?: string;
+}
+
 interface Entry {
   kind: WatchedKind;
   informer: ListWatch<KubernetesObject>;
@@ -148,7 +164,8 @@ export class Informers {
   /** Resolves once every informer has listed once. */
   readonly synced: Promise<void>;
 
-  constructor(kc: KubeConfig, namespaces: readonly string[], events: InformerEvents) {
+  /** `kinds`: what to watch (every operator watches BASE_KINDS; the Gateway API kinds are a second set). */
+  constructor(kc: KubeConfig, namespaces: readonly string[], events: InformerEvents, kinds: readonly WatchedKind[] = BASE_KINDS) {
     this.events = events;
     this.synced = new Promise((resolve) => (this.allSynced = resolve));
     const custom = kc.makeApiClient(CustomObjectsApi);
@@ -156,37 +173,59 @@ export class Informers {
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const scopes = namespaces.length > 0 ? namespaces : [undefined];
     const list = <T>(p: Promise<T>): Promise<KubernetesListObject<KubernetesObject>> => p as unknown as Promise<KubernetesListObject<KubernetesObject>>;
-    for (const ns of scopes) {
+    /** A custom resource in a namespace scope (all namespaces when undefined). */
+    const customSpec = (kind: WatchedKind, group: string, version: string, plural: string, ns: string | undefined): InformerSpec => ({
+      kind,
+      path: `/apis/${group}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`,
+      listFn: () => list(ns ? custom.listNamespacedCustomObject({ group, version, namespace: ns, plural }) : custom.listClusterCustomObject({ group, version, plural })),
+    });
+    const specFor = (kind: WatchedKind, ns: string | undefined): InformerSpec => {
       const prefix = ns ? `/namespaces/${ns}` : '';
-      const specs: { kind: WatchedKind; path: string; listFn: () => Promise<KubernetesListObject<KubernetesObject>>; selector?: string }[] = [
-        {
-          kind: 'GatewayRoute',
-          path: `/apis/${GROUP}/${VERSION}${prefix}/gatewayroutes`,
-          listFn: () => list(ns ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'gatewayroutes' }) : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gatewayroutes' })),
-        },
-        {
-          kind: 'Upstream',
-          path: `/apis/${GROUP}/${VERSION}${prefix}/upstreams`,
-          listFn: () => list(ns ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'upstreams' }) : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'upstreams' })),
-        },
-        {
-          kind: 'Service',
-          path: `/api/v1${prefix}/services`,
-          listFn: () => list(ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces()),
-        },
-        {
-          kind: 'EndpointSlice',
-          path: `/apis/discovery.k8s.io/v1${prefix}/endpointslices`,
-          selector: 'kubernetes.io/service-name',
-          listFn: () =>
-            list(ns ? discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: 'kubernetes.io/service-name' }) : discovery.listEndpointSliceForAllNamespaces({ labelSelector: 'kubernetes.io/service-name' })),
-        },
-      ];
-      for (const spec of specs) this.entries.push(this.build(kc, spec));
+      switch (kind) {
+        case 'GatewayRoute':
+          return customSpec(kind, GROUP, VERSION, 'gatewayroutes', ns);
+        case 'Upstream':
+          return customSpec(kind, GROUP, VERSION, 'upstreams', ns);
+        case 'RoutePolicy':
+          return customSpec(kind, GROUP, VERSION, 'routepolicies', ns);
+        case 'Gateway':
+          return customSpec(kind, GATEWAY_API_GROUP, GATEWAY_API_VERSION, 'gateways', ns);
+        case 'HTTPRoute':
+          return customSpec(kind, GATEWAY_API_GROUP, GATEWAY_API_VERSION, 'httproutes', ns);
+        case 'ReferenceGrant':
+          return customSpec(kind, GATEWAY_API_GROUP, GATEWAY_API_VERSION, 'referencegrants', ns);
+        // Cluster-scoped: one informer whatever the namespaces.
+        case 'GatewayClass':
+          return customSpec(kind, GATEWAY_API_GROUP, GATEWAY_API_VERSION, 'gatewayclasses', undefined);
+        case 'Namespace':
+          return { kind, path: '/api/v1/namespaces', listFn: () => list(core.listNamespace()) };
+        case 'Service':
+          return { kind, path: `/api/v1${prefix}/services`, listFn: () => list(ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces()) };
+        case 'Secret':
+          // Only certificates: the operator never holds other Secrets in memory.
+          return {
+            kind,
+            path: `/api/v1${prefix}/secrets`,
+            fieldSelector: 'type=kubernetes.io/tls',
+            listFn: () => list(ns ? core.listNamespacedSecret({ namespace: ns, fieldSelector: 'type=kubernetes.io/tls' }) : core.listSecretForAllNamespaces({ fieldSelector: 'type=kubernetes.io/tls' })),
+          };
+        case 'EndpointSlice':
+          return {
+            kind,
+            path: `/apis/discovery.k8s.io/v1${prefix}/endpointslices`,
+            selector: 'kubernetes.io/service-name',
+            listFn: () =>
+              list(ns ? discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: 'kubernetes.io/service-name' }) : discovery.listEndpointSliceForAllNamespaces({ labelSelector: 'kubernetes.io/service-name' })),
+          };
+      }
+    };
+    const clusterScoped = new Set<WatchedKind>(['GatewayClass', 'Namespace']);
+    for (const kind of kinds) {
+      for (const ns of clusterScoped.has(kind) ? [undefined] : scopes) this.entries.push(this.build(kc, specFor(kind, ns)));
     }
   }
 
-  private build(kc: KubeConfig, spec: { kind: WatchedKind; path: string; listFn: () => Promise<KubernetesListObject<KubernetesObject>>; selector?: string }): Entry {
+  private build(kc: KubeConfig, spec: InformerSpec): Entry {
     const { kind } = spec;
     const entry = {} as Entry;
     const watch = new ObservedWatch(kc, {
@@ -203,7 +242,7 @@ export class Informers {
       watch.listed = true;
       return result;
     };
-    const informer = new ListWatch<KubernetesObject>(spec.path, watch, listFn, false, spec.selector);
+    const informer = new ListWatch<KubernetesObject>(spec.path, watch, listFn, false, spec.selector, spec.fieldSelector);
     Object.assign(entry, { kind, informer, watch, synced: false, failures: 0, retry: undefined, waiters: [] } satisfies Entry);
     const forward = (verb: 'add' | 'update' | 'delete') => (obj: KubernetesObject) => this.events.onEvent(kind, verb, obj as KubeObject);
     informer.on('add', forward('add'));

@@ -23,8 +23,8 @@ export interface GatewayApiObjects {
   namespaces: readonly KubeObject[];
   /** The data plane Service every Gateway is reached at; undefined while it does not exist. */
   addressService: KubeObject | undefined;
-  /** `namespace/name` of that Service, for messages. */
-  addressServiceKey: string;
+  /** `namespace/name` of that Service, for messages; undefined when none is configured. */
+  addressServiceKey: string | undefined;
   /** The controllerName of the GatewayClasses to serve. */
   controllerName: string;
 }
@@ -93,7 +93,7 @@ export function gatewayApiSnapshot(objects: GatewayApiObjects): GatewayApiSnapsh
     secrets: objects.secrets.map(secretInfo),
     namespaces: objects.namespaces.map(namespaceInfo),
     addresses: serviceAddresses(objects.addressService),
-    addressSource: `Service "${objects.addressServiceKey}"`,
+    addressSource: objects.addressServiceKey === undefined ? 'the data plane Service (none is configured: --gateway-service)' : `Service "${objects.addressServiceKey}"`,
     ports: servicePorts(objects.addressService),
     controllerName: objects.controllerName,
   };

@@ -15,14 +15,28 @@ function essence(kind: WatchedKind, o: KubeObject): unknown {
   switch (kind) {
     case 'GatewayRoute':
     case 'Upstream':
-      // Status is ours; only spec, generation and age matter.
+    case 'GatewayClass':
+    case 'Gateway':
+    case 'HTTPRoute':
+    case 'ReferenceGrant':
+    case 'RoutePolicy':
+      // Status is ours (or another controller's); only spec, generation and age matter.
       return [o.metadata?.generation, o.metadata?.creationTimestamp, o.spec];
-    case 'Service':
-      return (o.spec as { ports?: unknown } | undefined)?.ports;
+    case 'Service': {
+      // The ports for backends; the type, cluster IPs and load balancer for Gateway addresses.
+      const spec = (o.spec ?? {}) as { ports?: unknown; type?: unknown; clusterIPs?: unknown };
+      return [spec.ports, spec.type, spec.clusterIPs, (o.status as { loadBalancer?: unknown } | undefined)?.loadBalancer];
+    }
     case 'EndpointSlice':
       return [o.metadata?.labels?.['kubernetes.io/service-name'], (o as { addressType?: unknown }).addressType, (o as { ports?: unknown }).ports, (o as { endpoints?: unknown }).endpoints];
+    case 'Secret':
+      return [(o as { type?: unknown }).type, (o as { data?: unknown }).data];
+    case 'Namespace':
+      return o.metadata?.labels;
   }
 }
+
+type Ref = { group?: string; kind?: string; name?: string; namespace?: string };
 
 /** Objects by kind. */
 export class Store {
@@ -30,6 +44,15 @@ export class Store {
   readonly upstreams = new Map<string, KubeObject>();
   readonly services = new Map<string, KubeObject>();
   readonly endpointSlices = new Map<string, KubeObject>();
+  readonly gatewayClasses = new Map<string, KubeObject>();
+  readonly gateways = new Map<string, KubeObject>();
+  readonly httpRoutes = new Map<string, KubeObject>();
+  readonly referenceGrants = new Map<string, KubeObject>();
+  readonly routePolicies = new Map<string, KubeObject>();
+  readonly secrets = new Map<string, KubeObject>();
+  readonly namespaces = new Map<string, KubeObject>();
+  /** `namespace/name` of the data plane Service whose address Gateways get; it always matters. */
+  addressService: string | undefined;
 
   private mapOf(kind: WatchedKind): Map<string, KubeObject> {
     switch (kind) {
@@ -41,17 +64,59 @@ export class Store {
         return this.services;
       case 'EndpointSlice':
         return this.endpointSlices;
+      case 'GatewayClass':
+        return this.gatewayClasses;
+      case 'Gateway':
+        return this.gateways;
+      case 'HTTPRoute':
+        return this.httpRoutes;
+      case 'ReferenceGrant':
+        return this.referenceGrants;
+      case 'RoutePolicy':
+        return this.routePolicies;
+      case 'Secret':
+        return this.secrets;
+      case 'Namespace':
+        return this.namespaces;
     }
   }
 
-  /** Services that some Upstream names, as `namespace/name`. */
+  /** Services that some Upstream or HTTPRoute names (backends and mirrors), and the data plane Service, as `namespace/name`. */
   referencedServices(): Set<string> {
     const out = new Set<string>();
     for (const u of this.upstreams.values()) {
       const name = (u.spec as { service?: { name?: unknown } } | undefined)?.service?.name;
       if (typeof name === 'string') out.add(`${u.metadata?.namespace ?? ''}/${name}`);
     }
+    for (const r of this.httpRoutes.values()) {
+      const ns = r.metadata?.namespace ?? '';
+      const rules = ((r.spec as { rules?: { backendRefs?: Ref[]; filters?: { requestMirror?: { backendRef?: Ref } }[] }[] } | undefined)?.rules ?? []);
+      for (const rule of rules) {
+        const refs = [...(rule.backendRefs ?? []), ...(rule.filters ?? []).flatMap((f) => (f.requestMirror?.backendRef ? [f.requestMirror.backendRef] : []))];
+        for (const ref of refs) if ((ref.group ?? '') === '' && (ref.kind ?? 'Service') === 'Service' && ref.name) out.add(`${ref.namespace ?? ns}/${ref.name}`);
+      }
+    }
+    if (this.addressService !== undefined) out.add(this.addressService);
     return out;
+  }
+
+  /** Secrets that some Gateway listener names as its certificate, as `namespace/name`. */
+  private referencedSecrets(): Set<string> {
+    const out = new Set<string>();
+    for (const g of this.gateways.values()) {
+      const listeners = ((g.spec as { listeners?: { tls?: { certificateRefs?: Ref[] } }[] } | undefined)?.listeners ?? []);
+      for (const l of listeners) for (const ref of l.tls?.certificateRefs ?? []) if (ref.name) out.add(`${ref.namespace ?? g.metadata?.namespace ?? ''}/${ref.name}`);
+    }
+    return out;
+  }
+
+  /** Whether some Gateway listener picks namespaces by label: only then do Namespace labels matter. */
+  private selectsNamespaces(): boolean {
+    for (const g of this.gateways.values()) {
+      const listeners = ((g.spec as { listeners?: { allowedRoutes?: { namespaces?: { from?: string } } }[] } | undefined)?.listeners ?? []);
+      if (listeners.some((l) => l.allowedRoutes?.namespaces?.from === 'Selector')) return true;
+    }
+    return false;
   }
 
   /** Records an add, update or delete; returns whether it can change the compile output. */
@@ -64,6 +129,8 @@ export class Store {
     const changed = verb === 'delete' ? before !== undefined : before === undefined || !isDeepStrictEqual(essence(kind, before), essence(kind, obj));
     if (!changed) return false;
     if (kind === 'Service') return this.referencedServices().has(key);
+    if (kind === 'Secret') return this.referencedSecrets().has(key);
+    if (kind === 'Namespace') return this.selectsNamespaces();
     if (kind === 'EndpointSlice') {
       const service = obj.metadata?.labels?.['kubernetes.io/service-name'];
       return service !== undefined && this.referencedServices().has(`${obj.metadata?.namespace ?? ''}/${service}`);
