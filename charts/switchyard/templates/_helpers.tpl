@@ -206,10 +206,11 @@ and listeners, the Redis store and tracing filled in from their own values.
 {{- $_ := set $server "tls" (dict "cert_file" "/app/tls/tls.crt" "key_file" "/app/tls/tls.key") -}}
 {{- end -}}
 {{- $_ := set $config "server" $server -}}
-{{- if $v.redis.url -}}
+{{- $storage := include "switchyard.redis.storage" . | fromYaml -}}
+{{- if $storage -}}
 {{- $mw := default dict $config.middleware -}}
 {{- $rl := default dict $mw.rate_limiting -}}
-{{- $_ := set $rl "storage" (dict "type" "Redis" "url" $v.redis.url "failure_policy" $v.redis.failurePolicy) -}}
+{{- $_ := set $rl "storage" $storage -}}
 {{- $_ := set $mw "rate_limiting" $rl -}}
 {{- $_ := set $config "middleware" $mw -}}
 {{- end -}}
@@ -219,4 +220,70 @@ and listeners, the Redis store and tracing filled in from their own values.
 {{- $_ := set $config "observability" $obs -}}
 {{- end -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{/*
+middleware.rate_limiting.storage from dataplane.redis: one Redis, a Sentinel
+group or a Redis Cluster (values.schema.json allows one at most), with the
+passwords as files from Secrets (switchyard.redis.volume) and TLS files from
+theirs; empty when none is set.
+*/}}
+{{- define "switchyard.redis.storage" -}}
+{{- $r := .Values.dataplane.redis -}}
+{{- $s := dict -}}
+{{- if $r.url -}}
+{{- $s = dict "type" "Redis" "url" $r.url -}}
+{{- else if $r.sentinel.sentinels -}}
+{{- $s = dict "type" "RedisSentinel" "sentinels" $r.sentinel.sentinels "name" $r.sentinel.name -}}
+{{- else if $r.cluster.nodes -}}
+{{- $s = dict "type" "RedisCluster" "nodes" $r.cluster.nodes -}}
+{{- end -}}
+{{- if $s -}}
+{{- if $r.username }}{{ $_ := set $s "username" $r.username }}{{ end -}}
+{{- if or $r.auth.existingSecret $r.auth.password }}{{ $_ := set $s "password_file" "/var/run/switchyard-redis/password" }}{{ end -}}
+{{- if or $r.sentinelAuth.existingSecret $r.sentinelAuth.password }}{{ $_ := set $s "sentinel_password_file" "/var/run/switchyard-redis/sentinel-password" }}{{ end -}}
+{{- if $r.tls.enabled -}}
+{{- $tls := dict "insecure_skip_verify" $r.tls.insecureSkipVerify -}}
+{{- if $r.tls.caSecret }}{{ $_ := set $tls "ca_file" "/app/redis-tls/ca.crt" }}{{ end -}}
+{{- if $r.tls.clientCertSecret }}{{ $_ := set $tls "cert_file" "/app/redis-tls/tls.crt" }}{{ $_ := set $tls "key_file" "/app/redis-tls/tls.key" }}{{ end -}}
+{{- if $r.tls.serverName }}{{ $_ := set $tls "server_name" $r.tls.serverName }}{{ end -}}
+{{- $_ := set $s "tls" $tls -}}
+{{- end -}}
+{{- $_ := set $s "timeout" $r.timeout -}}
+{{- $_ := set $s "failure_policy" $r.failurePolicy -}}
+{{- toYaml $s -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the Redis passwords the chart creates from dataplane.redis.auth.password and sentinelAuth.password. */}}
+{{- define "switchyard.redis.secretName" -}}{{ include "switchyard.fullname" . }}-redis{{- end -}}
+
+{{/* The projected-volume sources of the Redis passwords (mounted at /var/run/switchyard-redis); empty without a password. */}}
+{{- define "switchyard.redis.authSources" -}}
+{{- $r := .Values.dataplane.redis -}}
+{{- $sources := list -}}
+{{- if $r.auth.existingSecret -}}
+{{- $sources = append $sources (dict "secret" (dict "name" $r.auth.existingSecret "items" (list (dict "key" $r.auth.existingSecretKey "path" "password")))) -}}
+{{- else if $r.auth.password -}}
+{{- $sources = append $sources (dict "secret" (dict "name" (include "switchyard.redis.secretName" .) "items" (list (dict "key" "password" "path" "password")))) -}}
+{{- end -}}
+{{- if $r.sentinelAuth.existingSecret -}}
+{{- $sources = append $sources (dict "secret" (dict "name" $r.sentinelAuth.existingSecret "items" (list (dict "key" $r.sentinelAuth.existingSecretKey "path" "sentinel-password")))) -}}
+{{- else if $r.sentinelAuth.password -}}
+{{- $sources = append $sources (dict "secret" (dict "name" (include "switchyard.redis.secretName" .) "items" (list (dict "key" "sentinel-password" "path" "sentinel-password")))) -}}
+{{- end -}}
+{{- if $sources }}{{ toYaml $sources }}{{ end -}}
+{{- end -}}
+
+{{/* The projected-volume sources of the Redis TLS files (mounted at /app/redis-tls); empty without TLS files. */}}
+{{- define "switchyard.redis.tlsSources" -}}
+{{- $r := .Values.dataplane.redis -}}
+{{- $sources := list -}}
+{{- if and $r.tls.enabled $r.tls.caSecret -}}
+{{- $sources = append $sources (dict "secret" (dict "name" $r.tls.caSecret "items" (list (dict "key" "ca.crt" "path" "ca.crt")))) -}}
+{{- end -}}
+{{- if and $r.tls.enabled $r.tls.clientCertSecret -}}
+{{- $sources = append $sources (dict "secret" (dict "name" $r.tls.clientCertSecret "items" (list (dict "key" "tls.crt" "path" "tls.crt") (dict "key" "tls.key" "path" "tls.key")))) -}}
+{{- end -}}
+{{- if $sources }}{{ toYaml $sources }}{{ end -}}
 {{- end -}}
