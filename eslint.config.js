@@ -41,6 +41,25 @@ export default tseslint.config(
     },
   },
   {
+    // The kubectl plugin is a third component: it talks to the cluster, and of the rest of the project it reads only
+    // the table's contract and the shape (and printer) of an explanation.
+    files: ['kubectl/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)dataplane/(?!src/contract/index\\.ts$|src/observability/explain-format\\.ts$)',
+              message: `the kubectl plugin imports only the contract module (${CONTRACT_MODULE}) and dataplane/src/observability/explain-format.ts from the data plane`,
+            },
+            { regex: '(^|/)operator/', message: 'the kubectl plugin reaches the operator through the API server (observe.switchyard.dev), never its code' },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // The contract is shared by both components: nothing of the gateway.yaml loader or the request path may leak into it.
     files: ['dataplane/src/contract/**/*.ts'],
     rules: {

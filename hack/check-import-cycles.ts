@@ -3,7 +3,7 @@
  * type-only imports included: a cycle means two rooms that should be one, or a
  * type that lives in the wrong room. Part of `npm run lint`.
  *
- *     node hack/check-import-cycles.ts [dir ...]    (default: dataplane operator)
+ *     node hack/check-import-cycles.ts [dir ...]    (default: dataplane operator kubectl)
  *
  * Prints each cycle as `a.ts → b.ts → a.ts` and exits 1 when there is one.
  */
@@ -110,7 +110,7 @@ export function findCycles(files: readonly string[]): CycleGroup[] {
 }
 
 if (import.meta.main) {
-  const dirs = process.argv.length > 2 ? process.argv.slice(2) : ['dataplane', 'operator'];
+  const dirs = process.argv.length > 2 ? process.argv.slice(2) : ['dataplane', 'operator', 'kubectl'];
   const root = process.cwd();
   const cycles = findCycles(sourceFiles(dirs));
   for (const c of cycles) {

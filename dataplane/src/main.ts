@@ -128,7 +128,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     gateway = await Gateway.start({ config: loaded.config, configFile: file, watch: !args['no-watch'] && operatorUrls.length === 0, log, tableSource: operatorUrls.length > 0 ? 'external' : 'file' });
     if (operatorUrls.length > 0) {
-      source = new OperatorSource({ urls: operatorUrls, token, id: args['dataplane-id'] ?? hostname(), holder: gateway.holder, log, stateDir: args['state-dir'] });
+      const gw = gateway;
+      source = new OperatorSource({ urls: operatorUrls, token, id: args['dataplane-id'] ?? hostname(), holder: gateway.holder, log, stateDir: args['state-dir'], explain: (request, namespace) => gw.explainRelayed(request, namespace) });
       source.start();
     }
   } catch (err) {

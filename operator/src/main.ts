@@ -10,6 +10,8 @@ import { PooledKubeConfig } from './kube/config.ts';
 import { parseDuration } from '../../dataplane/src/contract/index.ts';
 import { createLogger } from './log.ts';
 import { Operator } from './operator.ts';
+import { readFrontProxyTrust } from './kube/front-proxy.ts';
+import { ObserveServer } from './observe/api.ts';
 import { CONTROLLER_NAME } from './api/gateway-api.ts';
 
 const HELP = `Usage: switchyard-operator [options]
@@ -35,6 +37,9 @@ Options:
                               Gateways' status.addresses, its ports named http and https their listener ports
       --controller-name <name> the controllerName of the GatewayClasses to serve
                               (default "switchyard.dev/gateway-controller")
+      --api-listen <host:port> serve the aggregated API observe.switchyard.dev (kubectl switchyard) over TLS
+      --api-cert-file <file>  its serving certificate (PEM), with --api-key-file <file>; requests are taken
+                              only from the API server's front proxy (kube-system/extension-apiserver-authentication)
       --log-level <level>     default info
   -h, --help
 `;
@@ -63,6 +68,9 @@ export async function main(argv: string[]): Promise<number> {
         'no-gateway-api': { type: 'boolean' },
         'gateway-service': { type: 'string' },
         'controller-name': { type: 'string', default: CONTROLLER_NAME },
+        'api-listen': { type: 'string' },
+        'api-cert-file': { type: 'string' },
+        'api-key-file': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -142,6 +150,37 @@ export async function main(argv: string[]): Promise<number> {
     metricsServer.listen(port, host);
   }
 
+  let observe: ObserveServer | undefined;
+  let observeTimer: NodeJS.Timeout | undefined;
+  if (args['api-listen']) {
+    const { host, port } = hostPort(args['api-listen'], 'api-listen');
+    if (!args['api-cert-file'] || !args['api-key-file']) {
+      process.stderr.write('switchyard-operator: --api-listen needs --api-cert-file and --api-key-file\n');
+      return 2;
+    }
+    const tls = { cert: readFileSync(args['api-cert-file']), key: readFileSync(args['api-key-file']) };
+    const source = { get table() { return operator.table; }, get isLeader() { return operator.isLeader; }, identity, server: operator.server };
+    // The front proxy's CA is read from the cluster, which may not answer yet: try until it does.
+    const serve = (): void => {
+      readFrontProxyTrust(kc).then(
+        async (trust) => {
+          if (trust === undefined) {
+            log.error({ event: 'observe_unavailable' }, 'the API server has no aggregation layer (no requestheader CA in kube-system/extension-apiserver-authentication): kubectl switchyard cannot reach this operator');
+            return;
+          }
+          observe = new ObserveServer({ source, tls, trust, log });
+          const bound = await observe.listen(port, host);
+          log.info({ event: 'observe_listening', port: bound }, 'serving observe.switchyard.dev');
+        },
+        (err: unknown) => {
+          log.warn({ event: 'observe_waiting', error: (err as Error).message }, 'cannot read the front proxy CA yet; trying again');
+          observeTimer = setTimeout(serve, 5_000);
+        },
+      );
+    };
+    serve();
+  }
+
   // Not awaited: with the API server away, start() waits for it, and meanwhile the
   // probes must answer (/healthz ok, /readyz not ready) and a signal must stop it.
   const started = operator.start().then(
@@ -159,6 +198,8 @@ export async function main(argv: string[]): Promise<number> {
     const stop = (signal: string): void => {
       log.info({ event: 'signal', signal }, `received ${signal}`);
       metricsServer?.close();
+      clearTimeout(observeTimer);
+      void observe?.close();
       operator.stop().then(
         () => log.flush(() => resolve(0)),
         (err: unknown) => {

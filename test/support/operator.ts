@@ -44,7 +44,7 @@ export async function startDataplane(operatorUrls: string[], id: string, options
   // https_port 0 too: the TLS listener starts when a table brings certificates (Gateway API HTTPS listeners).
   const { config } = parseConfig(`server: { http_port: 0, https_port: 0, admin_port: 0, metrics_port: 0, bind_address: 127.0.0.1 }\n${options.bootstrap ?? ''}`, 'bootstrap.yaml', options.env ?? {});
   const gw = await Gateway.start({ config, log: silentLogger(), tableSource: 'external' });
-  const source = new OperatorSource({ urls: operatorUrls, token: OPERATOR_TOKEN, id, holder: gw.holder, log: silentLogger(), stateDir: options.stateDir, backoff: { initialMs: 50, maxMs: 500 } });
+  const source = new OperatorSource({ urls: operatorUrls, token: OPERATOR_TOKEN, id, holder: gw.holder, log: silentLogger(), stateDir: options.stateDir, backoff: { initialMs: 50, maxMs: 500 }, explain: (request, namespace) => gw.explainRelayed(request, namespace) });
   source.start();
   return {
     gw,

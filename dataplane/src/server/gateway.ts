@@ -29,7 +29,7 @@ import { UpstreamResilience } from '../upstream/resilience.ts';
 import { createAdminHandler } from './admin.ts';
 import { createRequestHandler, type HandlerDeps, type LifecycleState } from './handler.ts';
 import type { TableRuntime } from '../table/runtime.ts';
-import { explainRequest, type ExplainRequest } from '../observability/explain.ts';
+import { explainQuery, explainRequest, type ExplainRequest } from '../observability/explain.ts';
 import type { Explanation } from '../observability/explain-format.ts';
 
 /** How the gateway is started. */
@@ -293,6 +293,17 @@ export class Gateway {
   /** What the gateway would do with a request, from its live table, endpoints and counters; `visible` hides the routes the asker may not see. */
   explain(request: ExplainRequest, visible?: (route: ServedRoute) => boolean): Promise<Explanation> {
     return explainRequest(request, { runtime: this.holder.current, verifier: this.verifier, limiter: this.security?.limiter, live: true, visible });
+  }
+
+  /**
+   * An explanation asked through the operator (kubectl switchyard explain):
+   * the request as the admin POST /explain takes it; with a namespace, the
+   * routes of other namespaces are shown only as placeholders.
+   */
+  async explainRelayed(request: unknown, namespace: string | undefined): Promise<Explanation | { error: string }> {
+    const parsed = explainQuery(request);
+    if (typeof parsed === 'string') return { error: parsed };
+    return this.explain(parsed, namespace === undefined ? undefined : (route) => route.source?.namespace === namespace);
   }
 
   /** Requests being handled now. */

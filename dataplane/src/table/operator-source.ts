@@ -32,6 +32,12 @@ export interface OperatorSourceOptions {
   /** Reconnect if nothing (table or heartbeat) arrives for this long. */
   idleTimeoutMs?: number;
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * Answers the operator's `explain` messages (kubectl switchyard explain):
+   * the request as the admin POST /explain takes it, and the namespace whose
+   * routes the asker may see. Without it such messages are ignored.
+   */
+  explain?: (request: unknown, namespace: string | undefined) => Promise<unknown>;
 }
 
 const STATE_FILE = 'table.json';
@@ -199,6 +205,11 @@ export class OperatorSource {
       return;
     }
     const { holder, stateDir } = this.options;
+    if (message.type === 'explain') {
+      // Answered beside the stream, which goes on reading.
+      void this.answerExplain(base, message as { id?: unknown; request?: unknown; namespace?: unknown });
+      return;
+    }
     if (message.type === 'heartbeat') {
       if (typeof message.version === 'string' && message.version === holder.current?.version) {
         holder.markCurrent();
@@ -228,6 +239,23 @@ export class OperatorSource {
       write();
     } catch (err) {
       this.options.log.warn({ event: 'state_write_failed', error: (err as Error).message }, 'cannot write the state directory; a restart without the operator would not serve');
+    }
+  }
+
+  private async answerExplain(base: string, message: { id?: unknown; request?: unknown; namespace?: unknown }): Promise<void> {
+    const explain = this.options.explain;
+    if (!explain || typeof message.id !== 'string') return;
+    try {
+      const explanation = await explain(message.request, typeof message.namespace === 'string' ? message.namespace : undefined);
+      const res = await request(new URL('/v1/explanations', base), {
+        dispatcher: this.agent,
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.options.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ dataplane: this.options.id, id: message.id, explanation }),
+      });
+      await res.body.dump();
+    } catch (err) {
+      this.options.log.warn({ event: 'explain_failed', error: (err as Error).message }, 'cannot answer an explain request from the operator');
     }
   }
 

@@ -7,6 +7,7 @@
  *        → 200 application/x-ndjson, one JSON object per line:
  *        {"type":"table","table":{…},"leader":{"lease","term","identity"}} | {"type":"heartbeat","version":"…"}
  *   POST /v1/acks   {"dataplane","version","applied","error"?}  → 204
+ *   POST /v1/explanations {"dataplane","id","explanation"}         → 204 (the answer to {"type":"explain","id","request"} on the stream)
  *   GET  /healthz                                                → 200 (no auth)
  *
  * Every other request needs `Authorization: Bearer <token>`, compared in
@@ -19,11 +20,21 @@
  * a later term of the same Lease is talking to a deposed leader: it gets 503 here,
  * and refuses such a table itself if one reaches it.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RouteTable } from '../../../dataplane/src/contract/index.ts';
 import type { LeaderTerm } from '../kube/leader.ts';
+
+/** Why an explanation could not be relayed: the HTTP status to answer with, and a message. */
+export class ExplainRelayError extends Error {
+  override readonly name = 'ExplainRelayError';
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
 
 /** What the leader knows about one data plane. */
 export interface DataplaneState {
@@ -63,6 +74,8 @@ export class ConfigServer {
   private term: LeaderTerm | undefined;
   private tableLine = '';
   private readonly streams = new Map<string, { res: http.ServerResponse; state: DataplaneState }>();
+  /** Explanations asked of data planes and not answered yet, by id. */
+  private readonly explaining = new Map<string, { dataplane: string; resolve: (explanation: unknown) => void }>();
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(options: ConfigServerOptions) {
@@ -101,6 +114,31 @@ export class ConfigServer {
       res.write(this.tableLine);
       state.sentVersion = table.version;
     }
+  }
+
+  /**
+   * Asks a connected data plane to explain a request (the `explain` message on
+   * its stream; it answers with POST /v1/explanations): `dataplane` names it,
+   * else the first, by name, that applied the table this replica serves.
+   * Rejects with an ExplainRelayError when none is connected or none answers
+   * within `timeoutMs`.
+   */
+  explain(request: unknown, options: { dataplane?: string | undefined; namespace?: string | undefined; timeoutMs?: number } = {}): Promise<{ dataplane: string; explanation: unknown }> {
+    const fleet = this.fleet();
+    const chosen = options.dataplane !== undefined ? fleet.find((d) => d.id === options.dataplane) : (fleet.find((d) => d.appliedVersion !== undefined && d.appliedVersion === this.table?.version) ?? fleet[0]);
+    const entry = chosen ? this.streams.get(chosen.id) : undefined;
+    if (!chosen || !entry) {
+      return Promise.reject(new ExplainRelayError(404, options.dataplane !== undefined ? `no data plane "${options.dataplane}" is connected to the leader` : 'no data plane is connected to the leader'));
+    }
+    const id = randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.explaining.delete(id);
+        reject(new ExplainRelayError(504, `data plane "${chosen.id}" did not answer within ${options.timeoutMs ?? 5000} ms`));
+      }, options.timeoutMs ?? 5000);
+      this.explaining.set(id, { dataplane: chosen.id, resolve: (explanation) => (clearTimeout(timer), resolve({ dataplane: chosen.id, explanation })) });
+      entry.res.write(`${JSON.stringify({ type: 'explain', id, request, ...(options.namespace !== undefined ? { namespace: options.namespace } : {}) })}\n`);
+    });
   }
 
   /** The data planes connected to this replica. */
@@ -147,6 +185,7 @@ export class ConfigServer {
     }
     if (req.method === 'GET' && url.pathname === '/v1/tables/watch') return this.watch(req, res, url);
     if (req.method === 'POST' && url.pathname === '/v1/acks') return this.ack(req, res);
+    if (req.method === 'POST' && url.pathname === '/v1/explanations') return this.explained(req, res);
     req.resume();
     res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}\n');
   }
@@ -216,6 +255,34 @@ export class ConfigServer {
       res.writeHead(204).end();
       this.options.events.onAck?.(body.applied);
       this.options.events.onFleetChange();
+    });
+  }
+
+  /** A data plane's answer to an `explain` message: `{dataplane, id, explanation}`. */
+  private explained(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= 4 * 1024 * 1024) chunks.push(c);
+    });
+    req.on('end', () => {
+      let body: { dataplane?: unknown; id?: unknown; explanation?: unknown };
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
+      } catch {
+        res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"expected a JSON body"}\n');
+        return;
+      }
+      const waiting = typeof body.id === 'string' ? this.explaining.get(body.id) : undefined;
+      // Only the data plane that was asked may answer.
+      if (!waiting || waiting.dataplane !== body.dataplane) {
+        res.writeHead(409, { 'content-type': 'application/json' }).end('{"error":"no such explanation is awaited from this data plane"}\n');
+        return;
+      }
+      this.explaining.delete(body.id as string);
+      waiting.resolve(body.explanation);
+      res.writeHead(204).end();
     });
   }
 

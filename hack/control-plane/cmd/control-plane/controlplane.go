@@ -294,6 +294,15 @@ func (cp *controlPlane) startServers(ctx context.Context, bins map[string]string
 		"--service-cluster-ip-range=" + cp.opts.serviceCIDR,
 		"--allow-privileged=true",
 		"--profiling=false",
+		// The aggregation layer, as kubeadm sets it up: aggregated API servers (APIService)
+		// are reached with this client certificate and believe the user it names.
+		"--requestheader-client-ca-file=" + cp.path("pki", "front-proxy-ca.crt"),
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + cp.path("pki", "front-proxy-client.crt"),
+		"--proxy-client-key-file=" + cp.path("pki", "front-proxy-client.key"),
 	}
 	if cp.opts.node.enabled() {
 		args = append(args,

@@ -25,6 +25,10 @@ type pki struct {
 	controllerManagerKey    []byte
 	serviceAccountKey       []byte // signs service account tokens
 	serviceAccountPub       []byte // verifies them
+	// The aggregation layer's CA and the client certificate the API server presents to
+	// aggregated API servers, which believe its X-Remote-User headers only with it.
+	frontProxyCACert                          []byte
+	frontProxyClientCert, frontProxyClientKey []byte
 	// node holds the certificates of the node's programs by file stem (NAME.crt and
 	// NAME.key), when the control plane runs with a node.
 	node map[string][2][]byte
@@ -76,7 +80,7 @@ func newPKI(serviceIP net.IP, node *nodeIdentity) (*pki, error) {
 		return nil, err
 	}
 
-	issue := func(spec certSpec) (certPEM, keyPEM []byte, err error) {
+	issueBy := func(parent *x509.Certificate, parentKey *ecdsa.PrivateKey, spec certSpec) (certPEM, keyPEM []byte, err error) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return nil, nil, err
@@ -91,12 +95,38 @@ func newPKI(serviceIP net.IP, node *nodeIdentity) (*pki, error) {
 			KeyUsage:     x509.KeyUsageDigitalSignature,
 			ExtKeyUsage:  []x509.ExtKeyUsage{spec.usage},
 		}
-		der, err := x509.CreateCertificate(rand.Reader, template, ca, key.Public(), caKey)
+		der, err := x509.CreateCertificate(rand.Reader, template, parent, key.Public(), parentKey)
 		if err != nil {
 			return nil, nil, err
 		}
 		keyPEM, err = ecKeyPEM(key)
 		return pemBlock("CERTIFICATE", der), keyPEM, err
+	}
+	issue := func(spec certSpec) (certPEM, keyPEM []byte, err error) { return issueBy(ca, caKey, spec) }
+
+	// A CA of its own, as kubeadm keeps it: were it the cluster CA, any client
+	// certificate of the cluster named front-proxy-client could speak for any user.
+	fpKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	fpTemplate := *caTemplate
+	fpTemplate.SerialNumber = serial()
+	fpTemplate.Subject = pkix.Name{CommonName: "switchyard-test-front-proxy-ca"}
+	fpDER, err := x509.CreateCertificate(rand.Reader, &fpTemplate, &fpTemplate, fpKey.Public(), fpKey)
+	if err != nil {
+		return nil, err
+	}
+	fpCA, err := x509.ParseCertificate(fpDER)
+	if err != nil {
+		return nil, err
+	}
+	p.frontProxyCACert = pemBlock("CERTIFICATE", fpDER)
+	if p.frontProxyClientCert, p.frontProxyClientKey, err = issueBy(fpCA, fpKey, certSpec{
+		commonName: "front-proxy-client",
+		usage:      x509.ExtKeyUsageClientAuth,
+	}); err != nil {
+		return nil, err
 	}
 
 	servingIPs := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, serviceIP}
@@ -179,6 +209,8 @@ func (p *pki) write(dir string) error {
 		"admin.crt": p.adminCert, "admin.key": p.adminKey,
 		"controller-manager.crt": p.controllerManagerCert, "controller-manager.key": p.controllerManagerKey,
 		"sa.key": p.serviceAccountKey, "sa.pub": p.serviceAccountPub,
+		"front-proxy-ca.crt":     p.frontProxyCACert,
+		"front-proxy-client.crt": p.frontProxyClientCert, "front-proxy-client.key": p.frontProxyClientKey,
 	}
 	for stem, pair := range p.node {
 		files[stem+".crt"] = pair[0]
