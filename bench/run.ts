@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only dataplane,routes,reload,seed,controlplane]`
+ * `npm run bench [-- --quick] [-- --only dataplane,routes,reload,seed,redis,controlplane]`
  *
  * Runs every benchmark, one section after another, and writes the results to
  * bench/results/latest.{json,md} (quick.{json,md} with --quick, partial.* with
@@ -12,6 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runControlPlane } from './controlplane.ts';
 import { runDataPlane } from './dataplane.ts';
+import { runRedisFailover } from './redis-failover.ts';
 import { cpuPlan, pinSelf, ROOT } from './lib/processes.ts';
 import { renderReport, type BenchResults } from './lib/report.ts';
 import { machineInfo, round } from './lib/stats.ts';
@@ -19,7 +20,7 @@ import { runReload } from './reload.ts';
 import { runRouteScale } from './route-scale.ts';
 import { runSeedScenario } from './seed-scenario.ts';
 
-const SECTIONS = ['dataplane', 'routes', 'reload', 'seed', 'controlplane'] as const;
+const SECTIONS = ['dataplane', 'routes', 'reload', 'seed', 'redis', 'controlplane'] as const;
 type Section = (typeof SECTIONS)[number];
 /** The many-connections case needs 1,000 sockets in wrk and twice that in a proxy. */
 const MIN_OPEN_FILES = 4096;
@@ -71,6 +72,9 @@ await section('reload', async () => {
 await section('seed', async () => {
   results.seed = await runSeedScenario({ quick, log });
 });
+await section('redis', async () => {
+  results.redis = await runRedisFailover({ quick, log });
+});
 await section('controlplane', async () => {
   results.controlPlane = await runControlPlane({ quick, log });
 });
@@ -81,6 +85,12 @@ for (const c of results.dataplane?.cases ?? []) {
 }
 if (results.reload && results.reload.quiet.errors + results.reload.reloading.errors + results.reload.reloads.failed > 0) {
   results.failures.push(`reload: ${results.reload.quiet.errors + results.reload.reloading.errors} failed requests, ${results.reload.reloads.failed} failed reloads`);
+}
+
+// Nor is a request answered 5xx or lost while Redis fails over: the limiter falls back instead.
+for (const r of results.redis?.runs ?? []) {
+  const bad = Object.entries(r.statuses).filter(([status]) => Number(status) >= 500).reduce((n, [, count]) => n + count, 0) + r.failed;
+  if (bad > 0) results.failures.push(`redis: ${bad} requests failed or answered 5xx through the ${r.topology} failover (${r.gateways} gateway(s))`);
 }
 
 results.seconds = round((performance.now() - started) / 1000, 1);

@@ -1,6 +1,7 @@
 /** The markdown tables `npm run bench` prints and writes next to its JSON. */
 import type { ControlPlaneResult } from '../controlplane.ts';
 import type { DataPlaneResult } from '../dataplane.ts';
+import { redisFailoverTable, type RedisFailoverResult } from '../redis-failover.ts';
 import type { ReloadResult } from '../reload.ts';
 import type { RouteScaleResult } from '../route-scale.ts';
 import { seedTable, type SeedScenarioResult } from '../seed-scenario.ts';
@@ -17,6 +18,7 @@ export interface BenchResults {
   routeScale?: RouteScaleResult;
   reload?: ReloadResult;
   seed?: SeedScenarioResult;
+  redis?: RedisFailoverResult;
   controlPlane?: ControlPlaneResult;
   /** Sections that failed, with the reason. */
   failures: string[];
@@ -98,6 +100,7 @@ export function renderReport(r: BenchResults): string {
   if (r.routeScale) out.push('## Route table scale (in process)', '', ...routeScaleTables(r.routeScale));
   if (r.reload) out.push('## Reload under load', '', ...reloadTable(r.reload));
   if (r.seed) out.push(`## The seed's load scenario`, '', `${r.seed.timeScale}; ${int(r.seed.totals.iterations)} iterations, ${int(r.seed.totals.errors)} errors, ${int(r.seed.totals.interrupted)} requests interrupted at the end.`, '', seedTable(r.seed), '');
+  if (r.redis) out.push('## Rate limits through a Redis failover', '', ...redisFailoverTable(r.redis));
   if (r.controlPlane) out.push('## Control plane', '', ...controlPlaneTable(r.controlPlane));
   return `${out.join('\n').trimEnd()}\n`;
 }
