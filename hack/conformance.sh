@@ -56,8 +56,8 @@ sha() { sha256sum | cut -d' ' -f1; }
 kc() { "$hack/kubectl.sh" --kubeconfig "$kubeconfig" "$@"; }
 ctr_() { ctr --address "$containerd_sock" --namespace k8s.io "$@"; }
 
-go_build() { # go_build DIR OUTPUT ARGS... : a static binary, built with this machine's Go only
-	(cd "$1" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod go "${@:3}" -trimpath -ldflags "-s -w" -o "$2")
+go_build() { # go_build DIR OUTPUT COMMAND [ARGS...]: a static binary, built with this machine's Go only
+	(cd "$1" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod go "$3" -trimpath -ldflags "-s -w" -o "$2" "${@:4}")
 }
 
 # --- build -----------------------------------------------------------------------------
