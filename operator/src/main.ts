@@ -168,9 +168,14 @@ export async function main(argv: string[]): Promise<number> {
             log.error({ event: 'observe_unavailable' }, 'the API server has no aggregation layer (no requestheader CA in kube-system/extension-apiserver-authentication): kubectl switchyard cannot reach this operator');
             return;
           }
-          observe = new ObserveServer({ source, tls, trust, log });
-          const bound = await observe.listen(port, host);
-          log.info({ event: 'observe_listening', port: bound }, 'serving observe.switchyard.dev');
+          try {
+            observe = new ObserveServer({ source, tls, trust, log });
+            const bound = await observe.listen(port, host);
+            log.info({ event: 'observe_listening', port: bound }, 'serving observe.switchyard.dev');
+          } catch (err) {
+            // The operator's own work goes on without it: kubectl switchyard then says the API is unavailable.
+            log.error({ event: 'observe_failed', error: (err as Error).message }, 'cannot serve observe.switchyard.dev');
+          }
         },
         (err: unknown) => {
           log.warn({ event: 'observe_waiting', error: (err as Error).message }, 'cannot read the front proxy CA yet; trying again');

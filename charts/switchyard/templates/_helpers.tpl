@@ -287,3 +287,8 @@ theirs; empty when none is set.
 {{- end -}}
 {{- if $sources }}{{ toYaml $sources }}{{ end -}}
 {{- end -}}
+
+{{/* The Secret with the serving certificate of the operator's aggregated API. */}}
+{{- define "switchyard.observe.secretName" -}}
+{{- default (printf "%s-observe-tls" (include "switchyard.operator.fullname" .)) .Values.operator.observe.tls.existingSecret -}}
+{{- end -}}

@@ -166,8 +166,14 @@ metadata:
 
     const configPort = await freePort();
     const metricsPort = await freePort();
+    const observePort = await freePort();
+    // The aggregated API's certificate, as the chart generated it into its Secret.
+    const observeCert = path.join(dir, 'observe.crt');
+    const observeKey = path.join(dir, 'observe.key');
+    writeFileSync(observeCert, await secretValue('switchyard-operator-observe-tls', 'tls\\.crt'));
+    writeFileSync(observeKey, await secretValue('switchyard-operator-observe-tls', 'tls\\.key'));
     const opArgs = (sts.spec.template.spec.containers[0]?.args ?? []).map((a) =>
-      a.startsWith('--listen=') ? `--listen=127.0.0.1:${configPort}` : a.startsWith('--metrics=') ? `--metrics=127.0.0.1:${metricsPort}` : a.startsWith('--token-file=') ? `--token-file=${tokenFile}` : a,
+      a.startsWith('--listen=') ? `--listen=127.0.0.1:${configPort}` : a.startsWith('--metrics=') ? `--metrics=127.0.0.1:${metricsPort}` : a.startsWith('--token-file=') ? `--token-file=${tokenFile}` : a.startsWith('--api-listen=') ? `--api-listen=127.0.0.1:${observePort}` : a.startsWith('--api-cert-file=') ? `--api-cert-file=${observeCert}` : a.startsWith('--api-key-file=') ? `--api-key-file=${observeKey}` : a,
     );
     const operator = startProcess('operator/bin/switchyard-operator.ts', [...opArgs, `--kubeconfig=${kubeconfig}`, '--identity=switchyard-operator-0'], { POD_NAMESPACE: NS });
     procs.push(operator);
@@ -176,6 +182,8 @@ metadata:
       const lease = JSON.parse(await kube.kubectl(['get', 'lease', 'switchyard-operator', '-n', NS, '-o', 'json'])) as { spec: { holderIdentity?: string } };
       return lease.spec.holderIdentity === 'switchyard-operator-0' ? true : undefined;
     }, 60_000, 'the operator to take the Lease in the release namespace');
+    // Its RoleBinding in kube-system is enough to read the front proxy's CA, and it serves observe.switchyard.dev.
+    await operator.waitForLog('"event":"observe_listening"');
 
     // The data plane with the chart's bootstrap config, token and arguments.
     const configFile = path.join(dir, 'gateway.yaml');
@@ -296,7 +304,8 @@ spec:
 
   it('confines an operator that watches listed namespaces to them', async () => {
     await kube.kubectl(['create', 'namespace', 'scoped']);
-    await helmOk(['install', 'scoped', CHART, '--namespace', 'scoped', '--set', 'operator.watchNamespaces={shop}'], { kubeconfig: cp.kubeconfigPath });
+    // One release per cluster serves observe.switchyard.dev (an APIService is cluster-wide); this one leaves it to the first.
+    await helmOk(['install', 'scoped', CHART, '--namespace', 'scoped', '--set', 'operator.watchNamespaces={shop}', '--set', 'operator.observe.enabled=false'], { kubeconfig: cp.kubeconfigPath });
     const sa = 'system:serviceaccount:scoped:scoped-switchyard-operator';
     expect(await can(sa, 'watch', 'gatewayroutes.switchyard.dev', '-n', 'shop')).toBe(true);
     expect(await can(sa, 'list', 'endpointslices.discovery.k8s.io', '-n', 'shop')).toBe(true);
