@@ -52,12 +52,38 @@ cmd_up() {
 	# The data planes run with the chart's own bootstrap config: the same auth, default rate limit and CORS as `helm install`.
 	"$node" "$repo/hack/chart-bootstrap.ts" >"$state/gateway.yaml"
 
+	# kubectl switchyard asks the operator's aggregated API through the API server, which
+	# checks this certificate against the APIService's caBundle for the Service's name.
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj /CN=switchyard-observe \
+		-addext subjectAltName=DNS:switchyard-observe.default.svc -addext basicConstraints=critical,CA:TRUE \
+		-keyout "$state/observe.key" -out "$state/observe.crt" 2>/dev/null
+
 	JWT_SECRET=$jwt start services "$node" "$repo/examples/dev-cluster/services.ts"
 	wait_for_log services 'example services'
 	start operator "$node" "$repo/operator/bin/switchyard-operator.ts" --kubeconfig "$KUBECONFIG" \
 		--listen 127.0.0.1:18000 --metrics 127.0.0.1:9091 --token-file "$state/token" \
-		--lease-namespace default --identity dev-operator
+		--lease-namespace default --identity dev-operator \
+		--api-listen 127.0.0.1:18443 --api-cert-file "$state/observe.crt" --api-key-file "$state/observe.key"
 	wait_for_log operator '"event":"listening"'
+	# The API server refuses to proxy to loopback endpoints; an ExternalName Service for
+	# localhost is how it reaches an operator on this machine (a cluster uses the chart's Service).
+	"$kubectl" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: { name: switchyard-observe, namespace: default }
+spec: { type: ExternalName, externalName: localhost }
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: { name: v1alpha1.observe.switchyard.dev }
+spec:
+  group: observe.switchyard.dev
+  version: v1alpha1
+  service: { name: switchyard-observe, namespace: default, port: 18443 }
+  caBundle: $(base64 -w0 "$state/observe.crt")
+  groupPriorityMinimum: 1000
+  versionPriority: 15
+YAML
 	local i=0 port
 	for port in 8080 8090; do
 		i=$((i + 1))
@@ -85,6 +111,9 @@ Try:
   TOKEN=\$(curl -s -XPOST localhost:8080/auth/login -H 'content-type: application/json' -d '{"username":"alice","password":"password123"}' | sed -E 's/.*"token":"([^"]+)".*/\\1/')
   curl -s localhost:8090/api/v1/users/me -H "authorization: Bearer \$TOKEN"
   hack/kubectl.sh apply -f examples/kubernetes/30-canary.yaml   # then: hack/kubectl.sh describe gwr orders -n shop
+  node_modules/.bin/node kubectl/bin/kubectl-switchyard.ts status   # or, with the plugin on PATH: kubectl switchyard status
+  node_modules/.bin/node kubectl/bin/kubectl-switchyard.ts explain -n shop GET /api/v1/users/me
+  dashboards    http://127.0.0.1:8081/dashboard and http://127.0.0.1:8091/dashboard
 Stop with: hack/dev-cluster.sh down
 TEXT
 }
