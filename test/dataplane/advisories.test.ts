@@ -379,8 +379,9 @@ describe('advisories: HTTP/1.1 parsing and framing', () => {
   });
 
   it('CVE-2018-12122 (slow headers): a client trickling header lines is cut off with 408 at client_header_timeout, however active it looks', async () => {
-    const socketText = await new Promise<{ text: string; ms: number }>((resolve) => {
-      const t0 = Date.now();
+    // The client gives up after 5 s of trickling; a 408 means the gateway cut it off first.
+    const socketText = await new Promise<{ text: string; lines: number; gaveUp: boolean }>((resolve) => {
+      let gaveUp = false;
       const socket = net.connect(gw.gw.ports.http, '127.0.0.1');
       let text = '';
       let n = 0;
@@ -392,12 +393,17 @@ describe('advisories: HTTP/1.1 parsing and framing', () => {
       socket.on('error', () => undefined);
       socket.on('close', () => {
         clearInterval(timer);
-        resolve({ text, ms: Date.now() - t0 });
+        resolve({ text, lines: n, gaveUp });
       });
-      setTimeout(() => socket.destroy(), 5_000);
+      setTimeout(() => {
+        gaveUp = true;
+        socket.destroy();
+      }, 5_000);
     });
     expect(statusOf(socketText.text)).toBe(408);
-    expect(socketText.ms).toBeLessThan(2_500);
+    expect(socketText.gaveUp).toBe(false);
+    // It kept sending header lines all along: activity did not keep it alive.
+    expect(socketText.lines).toBeGreaterThan(3);
     expect(up.seen).toHaveLength(0);
   });
 });

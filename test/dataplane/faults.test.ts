@@ -12,7 +12,10 @@ import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { closedPort } from '../support/upstreams.ts';
 import { freePort } from '../support/processes.ts';
 import { hit, openSockets, startChildUpstream, startFaultyUpstream, waitFor, type FaultyUpstream } from '../support/faults.ts';
-import type { UpstreamRuntime } from '../../dataplane/src/upstream/upstream.ts';
+import { UpstreamSchema } from '../../dataplane/src/contract/schema.ts';
+import { HealthChecker } from '../../dataplane/src/upstream/health-check.ts';
+import { PoolRegistry } from '../../dataplane/src/upstream/pools.ts';
+import { buildUpstreams, type UpstreamRuntime } from '../../dataplane/src/upstream/upstream.ts';
 
 const HEALTH = { path: '/health', interval: '100ms', timeout: '80ms', healthy_threshold: 2, unhealthy_threshold: 2 };
 const static_ = (...urls: string[]): { type: 'Static'; endpoints: string[] } => ({ type: 'Static', endpoints: urls });
@@ -428,19 +431,30 @@ describe('health checks follow the table', () => {
     expect(b.healthHits).toBe(bStopped);
   });
 
-  it('probes a fleet out of step: first probes are spread, not simultaneous', async () => {
+  it('probes a fleet out of step: each endpoint is first probed after its own random share of the interval', async () => {
     const ups = await Promise.all(Array.from({ length: 6 }, (_, i) => faulty(`e${i}`)));
-    const firstProbe = new Map<string, number>();
+    const order: string[] = [];
     for (const u of ups) {
       u.server.prependListener('request', (req: IncomingMessage) => {
-        if (req.url === '/health' && !firstProbe.has(u.name)) firstProbe.set(u.name, performance.now());
+        if (req.url === '/health' && !order.includes(u.name)) order.push(u.name);
       });
     }
-    const gw = await gateway({ routes: [{ path: '/x', upstream: 'u' }], upstreams: { u: { discovery: static_(...ups.map((u) => u.url)), health_check: { ...HEALTH, interval: '1s' } } } });
-    await waitFor('every endpoint was probed', () => firstProbe.size === ups.length);
-    const times = [...firstProbe.values()];
-    expect(new Set(times.map((t) => Math.round(t / 5))).size).toBeGreaterThan(1);
-    void gw;
+    // The draws that place each first probe in the interval (1 s): 100 ms apart at least.
+    const draws = [0.8, 0.2, 0.5, 0.0, 0.65, 0.35];
+    let next = 0;
+    const random = (): number => (next < draws.length ? (draws[next++] as number) : 0.5);
+    const def = UpstreamSchema.parse({ name: 'u', endpoints: ups.map((u) => ({ url: u.url })), healthCheck: { path: '/health', intervalMs: 1_000, timeoutMs: 80 } });
+    const pools = new PoolRegistry();
+    const checker = new HealthChecker({ probed: () => undefined, healthChanged: () => undefined }, random);
+    try {
+      checker.sync(buildUpstreams([def], pools).values());
+      await waitFor('every endpoint was probed', () => order.length === ups.length);
+      // In the order of the draws, not all at once nor in the table's order.
+      expect(order).toEqual(['e3', 'e1', 'e5', 'e2', 'e4', 'e0']);
+    } finally {
+      checker.stop();
+      await pools.closeAll(true);
+    }
   });
 });
 

