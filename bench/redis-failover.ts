@@ -17,6 +17,15 @@ import { cpus } from 'node:os';
 import { cpuPlan, pinSelf } from './lib/processes.ts';
 import { round } from './lib/stats.ts';
 
+/**
+ * The gateway's deadline for Redis, as in the failover tests. The default, 50
+ * ms, is for a gateway with a core of its own: on a shared 2-core machine the
+ * nine Redis processes, the gateway and the load generator stall one another
+ * past it, each stall makes the gateway skip Redis for a second, and the run
+ * would measure the machine rather than the failover.
+ */
+const TIMEOUT = '250ms';
+
 /** One run's numbers. */
 export interface RedisFailoverRun {
   topology: 'RedisSentinel' | 'RedisCluster';
@@ -42,7 +51,7 @@ export interface RedisFailoverRun {
 
 /** The section's result. */
 export interface RedisFailoverResult {
-  /** `middleware.rate_limiting.storage.timeout` in every run: the default. */
+  /** `middleware.rate_limiting.storage.timeout` in every run. */
   timeout: string;
   runs: RedisFailoverRun[];
 }
@@ -83,7 +92,7 @@ export async function runRedisFailover(options: RedisFailoverOptions): Promise<R
   const plan = cpuPlan();
   if (plan.pinned) pinSelf(`0-${cpus().length - 1}`);
   try {
-    return { timeout: '50ms', runs: await runShapes(options) };
+    return { timeout: TIMEOUT, runs: await runShapes(options) };
   } finally {
     if (plan.pinned) pinSelf(plan.load);
   }
@@ -99,7 +108,7 @@ async function runShapes({ quick, log }: RedisFailoverOptions): Promise<RedisFai
   for (const shape of shapes) {
     log(`redis: ${shape.topology}, ${shape.gateways} gateway(s)`);
     // 30 clients reach their limit of 25 about 3.75 s in; the primary dies at 2 s, so the limit is reached while no primary answers.
-    const r = await runFailover({ ...shape, clients: 30, limit: 25, rate: 200, killAfterMs: 2_000, settleMs: 1_500, maxAfterKillMs: 25_000 }, (line) => log(`redis: ${line}`));
+    const r = await runFailover({ ...shape, clients: 30, limit: 25, rate: 200, killAfterMs: 2_000, settleMs: 1_500, maxAfterKillMs: 25_000, timeout: TIMEOUT }, (line) => log(`redis: ${line}`));
     runs.push(summarize(r));
   }
   return runs;

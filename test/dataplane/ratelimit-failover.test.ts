@@ -11,8 +11,12 @@
  * The numbers are printed; `npm run bench` reports them in
  * docs/performance.md. No timing is asserted.
  */
+import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { startGateway } from '../support/gateway.ts';
+import { redisCall, startSentinelGroup } from '../support/redis-ha.ts';
 import { describeFailover, runFailover, type FailoverLoad, type FailoverResult } from '../support/ratelimit-failover.ts';
+import { startUpstream } from '../support/upstreams.ts';
 
 /**
  * 30 clients at 200 requests a second reach the limit of 25 about 3.75 s into
@@ -50,6 +54,43 @@ describe('rate limits through a Redis failover', () => {
     expect(r.promoted).not.toBe(r.killed);
     expectLimitsHeld(r);
   }, 90_000);
+
+  it('Sentinel, manual failover (SENTINEL FAILOVER): the old primary is still up and still a primary, and the gateway moves to the new one before the sentinels demote it', async () => {
+    const group = await startSentinelGroup();
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const gw = await startGateway({
+      routes: [{ name: 'limited', path: '/limited', upstream: 'u', rate_limit: { requests: 5, window: '24h', key: { type: 'Route' } } }],
+      upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+      middleware: { rate_limiting: { storage: { type: 'RedisSentinel', sentinels: group.sentinels, name: group.name, timeout: '250ms', key_prefix: 'manual:' } } },
+    });
+    const get = async (): Promise<number> => {
+      const res = await request(`${gw.url}/limited`);
+      await res.body.dump();
+      return res.statusCode;
+    };
+    try {
+      expect([await get(), await get()]).toEqual([200, 200]);
+      const old = await group.primary();
+      await redisCall(Number(group.sentinels[0]?.split(':')[1]), ['SENTINEL', 'FAILOVER', group.name]);
+      const promoted = await group.waitForPrimaryOtherThan(old);
+      const role = async (port: number): Promise<string> => String(((await redisCall(port, ['ROLE'])) as unknown[])[0]);
+      const key = 'manual:{limited:86400000:route}';
+      const statuses: number[] = [];
+      // Until the sentinels demote it, the old primary takes writes the new one never sees: the gateway must not wait for that.
+      for (;;) {
+        expect(await role(old.port), 'the gateway was still on the old primary when the sentinels demoted it').toBe('master');
+        statuses.push(await get());
+        if (String(await redisCall(promoted.port, ['HGET', key, 'c'])) === '5') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
+      expect(statuses.slice(3).every((s) => s === 429)).toBe(true);
+    } finally {
+      await gw.stop();
+      await up.close();
+      await group.stop();
+    }
+  }, 60_000);
 
   it('Cluster: keys spread over three primaries; kill the one with most of them under load; same expectations', async () => {
     const r = await runFailover({ ...LOAD, topology: 'RedisCluster' });

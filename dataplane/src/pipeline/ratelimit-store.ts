@@ -139,6 +139,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   readonly client: Redis | Cluster;
   readonly type: RedisTopology['type'];
   private readonly prefix: string;
+  private readonly watcher: SentinelSwitchWatcher | undefined;
 
   constructor(options: RedisStoreOptions) {
     this.prefix = options.keyPrefix;
@@ -183,9 +184,10 @@ export class RedisRateLimitStore implements RateLimitStore {
         ...(options.tls && { enableTLSForSentinelMode: true, sentinelTLS: options.tls }),
         retryStrategy,
         sentinelRetryStrategy: retryStrategy,
-        // A primary demoted while still up (a manual failover) refuses writes: reconnect, and the sentinels name the new one.
+        // Should a write reach a primary the sentinels demoted, reconnect: they name the new one.
         reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 1 : false),
       });
+      this.watcher = new SentinelSwitchWatcher(this.client, topology, options.tls);
     } else {
       this.client = new Redis(topology.url, { ...node, scripts, retryStrategy, reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 1 : false) });
     }
@@ -238,8 +240,52 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 
   close(): Promise<void> {
+    this.watcher?.close();
     this.client.disconnect(false);
     return Promise.resolve();
+  }
+}
+
+/**
+ * Moves a Sentinel-mode client to the new primary as soon as the sentinels
+ * announce one (`+switch-master`) and it is not the one the client is on.
+ * A primary that is still up (a manual failover, a partition) keeps taking
+ * writes until the sentinels demote it, seconds later, and the new primary
+ * never sees them. ioredis' own detector reconnects on every announcement,
+ * also when the client already reconnected to the new primary, and can leave
+ * the client ended for good when that races a reconnect.
+ */
+class SentinelSwitchWatcher {
+  private readonly subscribers: Redis[];
+
+  constructor(client: Redis, topology: Extract<RedisTopology, { type: 'RedisSentinel' }>, tls: ConnectionOptions | undefined) {
+    this.subscribers = topology.sentinels.map((sentinel) => {
+      const sub = new Redis({
+        host: sentinel.host,
+        port: sentinel.port,
+        ...(topology.sentinelUsername !== undefined && { username: topology.sentinelUsername }),
+        ...(topology.sentinelPassword !== undefined && { password: topology.sentinelPassword }),
+        ...(tls && { tls }),
+        connectTimeout: 2_000,
+        retryStrategy,
+        // The subscription waits for the sentinel, however long it takes, and is renewed on every reconnect.
+        maxRetriesPerRequest: null,
+      });
+      sub.on('error', () => undefined);
+      sub.on('message', (_channel: string, message: string) => {
+        const [name, , , host, port] = message.split(' ');
+        if (name !== topology.name) return;
+        const stream = client.stream as { remoteAddress?: string; remotePort?: number } | undefined;
+        if (client.status === 'ready' && stream !== undefined && stream.remoteAddress === host && String(stream.remotePort) === port) return;
+        client.disconnect(true);
+      });
+      sub.subscribe('+switch-master').catch(() => undefined);
+      return sub;
+    });
+  }
+
+  close(): void {
+    for (const sub of this.subscribers) sub.disconnect(false);
   }
 }
 
