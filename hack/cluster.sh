@@ -88,6 +88,17 @@ cmd_build() {
 	"$hack/images.sh" build
 }
 
+# owner prints the state directory of the running cluster, which may belong to another
+# checkout: there is one cluster per machine, whichever checkout started it.
+owner() {
+	local pid
+	if pid=$(launcher_pid); then
+		tr '\0' '\n' <"/proc/$pid/cmdline" | awk 'previous == "--dir" { print; exit } { previous = $0 }'
+	else
+		echo "$state"
+	fi
+}
+
 launcher_pid() {
 	[[ -f $pidfile ]] || return 1
 	local pid
@@ -464,12 +475,16 @@ cmd_up() {
 	kc -n shop wait --for=condition=Programmed --timeout=120s gatewayroute --all >/dev/null
 	kc get gwr -A >&2
 
-	local gateway
-	gateway=$(kc -n "$release_ns" get service "$release-dataplane" -o jsonpath='{.spec.clusterIP}')
+	local gateway="" deadline=$((SECONDS + 60))
+	until [[ -n $gateway ]] || ((SECONDS > deadline)); do
+		gateway=$(kc -n "$release_ns" get service "$release-dataplane" -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
+		[[ -n $gateway ]] || sleep 1
+	done
+	[[ -n $gateway ]] || die "the gateway's Service got no LoadBalancer address"
 	cat >&2 <<TEXT
 
-Switchyard runs on node ${node_name}. The gateway's Service: http://${gateway}:80 (its
-cluster IP, which kube-proxy makes reachable from this machine).
+Switchyard runs on node ${node_name}. The gateway's Service: http://${gateway} (its
+LoadBalancer address, which kube-proxy routes on this machine).
 
   ${exports}
   curl -i http://${gateway}/health
@@ -625,6 +640,9 @@ leftovers() {
 
 cmd_down() {
 	[[ $(id -u) -eq 0 ]] || die "run as root"
+	if [[ -z ${CLUSTER_OWNER_ANY:-} ]] && launcher_pid >/dev/null && [[ $(owner) != "$state" ]]; then
+		die "the cluster on this machine was started from $(dirname "$(dirname "$(owner)")"); take it down from there (or set CLUSTER_OWNER_ANY=1)"
+	fi
 	teardown
 	local left
 	left=$(leftovers)
@@ -643,10 +661,12 @@ cmd_status() {
 		[[ -z $left ]] || printf '%s\n' "$left" | sed 's/^/cluster: left behind (hack\/cluster.sh down removes it): /'
 		return 3
 	fi
-	echo "cluster: running (launcher pid $pid); logs in $state/logs/"
-	echo "export KUBECONFIG=$state/kubeconfig"
-	kc get nodes -o wide
-	kc get pods -A -o wide
+	local dir
+	dir=$(owner)
+	echo "cluster: running (launcher pid $pid), started from $(dirname "$(dirname "$dir")"); logs in $dir/logs/"
+	echo "export KUBECONFIG=$dir/kubeconfig"
+	"$(kubectl_bin)" --kubeconfig "$dir/kubeconfig" get nodes -o wide
+	"$(kubectl_bin)" --kubeconfig "$dir/kubeconfig" get pods -A -o wide
 }
 
 case "${1:-}" in
