@@ -88,28 +88,41 @@ spec: { path: { value: "/api/v1/users/{id}", type: Template }, methods: [GET], u
   });
 
   it('follows an update (new generation) and a delete', async () => {
-    await kube.apply(`
+    const route = (path: string): string => `
+apiVersion: switchyard.dev/v1alpha1
+kind: Upstream
+metadata: { name: accounts, namespace: ${NS} }
+spec: { static: { endpoints: ["${a.url}"] } }
+---
 apiVersion: switchyard.dev/v1alpha1
 kind: GatewayRoute
-metadata: { name: users, namespace: ${NS} }
-spec: { path: { value: "/api/v2/users/{id}", type: Template }, methods: [GET], upstream: users }
-`);
-    await eventually(async () => ((await get(`${dp.url}/api/v2/users/1`)).status === 200 ? true : undefined), 30_000, 'the updated path');
-    expect((await get(`${dp.url}/api/v1/users/1`)).status).toBe(404);
-    const obj = await getObject(kube, 'gatewayroutes', NS, 'users');
+metadata: { name: accounts, namespace: ${NS} }
+spec: { path: { value: "${path}", type: Template }, methods: [GET], upstream: accounts }
+`;
+    await kube.apply(route('/api/v1/accounts/{id}'));
+    await eventually(async () => ((await get(`${dp.url}/api/v1/accounts/1`)).status === 200 ? true : undefined), 30_000, 'the first path');
+    await kube.apply(route('/api/v2/accounts/{id}'));
+    await eventually(async () => ((await get(`${dp.url}/api/v2/accounts/1`)).status === 200 ? true : undefined), 30_000, 'the updated path');
+    expect((await get(`${dp.url}/api/v1/accounts/1`)).status).toBe(404);
+    const obj = await getObject(kube, 'gatewayroutes', NS, 'accounts');
     expect(obj.metadata.generation).toBe(2);
-    await waitCondition(kube, 'gatewayroutes', NS, 'users', 'Programmed', 'True');
+    await waitCondition(kube, 'gatewayroutes', NS, 'accounts', 'Programmed', 'True');
 
-    await kube.kubectl(['delete', 'gwr', 'users', '-n', NS]);
-    await eventually(async () => ((await get(`${dp.url}/api/v2/users/1`)).status === 404 ? true : undefined), 30_000, '404 after delete');
+    await kube.kubectl(['delete', 'gwr', 'accounts', '-n', NS]);
+    await eventually(async () => ((await get(`${dp.url}/api/v2/accounts/1`)).status === 404 ? true : undefined), 30_000, '404 after delete');
   });
 
   it('resolves conflicts oldest-first and says who won', async () => {
     await kube.apply(`
 apiVersion: switchyard.dev/v1alpha1
+kind: Upstream
+metadata: { name: contested, namespace: ${NS} }
+spec: { static: { endpoints: ["${a.url}"] } }
+---
+apiVersion: switchyard.dev/v1alpha1
 kind: GatewayRoute
 metadata: { name: first, namespace: ${NS} }
-spec: { path: { value: /conflict }, methods: [GET], upstream: users }
+spec: { path: { value: /conflict }, methods: [GET], upstream: contested }
 `);
     await waitCondition(kube, 'gatewayroutes', NS, 'first', 'Accepted', 'True');
     await new Promise((r) => setTimeout(r, 1100)); // creationTimestamp has one-second resolution
@@ -117,7 +130,7 @@ spec: { path: { value: /conflict }, methods: [GET], upstream: users }
 apiVersion: switchyard.dev/v1alpha1
 kind: GatewayRoute
 metadata: { name: second, namespace: ${NS} }
-spec: { path: { value: /conflict }, methods: [GET, POST], upstream: users }
+spec: { path: { value: /conflict }, methods: [GET, POST], upstream: contested }
 `);
     const c = await waitCondition(kube, 'gatewayroutes', NS, 'second', 'Accepted', 'False', 'Conflicted');
     expect(c.message).toContain('"shop/first"');
@@ -221,7 +234,7 @@ spec: { static: { endpoints: ["${a.url}"] } }
           version: 'v1alpha1',
           namespace: NS,
           plural: 'gatewayroutes',
-          body: { apiVersion: 'switchyard.dev/v1alpha1', kind: 'GatewayRoute', metadata: { name: `burst-${i}`, namespace: NS }, spec: { path: { value: `/burst/${i}` }, upstream: 'users' } },
+          body: { apiVersion: 'switchyard.dev/v1alpha1', kind: 'GatewayRoute', metadata: { name: `burst-${i}`, namespace: NS, labels: { burst: 'yes' } }, spec: { path: { value: `/burst/${i}` }, upstream: 'users' } },
         }),
       ),
     );
@@ -237,7 +250,7 @@ spec: { static: { endpoints: ["${a.url}"] } }
     const refreshes = op.statusRefreshes - refreshesBefore;
     console.log(`burst: ${refreshes} status refreshes for 300 routes`);
     expect(refreshes).toBeLessThan(100);
-    await kube.custom.deleteCollectionNamespacedCustomObject({ group: 'switchyard.dev', version: 'v1alpha1', namespace: NS, plural: 'gatewayroutes' });
+    await kube.custom.deleteCollectionNamespacedCustomObject({ group: 'switchyard.dev', version: 'v1alpha1', namespace: NS, plural: 'gatewayroutes', labelSelector: 'burst=yes' });
     console.log(`burst: deleted after ${Date.now() - t0} ms`);
   });
 
