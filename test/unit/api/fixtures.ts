@@ -1,7 +1,8 @@
 /**
  * Manifests shared by the unit and control-plane suites: the examples, the
- * valid edge cases, and the invalid fixtures with the field and message each
- * must be rejected with (from their `# field:` and `# message:` header lines).
+ * valid edge cases, and the invalid fixtures with the field and messages each
+ * must be rejected with, in full (from their `# field:`, `# message:` and
+ * `# api:` header lines).
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +27,10 @@ export interface InvalidFixture {
   path: string;
   why: string;
   field: string;
+  /** The message of the rule that refuses it: a CEL rule's own, which zod gives too; else the API server's. */
   message: string;
+  /** What the API server says about `field`, whole: the rule's message after the value, as `kubectl apply` shows it. */
+  api: string;
   object: Manifest;
 }
 
@@ -62,6 +66,6 @@ export function invalidFixtures(): InvalidFixture[] {
     };
     const objects = loadManifests(path);
     if (objects.length !== 1) throw new Error(`${path} must hold exactly one object`);
-    return { file: path.slice(INVALID_DIR.length + 1), path, why: header('Rejected'), field: header('field'), message: header('message'), object: objects[0] as Manifest };
+    return { file: path.slice(INVALID_DIR.length + 1), path, why: header('Rejected'), field: header('field'), message: header('message'), api: header('api'), object: objects[0] as Manifest };
   });
 }
