@@ -8,6 +8,7 @@ import type { RouteTable } from '../../dataplane/src/contract/index.ts';
 import { compile, type CompileResult, type ObjectStatus } from './compile/index.ts';
 import { ConfigServer } from './distribute/server.ts';
 import { GatewayApiWatch } from './kube/gateway-api.ts';
+import { GatewayServices, KubeServiceClient } from './kube/gateway-services.ts';
 import { Informers, type InformerEvents } from './kube/informers.ts';
 import { LeaderElector, type LeaderTerm } from './kube/leader.ts';
 import { StatusWriter } from './kube/status-writer.ts';
@@ -15,7 +16,7 @@ import { KubeStatusClient, StatusUpdater } from './kube/status-updater.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { ConditionType } from './status/conditions.ts';
 import { programmedCondition, type VersionHistory } from './status/programmed.ts';
-import { toSnapshot } from './store/convert.ts';
+import { toSnapshot, type KubeObject } from './store/convert.ts';
 import { gatewayApiSnapshot } from './store/gateway-api.ts';
 import { PARSERS } from './store/parsers.ts';
 import { Store } from './store/store.ts';
@@ -56,6 +57,8 @@ export class Operator {
   private readonly gatewayApi: GatewayApiWatch | undefined;
   /** Writes Gateway API and RoutePolicy status while this replica serves. */
   readonly gatewayStatus: StatusUpdater | undefined;
+  /** Keeps the Services of Gateways that have their own, while this replica serves. */
+  readonly gatewayServices: GatewayServices | undefined;
   private readonly leader: LeaderElector | undefined;
   private leading = false;
   /** Leading, and the cache was relisted since leadership began: tables and status may go out. */
@@ -109,6 +112,7 @@ export class Operator {
     if (options.gatewayApi) {
       const gw = options.gatewayApi;
       this.store.addressService = gw.addressService;
+      this.gatewayServices = new GatewayServices(new KubeServiceClient(options.kubeconfig), { log, controllerName: gw.controllerName });
       this.gatewayStatus = new StatusUpdater(new KubeStatusClient(options.kubeconfig), { log, onResult: (kind, result) => this.metrics.statusWrites.inc({ kind, result }) });
       this.gatewayApi = new GatewayApiWatch(
         options.kubeconfig,
@@ -193,6 +197,7 @@ export class Operator {
       this.server.disconnectAll();
       this.writer.setEnabled(false);
       this.gatewayStatus?.setEnabled(false);
+      this.gatewayServices?.setEnabled(false);
       return;
     }
     this.server.setTerm(term);
@@ -214,6 +219,7 @@ export class Operator {
     this.options.log.info({ event: 'serving', identity: this.options.identity, version: this.last?.table.version ?? null }, 'serving data planes as the leader');
     this.writer.setEnabled(true);
     this.gatewayStatus?.setEnabled(true);
+    this.gatewayServices?.setEnabled(true);
     this.refreshStatus();
   }
 
@@ -259,6 +265,7 @@ export class Operator {
       this.options.log.info({ event: 'compiled', version: result.table.version, routes: result.table.routes.length, upstreams: result.table.upstreams.length, ms: Math.round(performance.now() - started) }, 'route table compiled');
     }
     this.server.publish(result.table);
+    this.gatewayServices?.sync(result.gatewayServices, this.releaseServices());
     this.refreshStatus();
   }
 
@@ -295,6 +302,12 @@ export class Operator {
     this.gatewayStatus?.send(result.gatewayApi);
   }
 
+  /** The Services in the data plane Service's namespace, where each Gateway's own Service lives. */
+  private releaseServices(): KubeObject[] {
+    const ns = this.options.gatewayApi?.addressService?.split('/')[0];
+    return ns === undefined ? [] : [...this.store.services.values()].filter((o) => o.metadata?.namespace === ns);
+  }
+
   /** The Gateway API objects for compile, once their informers have listed; undefined otherwise. */
   private gatewayApiSnapshot(): ReturnType<typeof gatewayApiSnapshot> | undefined {
     const gw = this.options.gatewayApi;
@@ -311,6 +324,7 @@ export class Operator {
       addressService: gw.addressService === undefined ? undefined : s.services.get(gw.addressService),
       addressServiceKey: gw.addressService,
       controllerName: gw.controllerName,
+      releaseServices: this.releaseServices(),
     });
   }
 
@@ -322,6 +336,7 @@ export class Operator {
     await this.leader?.stop();
     this.writer.stop();
     this.gatewayStatus?.stop();
+    this.gatewayServices?.stop();
     await Promise.all([this.informers.stop(), this.gatewayApi?.stop()]);
     await this.server.close();
   }

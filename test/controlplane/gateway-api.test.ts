@@ -2,9 +2,10 @@
  * The Gateway API against a real API server, with the upstream CRDs of
  * crds/gateway-api/: an operator that starts before they exist and picks them
  * up when they are installed, the documented example (examples/gateway-api/)
- * applied as it is, traffic through a real data plane on both listeners, one
- * conflict rule with GatewayRoutes, ReferenceGrants, and status written by the
- * leader alone and only when it changes.
+ * applied as it is, with the Gateway's own Service and sockets, traffic through
+ * a real data plane on both of them, a Gateway that shares the data plane
+ * Service and one conflict rule with GatewayRoutes there, ReferenceGrants, and
+ * status written by the leader alone and only when it changes.
  *
  * Upstream "pods" are HTTP servers on 127.0.0.1 behind Upstreams with static
  * endpoints (EndpointSlices refuse loopback addresses); Services with
@@ -159,12 +160,12 @@ spec: { controllerName: example.com/other }
     expect((await gwObject(kube, 'GatewayClass', '', 'someone-else')).status?.conditions?.every((c) => c.reason === 'Pending')).toBe(true);
   });
 
-  it('applies examples/gateway-api as written: the Gateway takes the data plane Service\'s address, and both listeners serve the routes', async () => {
+  it('applies examples/gateway-api as written: the Gateway gets a Service and sockets of its own, its address, and both listeners serve the routes', async () => {
     await kube.apply(`
 apiVersion: v1
 kind: Service
 metadata: { name: switchyard-dataplane, namespace: ${RELEASE_NS} }
-spec: { type: ClusterIP, ports: [{ name: http, port: 80, targetPort: 8080 }, { name: https, port: 443, targetPort: 8443 }] }
+spec: { type: ClusterIP, selector: { app.kubernetes.io/component: dataplane }, ports: [{ name: http, port: 80, targetPort: 8080 }, { name: https, port: 443, targetPort: 8443 }] }
 ---
 apiVersion: v1
 kind: Service
@@ -185,9 +186,14 @@ spec: { ports: [{ name: http, port: 8080, targetPort: 3000 }] }
 ---${tlsSecret('storefront-tls', cert)}`);
     await kube.kubectl(['apply', '-f', 'examples/gateway-api/']);
 
-    const clusterIP = JSON.parse(await kube.kubectl(['get', 'service', '-n', RELEASE_NS, 'switchyard-dataplane', '-o', 'json'])).spec.clusterIP as string;
+    // The Gateway gets a Service of its own, modelled on the data plane Service, and that Service's address.
+    const own = await eventually(async () => {
+      const list = JSON.parse(await kube.kubectl(['get', 'services', '-n', RELEASE_NS, '-l', 'app.kubernetes.io/managed-by=switchyard-operator', '-o', 'json'])) as { items: { metadata: { name: string; annotations: Record<string, string> }; spec: { clusterIP: string; ports: { port: number; targetPort: number }[] } }[] };
+      return list.items.find((i) => i.metadata.annotations['switchyard.dev/gateway'] === `${NS}/storefront`);
+    }, 30_000, "the Gateway's own Service");
+    expect(own.spec.ports.map((p) => p.port)).toEqual([80, 443]);
     const gw = await waitStatus(kube, 'Gateway', NS, 'storefront', 'Programmed with two routes on each listener', (s) => find(s.conditions, 'Programmed')?.status === 'True' && (s.listeners ?? []).every((l) => l.attachedRoutes === 2));
-    expect(gw.status?.addresses).toEqual([{ type: 'IPAddress', value: clusterIP }]);
+    expect(gw.status?.addresses).toEqual([{ type: 'IPAddress', value: own.spec.clusterIP }]);
     expect(gw.status?.listeners?.map((l) => [l.name, find(l.conditions, 'Programmed')?.status, find(l.conditions, 'ResolvedRefs')?.status])).toEqual([
       ['http', 'True', 'True'],
       ['https', 'True', 'True'],
@@ -200,16 +206,22 @@ spec: { ports: [{ name: http, port: 8080, targetPort: 3000 }] }
     const catalog = op.table?.upstreams.find((u) => u.name === `service:${NS}/catalog:8080`);
     expect(catalog?.endpoints.map((e) => e.url)).toEqual(['http://198.18.7.1:3000']);
 
-    // Plain HTTP: a redirect rule answers itself; the orders route asks for a token (its RoutePolicy).
-    await eventually(async () => ((await get(`${dp.url}/products/shoes`, { host: HOST })).status === 301 ? true : undefined), 30_000, 'the redirect rule serves');
-    expect((await get(`${dp.url}/products/shoes?size=9`, { host: HOST })).location).toBe(`http://${HOST}/catalog/shoes?size=9`);
-    expect((await get(`${dp.url}/orders/1`, { host: HOST })).status).toBe(401);
-    // Only for the Gateway's hostname.
-    expect((await get(`${dp.url}/products/shoes`, { host: 'elsewhere.example.com' })).status).toBe(404);
+    // The data plane listens for the Gateway on the container ports its Service targets.
+    const socket = (port: number): number | undefined => dp.gw.listenerPorts.get(`gateway:${NS}/storefront:${port}`);
+    await eventually(() => (socket(80) !== undefined && socket(443) !== undefined ? true : undefined), 30_000, "the Gateway's sockets");
+    expect(own.spec.ports.map((p) => p.targetPort)).toEqual([socket(80), socket(443)]);
+    const plain = `http://127.0.0.1:${socket(80)}`;
 
-    // HTTPS: the listener's certificate, chosen by SNI, on the data plane's TLS listener.
-    await eventually(() => dp.gw.ports.https, 30_000, 'the TLS listener');
-    const port = dp.gw.ports.https as number;
+    // Plain HTTP: a redirect rule answers itself; the orders route asks for a token (its RoutePolicy).
+    await eventually(async () => ((await get(`${plain}/products/shoes`, { host: HOST })).status === 301 ? true : undefined), 30_000, 'the redirect rule serves');
+    expect((await get(`${plain}/products/shoes?size=9`, { host: HOST })).location).toBe(`http://${HOST}/catalog/shoes?size=9`);
+    expect((await get(`${plain}/orders/1`, { host: HOST })).status).toBe(401);
+    // Only for the Gateway's hostname, and only at the Gateway's own sockets.
+    expect((await get(`${plain}/products/shoes`, { host: 'elsewhere.example.com' })).status).toBe(404);
+    expect((await get(`${dp.url}/products/shoes`, { host: HOST })).status).toBe(404);
+
+    // HTTPS: the listener's certificate, chosen by SNI, on the Gateway's TLS socket.
+    const port = socket(443) as number;
     const cn = await new Promise<string>((resolve, reject) => {
       const s = tls.connect({ host: '127.0.0.1', port, servername: HOST, rejectUnauthorized: false }, () => {
         resolve(String(s.getPeerCertificate().subject?.CN));
@@ -251,19 +263,22 @@ spec:
           urlRewrite: { path: { type: ReplacePrefixMatch, replacePrefixMatch: /v2 } }
       backendRefs: [{ group: switchyard.dev, kind: Upstream, name: echo }]
 `);
-    await eventually(async () => ((await get(`${dp.url}/echo/x`, { host: HOST })).upstream === 'b' ? true : undefined), 30_000, 'the echo route serves');
+    const plain = `http://127.0.0.1:${dp.gw.listenerPorts.get(`gateway:${NS}/storefront:80`)}`;
+    await eventually(async () => ((await get(`${plain}/echo/x`, { host: HOST })).upstream === 'b' ? true : undefined), 30_000, 'the echo route serves');
     expect(b.seen.at(-1)).toMatchObject({ url: '/v2/x', headers: expect.objectContaining({ 'x-team': 'storefront' }) });
     // The method is a condition: another method finds no route.
-    expect((await request(`${dp.url}/echo/x`, { method: 'POST', headers: { host: HOST } })).statusCode).toBe(404);
+    expect((await request(`${plain}/echo/x`, { method: 'POST', headers: { host: HOST } })).statusCode).toBe(404);
   });
 
   it('resolves a GatewayRoute and an HTTPRoute on the same host and path by one rule, the older wins, and the loser says so', async () => {
+    // A Gateway that shares the data plane Service is served where GatewayRoutes are.
     await kube.apply(`
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: { name: shared, namespace: ${NS} }
 spec:
   gatewayClassName: switchyard
+  addresses: [{ type: NamedAddress, value: switchyard-dataplane }]
   listeners: [{ name: http, port: 80, protocol: HTTP }]
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -341,12 +356,12 @@ spec:
     expect((await gwObject(kube, 'HTTPRoute', NS, 'catalog')).metadata.resourceVersion).toBe(route.metadata.resourceVersion);
     expect(op.gatewayStatus?.counters.written).toBe(writes);
 
-    // A new generation (one more listener, on a port the data planes do not have) is reported with it.
-    await kube.kubectl(['patch', 'gateway', 'storefront', '-n', NS, '--type=json', '-p', JSON.stringify([{ op: 'add', path: '/spec/listeners/-', value: { name: 'admin', port: 9000, protocol: 'HTTP' } }])]);
+    // A new generation (one more listener, with a protocol the data planes do not speak) is reported with it.
+    await kube.kubectl(['patch', 'gateway', 'storefront', '-n', NS, '--type=json', '-p', JSON.stringify([{ op: 'add', path: '/spec/listeners/-', value: { name: 'raw', port: 9000, protocol: 'TCP' } }])]);
     const after = await waitStatus(kube, 'Gateway', NS, 'storefront', 'generation 2', (s) => (s.listeners ?? []).length === 3);
     expect(after.metadata.generation).toBe(2);
     expect(find(after.status?.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'ListenersNotValid', observedGeneration: 2 });
-    expect(find(after.status?.listeners?.find((l) => l.name === 'admin')?.conditions, 'Accepted')).toMatchObject({ status: 'False', reason: 'PortUnavailable' });
+    expect(find(after.status?.listeners?.find((l) => l.name === 'raw')?.conditions, 'Accepted')).toMatchObject({ status: 'False', reason: 'UnsupportedProtocol' });
     // The listener that did not change kept its lastTransitionTime.
     const http = (s: Status | undefined): ApiCondition | undefined => find(s?.listeners?.find((l) => l.name === 'http')?.conditions, 'Programmed');
     expect(http(after.status)?.lastTransitionTime).toBe(http(before.status)?.lastTransitionTime);
@@ -355,7 +370,7 @@ spec:
   it('serves a rotated certificate, and forgets a deleted Gateway\'s routes and its parent entries', async () => {
     const rotated = certificate('rotated.example.com');
     await kube.apply(tlsSecret('storefront-tls', rotated));
-    const port = dp.gw.ports.https as number;
+    const port = dp.gw.listenerPorts.get(`gateway:${NS}/storefront:443`) as number;
     await eventually(
       () =>
         new Promise<true | undefined>((resolve) => {
@@ -374,6 +389,11 @@ spec:
     await eventually(async () => ((await get(`${dp.url}/shared`, { host: 'fresh.example.com' })).upstream === 'a' ? true : undefined), 30_000, 'the younger GatewayRoute serves once the HTTPRoute is detached');
     await eventually(async () => ((await gwObject(kube, 'HTTPRoute', NS, 'newer')).status?.parents ?? []).length === 0 || undefined, 30_000, 'no parent entry left');
     expect((await get(`${dp.url}/`, { host: 'partner.example.com' })).status).toBe(404);
+
+    // A Gateway with a Service of its own takes it along, and its sockets close.
+    await kube.kubectl(['delete', 'gateway', 'storefront', '-n', NS]);
+    await eventually(async () => (JSON.parse(await kube.kubectl(['get', 'services', '-n', RELEASE_NS, '-l', 'app.kubernetes.io/managed-by=switchyard-operator', '-o', 'json'])).items.length === 0 ? true : undefined), 30_000, "the Gateway's Service is deleted");
+    await eventually(() => (dp.gw.listenerPorts.size === 0 ? true : undefined), 30_000, "the Gateway's sockets close");
   });
 });
 
@@ -403,17 +423,30 @@ describe('Gateway API status with two operator replicas', () => {
     await cp?.stop();
   });
 
-  it('only the leader writes', async () => {
+  it('only the leader writes status and keeps Gateways\' Services', async () => {
     await kube.apply(`
+apiVersion: v1
+kind: Service
+metadata: { name: switchyard-dataplane, namespace: ${RELEASE_NS} }
+spec: { type: ClusterIP, selector: { app.kubernetes.io/component: dataplane }, ports: [{ name: http, port: 80, targetPort: 8080 }] }
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: { name: switchyard }
 spec: { controllerName: ${CONTROLLER_NAME} }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: edge, namespace: ${RELEASE_NS} }
+spec: { gatewayClassName: switchyard, listeners: [{ name: http, port: 80, protocol: HTTP }] }
 `);
     await waitStatus(kube, 'GatewayClass', '', 'switchyard', 'Accepted', (s) => find(s.conditions, 'Accepted')?.status === 'True', 60_000);
+    await waitStatus(kube, 'Gateway', RELEASE_NS, 'edge', 'Programmed', (s) => find(s.conditions, 'Programmed')?.status === 'True');
     const leader = await eventually(() => ops.find((o) => o.isServing), 30_000, 'a serving leader');
     const follower = ops.find((o) => o !== leader) as Operator;
     expect(leader.gatewayStatus?.counters.written).toBeGreaterThan(0);
+    expect(leader.gatewayServices?.counters.applied).toBe(1);
     expect(follower.gatewayStatus?.counters).toMatchObject({ written: 0, unchanged: 0 });
+    expect(follower.gatewayServices?.counters).toMatchObject({ applied: 0, deleted: 0 });
   });
 });

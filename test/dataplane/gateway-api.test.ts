@@ -18,6 +18,7 @@ import { tableVersion } from '../../dataplane/src/contract/version.ts';
 import { silentLogger } from '../../dataplane/src/observability/logger.ts';
 import { Gateway } from '../../dataplane/src/server/gateway.ts';
 import { waitFor } from '../support/faults.ts';
+import { freePort } from '../support/processes.ts';
 import { startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
 type RouteInput = RouteTableInput['routes'][number];
@@ -196,6 +197,50 @@ describe('Gateway API table features', () => {
       }).on('error', reject);
     });
     expect(status).toBe(200);
+  });
+
+  it('opens the listeners a table declares, serves each its own routes and certificates, and closes those a later table drops', async () => {
+    const [plainPort, tlsPort] = [await freePort(), await freePort()];
+    const routes: RouteInput[] = [
+      { id: 'on-a', path: { type: 'Prefix', value: '/' }, backends: [{ upstream: 'main' }], listeners: ['gw-a'] },
+      { id: 'on-b', path: { type: 'Prefix', value: '/' }, hosts: ['a.test'], backends: [{ upstream: 'mirror' }], listeners: ['gw-b'] },
+    ];
+    await apply(routes, {
+      listeners: [
+        { name: 'gw-a', port: plainPort, protocol: 'http' },
+        { name: 'gw-b', port: tlsPort, protocol: 'https' },
+      ],
+      certificates: [{ name: 'b', listener: 'gw-b', hosts: [], ...(certs['a.test'] as { certificatePem: string; privateKeyPem: string }) }],
+    });
+    await waitFor('both listeners are bound', () => gw.listenerPorts.size === 2, 5000);
+    const onA = await request(`http://127.0.0.1:${plainPort}/x`);
+    expect([onA.statusCode, onA.headers['x-upstream']]).toEqual([200, 'upstream']);
+    await onA.body.dump();
+    // Neither the data plane's own listener nor another Gateway's serves them.
+    expect((await get('/x')).status).toBe(404);
+    expect(await presented(tlsPort, 'a.test')).toBe('a.test');
+    expect(await presented(tlsPort, undefined)).toBe('a.test');
+    const onB = await new Promise<number>((resolve, reject) => {
+      https.get({ host: '127.0.0.1', port: tlsPort, path: '/x', servername: 'a.test', headers: { host: 'a.test' }, rejectUnauthorized: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
+    expect(onB).toBe(200);
+
+    await apply([routes[0] as RouteInput], { listeners: [{ name: 'gw-a', port: plainPort, protocol: 'http' }] });
+    await waitFor('the dropped listener is closed', () => !gw.listenerPorts.has('gw-b'), 5000);
+    await expect(presented(tlsPort, 'a.test')).rejects.toThrow(/ECONNREFUSED/);
+    expect((await request(`http://127.0.0.1:${plainPort}/x`)).statusCode).toBe(200);
+  });
+
+  it('refuses a table whose routes or certificates name listeners it does not declare', () => {
+    const content = { routes: [{ id: 'r', path: { type: 'Prefix' as const, value: '/' }, backends: [{ upstream: 'main' }], listeners: ['nowhere'] }], upstreams: [upstreamEntry('main', main.url)] };
+    const result = gw.holder.apply({ ...content, version: 'x' }, 'test');
+    expect(!result.applied && result.error).toMatch(/unknown listener "nowhere"/);
+    const plain = { routes: [], upstreams: [], listeners: [{ name: 'p', port: 1, protocol: 'http' as const }], certificates: [{ name: 'c', listener: 'p', hosts: [], certificatePem: 'x', privateKeyPem: 'y' }] };
+    const refused = gw.holder.apply({ ...plain, version: 'x' }, 'test');
+    expect(!refused.applied && refused.error).toMatch(/"p" is no HTTPS listener/);
   });
 
   it('refuses a table whose certificate does not parse, naming it, and keeps serving the old one', async () => {

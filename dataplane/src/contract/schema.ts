@@ -42,11 +42,26 @@ export const BackendRefSchema = z.object({
 });
 
 /**
- * The data plane's traffic listeners: `http` (`server.http_port`, which a
- * Gateway's port 80 reaches) and `https` (`server.https_port`, port 443).
+ * The data plane's own traffic listeners: `http` (`server.http_port`) and
+ * `https` (`server.https_port`). A table may declare more (`listeners`).
  */
 export const TRAFFIC_LISTENERS = ['http', 'https'] as const;
 export type TrafficListener = (typeof TRAFFIC_LISTENERS)[number];
+
+/**
+ * A traffic listener a table asks the data planes to open besides their own:
+ * each Gateway gets sockets of its own, so that its routes answer only on its
+ * address. The data plane opens it when a table declares it and closes it when
+ * a table no longer does.
+ */
+export const ListenerSchema = z.object({
+  /** Routes and certificates name it; never `http` or `https`. */
+  name: z.string().min(1).max(256),
+  /** The container port it binds (on `server.bind_address`). */
+  port: z.number().int().min(1).max(65535),
+  protocol: z.enum(['http', 'https']),
+});
+export type Listener = z.infer<typeof ListenerSchema>;
 
 /** A header name as RFC 9110 5.1 allows it (a token). */
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name');
@@ -195,8 +210,8 @@ export const RouteSchema = z.object({
   /** Answer with a redirect; such a route needs no backend. */
   redirect: RedirectSchema.optional(),
   mirrors: z.array(MirrorSchema).max(8).optional(),
-  /** The traffic listeners that serve the route (absent: every one). */
-  listeners: z.array(z.enum(TRAFFIC_LISTENERS)).min(1).optional(),
+  /** The traffic listeners that serve the route: `http`, `https` or ones the table declares (absent: `http` and `https`). */
+  listeners: z.array(z.string().min(1)).min(1).optional(),
   /**
    * The method is one more condition, as in the Gateway API: a request whose
    * method the route does not take passes it over (404 when nothing else
@@ -293,13 +308,15 @@ export const UpstreamSchema = z.object({
 export type Upstream = z.infer<typeof UpstreamSchema>;
 
 /**
- * A certificate for the `https` listener, chosen by the client's SNI: an exact
+ * A certificate for an HTTPS listener, chosen by the client's SNI: an exact
  * host first, then the longest matching `*.suffix`, then the first certificate
- * without hosts, then the data plane's own `server.tls`.
+ * without hosts, then (on `https`) the data plane's own `server.tls`.
  */
 export const CertificateSchema = z.object({
   /** Stable identifier, for logs: where the certificate came from. */
   name: z.string().min(1),
+  /** The listener that presents it: `https` or an `https` listener the table declares. */
+  listener: z.string().min(1).default('https'),
   /** Lower-case host names or `*.suffix` wildcards; empty: any name no other certificate claims. */
   hosts: z.array(z.string().min(1)).default([]),
   certificatePem: z.string().min(1),
@@ -314,7 +331,9 @@ export const RouteTableSchema = z
     version: z.string().min(1),
     routes: z.array(RouteSchema),
     upstreams: z.array(UpstreamSchema),
-    /** Certificates the `https` listener presents, chosen by SNI. Absent: only the data plane's own `server.tls`. */
+    /** Listeners to open besides `http` and `https`. */
+    listeners: z.array(ListenerSchema).optional(),
+    /** Certificates HTTPS listeners present, chosen by SNI. Absent: only the data plane's own `server.tls`, on `https`. */
     certificates: z.array(CertificateSchema).optional(),
   })
   .superRefine((table, ctx) => {
@@ -323,8 +342,19 @@ export const RouteTableSchema = z
       if (names.has(u.name)) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'name'], message: `duplicate upstream name "${u.name}"` });
       names.add(u.name);
     });
+    const declared = new Map<string, 'http' | 'https'>(TRAFFIC_LISTENERS.map((l) => [l, l]));
+    const ports = new Set<number>();
+    (table.listeners ?? []).forEach((l, i) => {
+      if (declared.has(l.name)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}"` });
+      if (ports.has(l.port)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'port'], message: `port ${l.port} has an earlier listener` });
+      declared.set(l.name, l.protocol);
+      ports.add(l.port);
+    });
     const ids = new Set<string>();
     table.routes.forEach((r, i) => {
+      (r.listeners ?? []).forEach((l, j) => {
+        if (!declared.has(l)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'listeners', j], message: `unknown listener "${l}"` });
+      });
       if (ids.has(r.id)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'id'], message: `duplicate route id "${r.id}"` });
       ids.add(r.id);
       if (r.backends.length === 0 && r.redirect === undefined) ctx.addIssue({ code: 'custom', path: ['routes', i, 'backends'], message: 'a route needs at least one backend unless it redirects' });
@@ -341,9 +371,11 @@ export const RouteTableSchema = z
     });
     const hostsSeen = new Set<string>();
     (table.certificates ?? []).forEach((c, i) => {
+      if (declared.get(c.listener) !== 'https') ctx.addIssue({ code: 'custom', path: ['certificates', i, 'listener'], message: `"${c.listener}" is no HTTPS listener of the table` });
       for (const h of c.hosts) {
-        if (hostsSeen.has(h)) ctx.addIssue({ code: 'custom', path: ['certificates', i, 'hosts'], message: `host "${h}" has an earlier certificate` });
-        hostsSeen.add(h);
+        const key = `${c.listener} ${h}`;
+        if (hostsSeen.has(key)) ctx.addIssue({ code: 'custom', path: ['certificates', i, 'hosts'], message: `host "${h}" has an earlier certificate on listener "${c.listener}"` });
+        hostsSeen.add(key);
       }
     });
   });

@@ -98,7 +98,11 @@ export function createAdminHandler(gw: AdminTarget): (req: IncomingMessage, res:
         // Routes as served: each with the gateway-wide policy laid under its own, and where each policy came from.
         return rt ? json(res, 200, redact({ ...rt.table, routes: rt.routes.map((r) => r.def) })) : json(res, 404, { error: { code: 'no_table', message: 'no route table has been applied yet' } });
       case 'GET /routes': {
-        const text = !rt ? '(no table)\n' : rt.tlsMatcher === rt.matcher ? rt.matcher.print() : `listener http\n${rt.matcher.print()}\nlistener https\n${rt.tlsMatcher.print()}`;
+        const text = !rt
+          ? '(no table)\n'
+          : rt.listenerMatchers.size === 2 && rt.tlsMatcher === rt.matcher
+            ? rt.matcher.print()
+            : [...rt.listenerMatchers].map(([name, m]) => `listener ${name}\n${m.print()}`).join('\n');
         res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
         res.end(text.endsWith('\n') ? text : `${text}\n`);
         return;

@@ -29,6 +29,7 @@ import { UpstreamResilience } from '../upstream/resilience.ts';
 import { createAdminHandler } from './admin.ts';
 import { createRequestHandler, type HandlerDeps, type LifecycleState } from './handler.ts';
 import type { TableRuntime } from '../table/runtime.ts';
+import type { Listener } from '../contract/schema.ts';
 import { explainQuery, explainRequest, type ExplainRequest } from '../observability/explain.ts';
 import type { Explanation } from '../observability/explain-format.ts';
 
@@ -77,6 +78,10 @@ export class Gateway {
   private readonly servers: http.Server[] = [];
   private trafficServers: http.Server[] = [];
   private tlsServer: https.Server | undefined;
+  /** The listeners the live table declares, open now, by name. */
+  private readonly tableListeners = new Map<string, { port: number; protocol: 'http' | 'https'; server: http.Server }>();
+  /** The port each listener the table declares is bound to, by name, once bound. */
+  readonly listenerPorts = new Map<string, number>();
   private trafficOptions: http.ServerOptions | undefined;
   private handlerDeps: HandlerDeps | undefined;
   private watcher: FSWatcher | undefined;
@@ -168,7 +173,8 @@ export class Gateway {
     this.trafficOptions = trafficOptions;
     this.handlerDeps = handlerDeps;
     // With a certificate of its own the TLS listener starts now; otherwise with the first table that brings one.
-    if (s.tls || this.holder.current?.certificates !== undefined) await this.listenTls();
+    if (s.tls || this.holder.current?.certificates.has('https') === true) await this.listenTls();
+    if (this.holder.current !== undefined) this.syncTableListeners(this.holder.current);
 
     const admin = http.createServer(createAdminHandler(this));
     this.servers.push(admin);
@@ -194,9 +200,10 @@ export class Gateway {
 
   /**
    * The TLS traffic listener. Each connection's certificate is chosen by SNI
-   * from the live table's certificates (Gateway API HTTPS listeners: an exact
-   * host, a wildcard, then one without hosts), else `server.tls`; a client
-   * without SNI gets `server.tls`, else the table's fallback certificate.
+   * from the live table's certificates for `https` (Gateway API HTTPS
+   * listeners served here: an exact host, a wildcard, then one without hosts),
+   * else `server.tls`; a client without SNI gets `server.tls`, else the
+   * table's fallback certificate.
    */
   private async listenTls(): Promise<void> {
     if (this.tlsServer !== undefined || this.trafficOptions === undefined || this.handlerDeps === undefined) return;
@@ -206,7 +213,7 @@ export class Gateway {
       {
         ...this.trafficOptions,
         ...own,
-        SNICallback: (servername, cb) => cb(null, this.holder.current?.certificates?.select(servername)),
+        SNICallback: (servername, cb) => cb(null, this.holder.current?.certificates.get('https')?.select(servername)),
       },
       createRequestHandler(this.handlerDeps, true),
     );
@@ -222,23 +229,90 @@ export class Gateway {
   /** Clients without SNI get the table's fallback certificate when the config has none of its own. */
   private syncTlsFallback(): void {
     if (this.tlsServer === undefined || this.config.server.tls) return;
-    const fallback = this.holder.current?.certificates;
-    const first = this.holder.current?.table.certificates?.find((c) => c.hosts.length === 0) ?? this.holder.current?.table.certificates?.[0];
-    if (fallback !== undefined && first !== undefined) this.tlsServer.setSecureContext({ cert: first.certificatePem, key: first.privateKeyPem });
+    const pair = this.holder.current?.certificates.get('https')?.defaultPair;
+    if (pair !== undefined) this.tlsServer.setSecureContext(pair);
   }
 
-  /** After each table: start the TLS listener when the table is the first to bring certificates, and keep its fallback current. */
+  /**
+   * After each table: start the TLS listener when the table is the first to
+   * bring certificates for it, and open and close the listeners the table
+   * declares (a Gateway's own sockets).
+   */
   private onTableApplied(rt: TableRuntime): void {
-    // Before the listeners start, listen() starts TLS itself; while stopping, nothing starts.
-    if (rt.certificates === undefined || this.trafficOptions === undefined || this.stopping !== undefined) return;
-    if (this.tlsServer === undefined) {
-      this.listenTls().then(
-        () => this.log.info({ event: 'tls_listening', port: this.ports.https, certificates: rt.certificates?.names }, 'TLS listener started for the route table\'s certificates'),
-        (err: unknown) => this.log.error({ event: 'tls_listen_failed', port: this.config.server.https_port, error: (err as Error).message }, 'cannot start the TLS listener for the route table\'s certificates'),
-      );
-      return;
+    // Before the listeners start, listen() does this itself; while stopping, nothing starts.
+    if (this.trafficOptions === undefined || this.stopping !== undefined) return;
+    if (rt.certificates.has('https')) {
+      if (this.tlsServer === undefined) {
+        this.listenTls().then(
+          () => this.log.info({ event: 'tls_listening', port: this.ports.https }, "TLS listener started for the route table's certificates"),
+          (err: unknown) => this.log.error({ event: 'tls_listen_failed', port: this.config.server.https_port, error: (err as Error).message }, "cannot start the TLS listener for the route table's certificates"),
+        );
+      } else {
+        this.syncTlsFallback();
+      }
     }
-    this.syncTlsFallback();
+    this.syncTableListeners(rt);
+  }
+
+  /** Opens the listeners the table declares that are not open, closes those it no longer declares. */
+  private syncTableListeners(rt: TableRuntime): void {
+    const wanted = new Map((rt.table.listeners ?? []).map((l) => [l.name, l]));
+    for (const [name, open] of this.tableListeners) {
+      const w = wanted.get(name);
+      if (w === undefined || w.port !== open.port || w.protocol !== open.protocol) this.closeTableListener(name);
+    }
+    for (const l of wanted.values()) {
+      const open = this.tableListeners.get(l.name);
+      if (open === undefined) this.openTableListener(l);
+      else if (open.server instanceof https.Server) this.setListenerDefault(l.name, open.server);
+    }
+  }
+
+  /** A client without SNI gets the listener's fallback certificate. */
+  private setListenerDefault(name: string, server: https.Server): void {
+    const pair = this.holder.current?.certificates.get(name)?.defaultPair;
+    if (pair !== undefined) server.setSecureContext(pair);
+  }
+
+  private openTableListener(l: Listener): void {
+    const s = this.config.server;
+    const options = this.trafficOptions as http.ServerOptions;
+    const handler = createRequestHandler(this.handlerDeps as HandlerDeps, l.protocol === 'https', l.name);
+    const server =
+      l.protocol === 'https'
+        ? https.createServer({ ...options, SNICallback: (servername, cb) => cb(null, this.holder.current?.certificates.get(l.name)?.select(servername)) }, handler)
+        : http.createServer(options, handler);
+    server.maxHeadersCount = s.limits.max_headers_count + 1;
+    server.on('clientError', clientErrorHandler(this.metrics));
+    if (server instanceof https.Server) this.setListenerDefault(l.name, server);
+    this.tableListeners.set(l.name, { port: l.port, protocol: l.protocol, server });
+    this.trafficServers.push(server);
+    this.servers.push(server);
+    listen(server, l.port, s.bind_address).then(
+      (port) => {
+        if (this.tableListeners.get(l.name)?.server !== server) return;
+        this.listenerPorts.set(l.name, port);
+        this.log.info({ event: 'listener_opened', listener: l.name, port, protocol: l.protocol }, `listening on ${port} for ${l.name}`);
+      },
+      (err: unknown) => {
+        this.log.error({ event: 'listener_failed', listener: l.name, port: l.port, error: (err as Error).message }, `cannot listen on ${l.port} for ${l.name}; its routes are not served here`);
+        if (this.tableListeners.get(l.name)?.server === server) this.closeTableListener(l.name);
+      },
+    );
+  }
+
+  /** Stops accepting on a table listener; requests in flight on it finish. */
+  private closeTableListener(name: string): void {
+    const open = this.tableListeners.get(name);
+    if (open === undefined) return;
+    this.tableListeners.delete(name);
+    this.listenerPorts.delete(name);
+    this.trafficServers = this.trafficServers.filter((x) => x !== open.server);
+    const i = this.servers.indexOf(open.server);
+    if (i >= 0) this.servers.splice(i, 1);
+    open.server.close();
+    open.server.closeIdleConnections();
+    this.log.info({ event: 'listener_closed', listener: name, port: open.port }, `stopped listening for ${name}`);
   }
 
   /** Re-reads the config file and applies its routes; the old table serves on any failure. */

@@ -13,7 +13,7 @@ import { answerPreflight, isPreflight } from '../pipeline/cors.ts';
 import { GatewayError } from '../proxy/errors.ts';
 import type { ForwardPolicy } from '../proxy/forward.ts';
 import { proxyRequest, type DefaultTimeouts } from '../proxy/proxy.ts';
-import { requestFacts } from '../routing/matcher.ts';
+import { compileMatcher, requestFacts } from '../routing/matcher.ts';
 import { normalizeTarget } from '../routing/normalize.ts';
 import type { TableHolder } from '../table/holder.ts';
 import { ClientAddressResolver } from './client-address.ts';
@@ -62,8 +62,11 @@ function probe(res: ServerResponse, ok: boolean, body: Record<string, unknown>):
   return Buffer.byteLength(text);
 }
 
-/** Builds the listener for the traffic ports; `tls` says which one. */
-export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: IncomingMessage, res: ServerResponse) => void {
+/** A listener the live table has no routes for (closed meanwhile): every request is not found. */
+const NO_ROUTES = compileMatcher<RouteRuntime>([]);
+
+/** Builds the request listener of one traffic listener: `http`, `https` or one the table declares (`tls` for its protocol). */
+export function createRequestHandler(deps: HandlerDeps, tls: boolean, listener: string = tls ? 'https' : 'http'): (req: IncomingMessage, res: ServerResponse) => void {
   const { holder, metrics, log, lifecycle, tracing } = deps;
   const clients = deps.clientAddress ?? new ClientAddressResolver();
 
@@ -135,7 +138,7 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean): (req: Inc
       answer(ctx, new GatewayError('route_unavailable', 'the gateway has no route table yet'));
       return;
     }
-    const matcher = tls ? rt.tlsMatcher : rt.matcher;
+    const matcher = rt.listenerMatchers.get(listener) ?? NO_ROUTES;
     // A CORS preflight is answered for the route that would serve the method it asks about, even where OPTIONS itself would be a 405.
     if (isPreflight(method, req.headers)) {
       const p = matcher.match(ctx.host, req.headers['access-control-request-method'] as string, target.path, matcher.conditional ? requestFacts(req.headers, target.query) : undefined);

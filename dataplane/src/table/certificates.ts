@@ -1,20 +1,22 @@
 /**
- * The certificates of a route table, made ready for the `https` listener:
- * each is parsed into a TLS context when the table is applied (a bad one
- * rejects the table, as a bad route does), and chosen per connection by the
- * client's SNI: an exact host, then the longest matching `*.suffix`, then the
- * first certificate without hosts.
+ * The certificates of one HTTPS listener of a route table: each is parsed
+ * into a TLS context when the table is applied (a bad one rejects the table,
+ * as a bad route does), and chosen per connection by the client's SNI: an
+ * exact host, then the longest matching `*.suffix`, then the first certificate
+ * without hosts.
  */
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Certificate } from '../contract/schema.ts';
 
-/** Picks a table certificate for a server name. */
+/** Picks one of a listener's certificates for a server name. */
 export class CertificateSelector {
   private readonly exact = new Map<string, SecureContext>();
   /** Keyed by the suffix with its dot (`*.a.test` → `.a.test`), longest first. */
   private readonly wildcards: [string, SecureContext][] = [];
   /** For names no certificate claims, and clients that send no SNI. */
   readonly fallback: SecureContext | undefined;
+  /** The PEM pair of the fallback (else the first certificate), to make the listener's default context of. */
+  readonly defaultPair: { cert: string; key: string } | undefined;
   /** The names of the certificates, for logs. */
   readonly names: readonly string[];
 
@@ -38,6 +40,8 @@ export class CertificateSelector {
     }
     this.wildcards.sort((a, b) => b[0].length - a[0].length);
     this.fallback = fallback;
+    const first = certificates.find((c) => c.hosts.length === 0) ?? certificates[0];
+    this.defaultPair = first === undefined ? undefined : { cert: first.certificatePem, key: first.privateKeyPem };
     this.names = certificates.map((c) => c.name);
   }
 

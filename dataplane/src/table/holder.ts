@@ -121,7 +121,8 @@ export class TableHolder {
         this.log.warn({ event: 'cors_no_origin', route: r.id, policySource: r.def.policySources.cors }, `route "${r.id}": CORS allows credentials with the "*" origin, which allows no origin at all; list the origins`);
       }
     }
-    const shadowed = next.tlsMatcher === next.matcher ? next.matcher.shadowed : [...next.matcher.shadowed, ...next.tlsMatcher.shadowed.filter((t) => !next.matcher.shadowed.some((h) => h.route === t.route && h.by === t.by && h.method === t.method && h.host === t.host))];
+    // One warning per shadowed claim, however many listeners serve the route.
+    const shadowed = [...new Map([...new Set(next.listenerMatchers.values())].flatMap((m) => m.shadowed).map((x) => [`${x.route}\0${x.by}\0${x.method}\0${x.host}`, x])).values()];
     for (const s of shadowed) {
       this.log.warn({ event: 'route_shadowed', route: s.route, by: s.by, method: s.method, host: s.host }, `route "${s.route}" never serves ${s.method === '*' ? 'any method' : s.method}${s.host === '*' ? '' : ` on ${s.host}`}: "${s.by}" comes first with the same path, method and conditions`);
     }

@@ -7,7 +7,7 @@ import type { Stage } from '../pipeline/context.ts';
 import { buildUpstreams, type UpstreamRuntime } from '../upstream/upstream.ts';
 import type { PoolRegistry } from '../upstream/pools.ts';
 import { withGatewayDefaults, type GatewayDefaults, type ServedRoute } from '../contract/policy.ts';
-import type { Route, RouteTable } from '../contract/schema.ts';
+import type { Certificate, Route, RouteTable } from '../contract/schema.ts';
 import { CertificateSelector } from './certificates.ts';
 
 /** A backend a request was given to: an upstream, or why the backend cannot serve (answered 500). */
@@ -81,8 +81,10 @@ export interface TableRuntime {
   readonly matcher: Matcher<RouteRuntime>;
   /** The routes the `https` listener serves: the same matcher unless some route names its listeners. */
   readonly tlsMatcher: Matcher<RouteRuntime>;
-  /** Certificates of the table for the `https` listener, by SNI; undefined when the table has none. */
-  readonly certificates: CertificateSelector | undefined;
+  /** The routes of every listener, by name: `http`, `https` and those the table declares. */
+  readonly listenerMatchers: ReadonlyMap<string, Matcher<RouteRuntime>>;
+  /** The table's certificates, by the listener that presents them, chosen by SNI; empty when the table has none. */
+  readonly certificates: ReadonlyMap<string, CertificateSelector>;
   /** The table's routes as served, in table order. */
   readonly routes: readonly RouteRuntime[];
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
@@ -107,11 +109,18 @@ export function buildRuntime(
     const served = withGatewayDefaults(r, defaults);
     return new RouteRuntime(served, upstreams, stagesFor(served));
   });
-  // A route naming its listeners is served on those only: then each listener gets its own matcher.
+  // A route naming its listeners is served on those only (none named: http and https); then each listener gets its own matcher.
   const scoped = routes.some((r) => r.def.listeners !== undefined);
-  const on = (l: 'http' | 'https') => (r: RouteRuntime): boolean => r.def.listeners === undefined || r.def.listeners.includes(l);
+  const on = (l: string) => (r: RouteRuntime): boolean => (r.def.listeners === undefined ? l === 'http' || l === 'https' : r.def.listeners.includes(l));
   const matcher = compileMatcher(scoped ? routes.filter(on('http')) : routes);
   const tlsMatcher = scoped ? compileMatcher(routes.filter(on('https'))) : matcher;
-  const certificates = table.certificates && table.certificates.length > 0 ? new CertificateSelector(table.certificates) : undefined;
-  return { table, version: table.version, source, matcher, tlsMatcher, certificates, routes, upstreams, defaults };
+  const listenerMatchers = new Map<string, Matcher<RouteRuntime>>([
+    ['http', matcher],
+    ['https', tlsMatcher],
+    ...(table.listeners ?? []).map((l) => [l.name, compileMatcher(routes.filter(on(l.name)))] as const),
+  ]);
+  const byListener = new Map<string, Certificate[]>();
+  for (const c of table.certificates ?? []) byListener.set(c.listener, [...(byListener.get(c.listener) ?? []), c]);
+  const certificates = new Map([...byListener].map(([l, list]) => [l, new CertificateSelector(list)] as const));
+  return { table, version: table.version, source, matcher, tlsMatcher, listenerMatchers, certificates, routes, upstreams, defaults };
 }

@@ -6,7 +6,7 @@
 import { RouteTableSchema, type RouteTable } from '../../../dataplane/src/contract/index.ts';
 import { tableVersion } from '../../../dataplane/src/contract/index.ts';
 import type { ConditionInput } from '../status/conditions.ts';
-import { compileGatewayApi, type GatewayApiStatus } from './gateway-api/index.ts';
+import { compileGatewayApi, type DesiredService, type GatewayApiStatus } from './gateway-api/index.ts';
 import { compileRoutes } from './routes.ts';
 import type { Snapshot } from './snapshot.ts';
 import { compileUpstreams } from './upstreams.ts';
@@ -31,6 +31,8 @@ export interface CompileResult {
   routeGenerations: Map<string, number>;
   /** Gateway API objects (GatewayClass, Gateway, HTTPRoute) and RoutePolicies, keyed `Kind/namespace/name` (`GatewayClass/name`), sorted. */
   gatewayApi: Map<string, GatewayApiStatus>;
+  /** The Services of Gateways that have their own, which the operator keeps; sorted by name. */
+  gatewayServices: DesiredService[];
 }
 
 const split = (key: string): { namespace: string; name: string } => {
@@ -49,6 +51,7 @@ export function compile(snapshot: Snapshot): CompileResult {
     version: 'unversioned',
     routes: routes.table,
     upstreams: [...upstreams.flatMap((u) => (u.upstream ? [u.upstream] : [])), ...(gatewayApi?.upstreams ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    ...(gatewayApi !== undefined && gatewayApi.listeners.length > 0 ? { listeners: gatewayApi.listeners } : {}),
     ...(gatewayApi !== undefined && gatewayApi.certificates.length > 0 ? { certificates: gatewayApi.certificates } : {}),
   });
   table.version = tableVersion(table);
@@ -61,8 +64,10 @@ export function compile(snapshot: Snapshot): CompileResult {
   const sorted = new Map([...statuses.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const routeGenerations = new Map(routes.results.flatMap((r) => (r.route ? [[r.key, r.generation] as const] : [])));
   const gatewayStatuses = gatewayApi?.finish({ trimmed: routes.trimmed, rejected: routes.rejected }) ?? new Map<string, GatewayApiStatus>();
-  return { table, statuses: sorted, routeGenerations, gatewayApi: gatewayStatuses };
+  const gatewayServices = [...(gatewayApi?.services ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { table, statuses: sorted, routeGenerations, gatewayApi: gatewayStatuses, gatewayServices };
 }
 
 export type { Snapshot } from './snapshot.ts';
-export type { GatewayApiStatus, GatewayClassStatus, GatewayStatus, HTTPRouteStatus, ListenerStatus, RouteParentStatus, RoutePolicyStatus } from './gateway-api/index.ts';
+export { controllerLabel, GATEWAY_PORT_RANGE, GATEWAY_SERVICE_LABEL } from './gateway-api/index.ts';
+export type { DesiredService, GatewayApiStatus, GatewayClassStatus, GatewayStatus, HTTPRouteStatus, ListenerStatus, RouteParentStatus, RoutePolicyStatus } from './gateway-api/index.ts';

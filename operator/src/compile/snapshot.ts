@@ -76,6 +76,26 @@ export interface GatewayApiSnapshot {
   ports: { http?: number; https?: number };
   /** The controllerName of the GatewayClasses this operator serves. */
   controllerName: string;
+  /**
+   * The data plane Service as the model of each Gateway's own Service (its
+   * namespace, type, selector and load balancer settings); undefined when
+   * none is configured or it does not exist yet.
+   */
+  template?: ServiceTemplate;
+  /** Where the Services in the template's namespace are reached, by name: each Gateway's own Service among them. */
+  serviceAddresses: Record<string, GatewayAddress[]>;
+}
+
+/** What a Gateway's own Service takes from the data plane Service. */
+export interface ServiceTemplate {
+  namespace: string;
+  name: string;
+  type: string;
+  selector: Record<string, string>;
+  externalTrafficPolicy?: string;
+  loadBalancerClass?: string;
+  loadBalancerSourceRanges?: string[];
+  annotations: Record<string, string>;
 }
 
 /** The parts of an EndpointSlice compile needs. */

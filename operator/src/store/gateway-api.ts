@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { formatFieldPath } from '../../../dataplane/src/contract/index.ts';
 import { GatewayClassSpecSchema, GatewaySpecSchema, HTTPRouteSpecSchema, ReferenceGrantSpecSchema } from '../api/gateway-api.ts';
 import { RoutePolicySpecSchema } from '../api/routepolicy.ts';
-import type { GatewayAddress, GatewayApiSnapshot, NamespaceInfo, Parsed, SecretInfo } from '../compile/snapshot.ts';
+import type { GatewayAddress, GatewayApiSnapshot, NamespaceInfo, Parsed, SecretInfo, ServiceTemplate } from '../compile/snapshot.ts';
 import { metaOf, type KubeObject } from './convert.ts';
 
 /** The objects a Gateway API snapshot is built from. */
@@ -27,6 +27,8 @@ export interface GatewayApiObjects {
   addressServiceKey: string | undefined;
   /** The controllerName of the GatewayClasses to serve. */
   controllerName: string;
+  /** The Services in the data plane Service's namespace (each Gateway's own Service is one). */
+  releaseServices: readonly KubeObject[];
 }
 
 function parse<S extends z.ZodType>(obj: KubeObject, schema: S): Parsed<z.output<S>> {
@@ -82,6 +84,23 @@ export function servicePorts(obj: KubeObject | undefined): { http?: number; http
   return { ...(http === undefined ? {} : { http }), ...(https === undefined ? {} : { https }) };
 }
 
+/** What a Gateway's own Service copies from the data plane Service. */
+function template(obj: KubeObject | undefined): ServiceTemplate | undefined {
+  if (obj === undefined) return undefined;
+  const spec = (obj.spec ?? {}) as { type?: string; selector?: Record<string, string>; externalTrafficPolicy?: string; loadBalancerClass?: string; loadBalancerSourceRanges?: string[] };
+  return {
+    namespace: obj.metadata?.namespace ?? '',
+    name: obj.metadata?.name ?? '',
+    type: spec.type ?? 'ClusterIP',
+    selector: { ...(spec.selector ?? {}) },
+    ...(spec.externalTrafficPolicy ? { externalTrafficPolicy: spec.externalTrafficPolicy } : {}),
+    ...(spec.loadBalancerClass ? { loadBalancerClass: spec.loadBalancerClass } : {}),
+    ...(spec.loadBalancerSourceRanges?.length ? { loadBalancerSourceRanges: [...spec.loadBalancerSourceRanges] } : {}),
+    // Load balancer settings live in annotations (cloud providers read them); Helm's own do not belong on another object.
+    annotations: Object.fromEntries(Object.entries(((obj.metadata as { annotations?: Record<string, string> } | undefined)?.annotations ?? {})).filter(([k]) => !k.startsWith('meta.helm.sh/') && k !== 'kubectl.kubernetes.io/last-applied-configuration')),
+  };
+}
+
 /** The Gateway API part of a snapshot. */
 export function gatewayApiSnapshot(objects: GatewayApiObjects): GatewayApiSnapshot {
   return {
@@ -96,5 +115,7 @@ export function gatewayApiSnapshot(objects: GatewayApiObjects): GatewayApiSnapsh
     addressSource: objects.addressServiceKey === undefined ? 'the data plane Service (none is configured: --gateway-service)' : `Service "${objects.addressServiceKey}"`,
     ports: servicePorts(objects.addressService),
     controllerName: objects.controllerName,
+    ...(objects.addressService === undefined ? {} : { template: template(objects.addressService) as ServiceTemplate }),
+    serviceAddresses: Object.fromEntries(objects.releaseServices.map((o) => [o.metadata?.name ?? '', serviceAddresses(o)])),
   };
 }

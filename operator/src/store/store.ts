@@ -7,6 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { WatchedKind } from '../kube/informers.ts';
 import type { KubeObject } from './convert.ts';
+import { GATEWAY_SERVICE_LABEL } from '../compile/index.ts';
 
 const keyOf = (o: KubeObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
@@ -128,7 +129,8 @@ export class Store {
     else map.set(key, obj);
     const changed = verb === 'delete' ? before !== undefined : before === undefined || !isDeepStrictEqual(essence(kind, before), essence(kind, obj));
     if (!changed) return false;
-    if (kind === 'Service') return this.referencedServices().has(key);
+    // A Gateway's own Service (its address) matters like the data plane Service does.
+    if (kind === 'Service') return this.referencedServices().has(key) || (obj.metadata?.labels?.[GATEWAY_SERVICE_LABEL] !== undefined && key.startsWith(`${this.addressService?.split('/')[0]}/`));
     if (kind === 'Secret') return this.referencedSecrets().has(key);
     if (kind === 'Namespace') return this.selectsNamespaces();
     if (kind === 'EndpointSlice') {

@@ -56,6 +56,7 @@ function gatewayApiOf(objects: KubeObject[]): GatewayApiSnapshot | undefined {
     addressService: of('Service').find((o) => `${o.metadata?.namespace}/${o.metadata?.name}` === ADDRESS_SERVICE),
     addressServiceKey: ADDRESS_SERVICE,
     controllerName: CONTROLLER_NAME,
+    releaseServices: of('Service').filter((o) => o.metadata?.namespace === ADDRESS_SERVICE.split('/')[0]),
   });
 }
 
@@ -63,7 +64,8 @@ function run(name: string): string {
   const objects = objectsFor(name);
   const of = (kind: string): KubeObject[] => objects.filter((o) => o.kind === kind);
   const result = compile(toSnapshot({ routes: of('GatewayRoute'), upstreams: of('Upstream'), services: of('Service'), endpointSlices: of('EndpointSlice') }, PARSERS, gatewayApiOf(objects)));
-  return stringify({ table: result.table, statuses: Object.fromEntries([...result.statuses, ...result.gatewayApi].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) }, { lineWidth: 0 });
+  const statuses = Object.fromEntries([...result.statuses, ...result.gatewayApi].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return stringify({ table: result.table, statuses, ...(result.gatewayServices.length > 0 ? { gatewayServices: result.gatewayServices } : {}) }, { lineWidth: 0 });
 }
 
 const { cases, orphans, missing } = goldenCases(DIR, '.in.yaml', '.out.yaml');

@@ -18,7 +18,6 @@ import {
   type HeaderModifier,
   type Redirect,
   type Route,
-  type TrafficListener,
   type Upstream,
 } from '../../../../dataplane/src/contract/index.ts';
 import { GATEWAY_API_GROUP, type HTTPRouteFilter, type HTTPRouteRule, type HTTPRouteSpec, type ParentRef } from '../../api/gateway-api.ts';
@@ -405,14 +404,16 @@ export function compileHTTPRoutes(snapshot: Snapshot, api: GatewayApiSnapshot, g
       return { i, compiled, matches: typeof matches === 'string' ? [] : matches, problem };
     });
 
-    // Hostnames per data plane listener: served through programmed listeners only.
-    const hostsByTraffic = new Map<TrafficListener, Set<string> | 'any'>();
+    // Hostnames per data plane listener (socket): served through programmed listeners only, sockets in a stable order.
+    const hostsBySocket = new Map<string, Set<string> | 'any'>();
     for (const b of parents.flatMap((p) => p.bindings)) {
-      if (!b.listener.programmed || b.listener.traffic === undefined) continue;
-      const before = hostsByTraffic.get(b.listener.traffic);
-      if (before === 'any' || b.hosts.length === 0) hostsByTraffic.set(b.listener.traffic, 'any');
-      else hostsByTraffic.set(b.listener.traffic, new Set([...(before ?? []), ...b.hosts]));
+      const socket = b.listener.socket;
+      if (!b.listener.programmed || socket === undefined) continue;
+      const before = hostsBySocket.get(socket);
+      if (before === 'any' || b.hosts.length === 0) hostsBySocket.set(socket, 'any');
+      else hostsBySocket.set(socket, new Set([...(before ?? []), ...b.hosts]));
     }
+    const sockets = [...hostsBySocket.keys()].sort();
 
     const candidates: RouteCandidate[] = [];
     const invalid: string[] = [];
@@ -420,18 +421,17 @@ export function compileHTTPRoutes(snapshot: Snapshot, api: GatewayApiSnapshot, g
       let problem = rule.problem;
       const entries: RouteCandidate[] = [];
       rule.matches.forEach((m, j) => {
-        for (const traffic of ['http', 'https'] as const) {
-          const hosts = hostsByTraffic.get(traffic);
-          if (hosts === undefined) continue;
+        for (const socket of sockets) {
+          const hosts = hostsBySocket.get(socket) as Set<string> | 'any';
           const route: Route = {
-            id: `httproute:${key}/rules[${rule.i}].matches[${j}]@${traffic}`,
+            id: `httproute:${key}/rules[${rule.i}].matches[${j}]@${socket}`,
             hosts: hosts === 'any' ? [] : [...hosts].sort(),
             path: m.path,
             methods: m.methods as Route['methods'],
             ...(m.headers ? { headers: m.headers } : {}),
             ...(m.queryParams ? { queryParams: m.queryParams } : {}),
             methodsAsCondition: true,
-            listeners: [traffic],
+            listeners: [socket],
             backends: rule.compiled.backends,
             auth: { required: false, roles: [], permissions: [] },
             ...rule.compiled.fields,

@@ -5,19 +5,20 @@
  * same conflict resolution as GatewayRoutes; its statuses are finished once
  * that is done, because a route that loses a host to an older one says so.
  */
-import type { Certificate, Claim, Route, Upstream } from '../../../../dataplane/src/contract/index.ts';
+import type { Certificate, Claim, Listener, Route, Upstream } from '../../../../dataplane/src/contract/index.ts';
 import type { ParentRef } from '../../api/gateway-api.ts';
 import { condition, type ConditionInput } from '../../status/conditions.ts';
 import { GwCondition, GwReason } from '../../status/gateway-api.ts';
 import type { GatewayAddress, Snapshot } from '../snapshot.ts';
 import type { UpstreamResult } from '../upstreams.ts';
 import { compileGatewayClasses, SUPPORTED_FEATURES } from './gateway-classes.ts';
-import { compileGateways, tableCertificates } from './gateways.ts';
+import { compileGateways, tableCertificates, type DesiredService } from './gateways.ts';
 import { compileHTTPRoutes, type RouteCandidate } from './httproutes.ts';
 import { ReferenceGrants } from './reference-grants.ts';
 
 export type { RouteCandidate } from './httproutes.ts';
 export { SUPPORTED_FEATURES } from './gateway-classes.ts';
+export { controllerLabel, GATEWAY_PORT_RANGE, GATEWAY_SERVICE_LABEL, type DesiredService } from './gateways.ts';
 
 /** The status of a GatewayClass, as written. */
 export interface GatewayClassStatus {
@@ -82,6 +83,10 @@ export interface GatewayApiCompilation {
   candidates: RouteCandidate[];
   upstreams: Upstream[];
   certificates: Certificate[];
+  /** Gateways' own sockets. */
+  listeners: Listener[];
+  /** Gateways' own Services, which the operator keeps. */
+  services: DesiredService[];
   /** Statuses keyed `Kind/namespace/name` (`GatewayClass/name`), given what the resolution took from each route. */
   finish(outcome: { trimmed: ReadonlyMap<string, { lost: Claim[]; describe: (id: string) => string }>; rejected: ReadonlyMap<string, { claim: Claim; describe: (id: string) => string }> }): Map<string, GatewayApiStatus>;
 }
@@ -103,6 +108,8 @@ export function compileGatewayApi(snapshot: Snapshot, upstreams: readonly Upstre
     // Only the Services a table route sends to: a Service named by a route that is not attached anywhere costs nothing.
     upstreams: [...routes.upstreams.values()].filter((u) => used.has(u.name)),
     certificates: tableCertificates(gateways),
+    listeners: gateways.flatMap((g) => g.sockets),
+    services: gateways.flatMap((g) => (g.service === undefined ? [] : [g.service])),
     finish: ({ trimmed, rejected }) => {
       const out = new Map<string, GatewayApiStatus>();
       for (const c of classes.values()) {
