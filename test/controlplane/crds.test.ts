@@ -52,6 +52,9 @@ async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => P
 
 const FIXTURES_NS = 'fixtures';
 
+/** The example manifests, applied (again: apply is idempotent) by each test that reads them. */
+const applyExamples = (): Promise<string> => ok(['apply', '-f', `${EXAMPLES_DIR}/`]);
+
 beforeAll(async () => {
   // No controller manager: nothing here needs one, and the API server starts faster alone.
   cp = await startControlPlane({ controllers: '' });
@@ -74,7 +77,7 @@ describe('CRDs on a real API server', () => {
   });
 
   it('apply every example manifest, and store what zod parses, defaults included', async () => {
-    const out = await ok(['apply', '-f', `${EXAMPLES_DIR}/`]);
+    const out = await applyExamples();
     const examples = yamlFiles(EXAMPLES_DIR).flatMap(loadManifests);
     expect(out.trim().split('\n')).toHaveLength(examples.length);
     for (const m of examples.filter((x) => x.kind !== 'Namespace')) {
@@ -159,12 +162,14 @@ describe('CRDs on a real API server', () => {
   });
 
   it('list both kinds under kubectl get switchyard', async () => {
+    await applyExamples();
     const out = await ok(['get', 'switchyard', '-n', 'shop', '-o', 'name']);
     expect(out).toContain('gatewayroute.switchyard.dev/users');
     expect(out).toContain('upstream.switchyard.dev/user-service');
   });
 
   it('show printer columns, fed by the status subresource', async () => {
+    await applyExamples();
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     const condition = (type: string, status: string): Record<string, unknown> => ({ type, status, observedGeneration: 1, lastTransitionTime: now, reason: type, message: '' });
     await ok([
@@ -185,6 +190,7 @@ describe('CRDs on a real API server', () => {
   });
 
   it('refuse a malformed status as well', async () => {
+    await applyExamples();
     const r = await kubectl(['patch', 'gwr', 'users', '-n', 'shop', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { conditions: [{ type: 'Accepted', status: 'Yes' }] } })]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('status.conditions[0].status: Unsupported value: "Yes"');
