@@ -1,5 +1,5 @@
 /**
- * The operator, wired: informers → store → (debounced) compile → config server,
+ * The operator, wired: informers → store → compile (at once, or once per burst) → config server,
  * and statuses back through the one status writer while this replica leads.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -37,8 +37,13 @@ export interface OperatorOptions {
   identity: string;
   lease: { namespace: string; name: string; durationMs: number; renewDeadlineMs: number; retryPeriodMs: number } | undefined;
   log: Logger;
-  /** Coalescing of bursts: wait this long after a change, but never longer than maxDelayMs after the first. */
-  debounce?: { delayMs: number; maxDelayMs: number };
+  /**
+   * When changes compile. A change that comes after `quietMs` without one (default 20)
+   * compiles at once; a change that follows another sooner starts a burst, which
+   * compiles once `delayMs` (default 100) pass without a change, and never later than
+   * `maxDelayMs` (default 1000) after the burst's first change.
+   */
+  debounce?: { quietMs?: number; delayMs: number; maxDelayMs: number };
   heartbeatMs?: number;
 }
 
@@ -68,6 +73,10 @@ export class Operator {
   private last: CompileResult | undefined;
   private readonly history = new Map<string, Map<string, number>>();
   private timer: NodeJS.Timeout | undefined;
+  /** A compile queued at once (leading edge), behind the events already read. */
+  private immediate: NodeJS.Immediate | undefined;
+  /** When the last change that matters arrived (performance.now()). */
+  private lastChange = Number.NEGATIVE_INFINITY;
   private statusTimer: NodeJS.Timeout | undefined;
   private firstPending = 0;
   private listed = false;
@@ -223,11 +232,27 @@ export class Operator {
     this.refreshStatus();
   }
 
-  /** Coalesces changes: compile after a quiet `delayMs`, or `maxDelayMs` after the first change at the latest. */
+  /**
+   * Leading edge: the first change after a quiet period compiles at once (behind the
+   * events of the same read, which it takes along). A change that follows another
+   * within `quietMs` is part of a burst: it compiles after a quiet `delayMs`, or
+   * `maxDelayMs` after the burst's first change at the latest.
+   */
   private schedule(): void {
     if (this.stopped) return;
-    const { delayMs, maxDelayMs } = this.options.debounce ?? { delayMs: 100, maxDelayMs: 1000 };
-    const now = Date.now();
+    const { quietMs = 20, delayMs, maxDelayMs } = this.options.debounce ?? { delayMs: 100, maxDelayMs: 1000 };
+    const now = performance.now();
+    const since = now - this.lastChange;
+    this.lastChange = now;
+    // Queued at once and not run yet: this change goes along with it.
+    if (this.immediate !== undefined) return;
+    if (this.timer === undefined && since >= quietMs) {
+      this.immediate = setImmediate(() => {
+        this.immediate = undefined;
+        this.runCompile();
+      });
+      return;
+    }
     if (this.timer === undefined) this.firstPending = now;
     clearTimeout(this.timer);
     const wait = Math.max(0, Math.min(delayMs, this.firstPending + maxDelayMs - now));
@@ -241,6 +266,8 @@ export class Operator {
     if (!this.listed || this.stopped) return;
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearImmediate(this.immediate);
+    this.immediate = undefined;
     const started = performance.now();
     const snapshot = toSnapshot(
       {
@@ -332,6 +359,7 @@ export class Operator {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearImmediate(this.immediate);
     clearTimeout(this.statusTimer);
     await this.leader?.stop();
     this.writer.stop();
