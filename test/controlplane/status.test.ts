@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
 import { parseAllDocuments, stringify } from 'yaml';
 import { silentLogger } from '../../dataplane/src/observability/logger.ts';
 import { GatewayMetrics } from '../../dataplane/src/observability/metrics.ts';
@@ -17,6 +18,7 @@ import type { Operator } from '../../operator/src/operator.ts';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
 import { metricSum } from '../support/fleet.ts';
 import { eventually, getObject, installCrds, kubeFor, waitCondition, type ApiCondition, type Kube } from '../support/kube.ts';
+import { report, steadyLoad } from '../support/load.ts';
 import { OPERATOR_TOKEN, startDataplane, startOperator } from '../support/operator.ts';
 import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
@@ -237,12 +239,27 @@ spec: { path: { value: /contested }, upstream: svc, timeout: 1s }
       }
     };
 
-    // Both write at once, round after round, until the operator has met a conflict (and a few more).
+    // Both write at once, round after round, until the operator has met a conflict (and a
+    // few more), while traffic goes through the route each round changes.
+    await eventually(async () => {
+      const res = await request(`${dp.url}/contested`);
+      await res.body.dump();
+      return res.statusCode === 200 ? true : undefined;
+    }, 30_000, 'the contested route served');
+    const load = steadyLoad([`${dp.url}/contested`], { rate: 30 });
     let rounds = 0;
-    while (rounds < 20 || ((await conflicts()) === 0 && rounds < 200)) {
-      rounds++;
-      await Promise.all([kube.kubectl(['patch', 'gwr', 'contested', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { timeout: `${1 + (rounds % 9)}s` } })]), otherWriter()]);
+    let result;
+    try {
+      while (rounds < 20 || ((await conflicts()) === 0 && rounds < 200)) {
+        rounds++;
+        await Promise.all([kube.kubectl(['patch', 'gwr', 'contested', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { timeout: `${1 + (rounds % 9)}s` } })]), otherWriter()]);
+      }
+    } finally {
+      result = await load.stop();
     }
+    report('status written under conflicts', result);
+    expect(result.failures).toEqual([]);
+    expect(result.sent).toBeGreaterThan(0);
     const generation = (await getObject(kube, 'gatewayroutes', ns, 'contested')).metadata.generation;
     await waitCondition(kube, 'gatewayroutes', ns, 'contested', 'Programmed', 'True');
     await otherWriter();
