@@ -170,6 +170,45 @@ describe('process lifecycle', () => {
 });
 
 describe('logging', () => {
+  it('writes an access line at low traffic without waiting for more, and loses none under load when stopped', async () => {
+    const a = await startUpstream(echo('a'));
+    const [port, admin, metrics] = await freePorts(3);
+    const server = { http_port: port, admin_port: admin, metrics_port: metrics, bind_address: '127.0.0.1' };
+    const file = writeConfig({ server, routes: [{ path: '/x', upstream: 'u' }], upstreams: { u: { discovery: { type: 'Static', endpoints: [a.url] } } } });
+    try {
+      const { child, logs } = await startCli(file);
+      const base = `http://127.0.0.1:${port}`;
+      const res = await request(`${base}/x`, { headers: { 'x-request-id': 'alone-1' } });
+      await res.body.dump();
+      // One request and then nothing: its line must still reach stdout while the gateway keeps running.
+      for (let i = 0; i < 250 && !logs.some((l) => l.includes('"requestId":"alone-1"')); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(child.exitCode).toBe(null);
+      const alone = logs.filter((l) => l.includes('"event":"access"'));
+      expect(alone).toHaveLength(1);
+      const record = JSON.parse(alone[0] as string) as Record<string, unknown>;
+      // The same fields, in the same order, as every access line has had.
+      expect(Object.keys(record)).toEqual(['level', 'time', 'service', 'event', 'requestId', 'method', 'path', 'host', 'client', 'route', 'upstream', 'endpoint', 'attempts', 'status', 'completed', 'durationMs', 'bytesOut', 'error', 'msg']);
+      expect(record).toMatchObject({ level: 'info', service: 'switchyard-dataplane', event: 'access', requestId: 'alone-1', method: 'GET', path: '/x', host: `127.0.0.1:${port}`, client: '127.0.0.1', route: '/x', upstream: 'u', endpoint: a.url, attempts: 1, status: 200, completed: true, error: null, msg: 'request' });
+      expect(record.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(typeof record.durationMs).toBe('number');
+      expect(record.bytesOut).toBeGreaterThan(0);
+
+      // A burst, then SIGTERM at once: every line gathered for a batched write is written before exit.
+      const ids = Array.from({ length: 300 }, (_, i) => `burst-${i}`);
+      for (let i = 0; i < ids.length; i += 50) {
+        await Promise.all(ids.slice(i, i + 50).map(async (id) => (await request(`${base}/x`, { headers: { 'x-request-id': id } })).body.dump()));
+      }
+      child.kill('SIGTERM');
+      expect(await exited(child)).toBe(0);
+      await new Promise((r) => (child.stdout?.readableEnded ? r(undefined) : child.stdout?.once('end', r)));
+      const seen = new Set(logs.filter((l) => l.includes('"event":"access"')).map((l) => (JSON.parse(l) as { requestId: string }).requestId));
+      expect(ids.filter((id) => !seen.has(id))).toEqual([]);
+      expect(logs.at(-1) === '' ? logs.at(-2) : logs.at(-1)).toContain('"event":"shutdown_complete"');
+    } finally {
+      await a.close();
+    }
+  });
+
   it('writes one readable line per record with observability.logging.format: pretty', async () => {
     const a = await startUpstream(echo('a'));
     const [port, admin, metrics] = await freePorts(3);

@@ -4,8 +4,10 @@
  * with one access-log line and the metrics written when the response closes.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../observability/logger.ts';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { accessLogWriter, type AccessRecord, type Logger } from '../observability/logger.ts';
 import { statusClass, type GatewayMetrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { RequestContext } from '../pipeline/context.ts';
@@ -19,6 +21,7 @@ import type { TableHolder } from '../table/holder.ts';
 import { ClientAddressResolver } from './client-address.ts';
 import type { RouteRuntime } from '../table/runtime.ts';
 import { redirectLocation } from '../proxy/filters.ts';
+import { proxyUpgrade, upgradeAllowed, type TunnelRegistry } from '../proxy/upgrade.ts';
 import { respondRedirect, respondWithError as answer } from './respond.ts';
 
 /** Process-wide flags the probes report. */
@@ -46,6 +49,14 @@ export interface HandlerDeps {
   lifecycle: LifecycleState;
   /** Undefined when tracing is off: then no span, context or header work happens per request. */
   tracing?: Tracing | undefined;
+  /** Where upgraded connections (WebSocket) are kept, and their default idle timeout; without it upgrades are refused. */
+  upgrades?: { tunnels: TunnelRegistry; idleMs: number } | undefined;
+}
+
+/** The connection of an upgrade request, as the server's `upgrade` event hands it over. */
+interface UpgradeSocket {
+  socket: Duplex;
+  head: Buffer;
 }
 
 const VALID_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
@@ -67,10 +78,39 @@ const NO_ROUTES = compileMatcher<RouteRuntime>([]);
 
 /** Builds the request listener of one traffic listener: `http`, `https` or one the table declares (`tls` for its protocol). */
 export function createRequestHandler(deps: HandlerDeps, tls: boolean, listener: string = tls ? 'https' : 'http'): (req: IncomingMessage, res: ServerResponse) => void {
+  const handle = createHandler(deps, tls, listener);
+  return (req, res) => handle(req, res, undefined);
+}
+
+/**
+ * Builds the `upgrade` listener of one traffic listener: the handshake request
+ * takes the same path as any request (probes, match, CORS, authentication,
+ * roles, rate limit), answered through a response on the raw connection, so
+ * that a refused handshake gets the same JSON error and access-log line. The
+ * connection closes after any answer but 101; after 101 it is a tunnel, and
+ * the request's metrics and log line are written when it closes.
+ */
+export function createUpgradeHandler(deps: HandlerDeps, tls: boolean, listener: string = tls ? 'https' : 'http'): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const handle = createHandler(deps, tls, listener);
+  return (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    // Node's server closes a connection that is not kept alive after its answer; this one is not the server's any more.
+    res.once('finish', () => {
+      if (res.statusCode !== 101) (socket as Socket).destroySoon();
+    });
+    handle(req, res, { socket, head });
+  };
+}
+
+function createHandler(deps: HandlerDeps, tls: boolean, listener: string): (req: IncomingMessage, res: ServerResponse, upgrade: UpgradeSocket | undefined) => void {
   const { holder, metrics, log, lifecycle, tracing } = deps;
   const clients = deps.clientAddress ?? new ClientAddressResolver();
+  const done: Finisher = { deps, access: deps.accessLog ? accessLogWriter(log) : undefined, labels: new RouteLabels() };
 
-  return (req, res) => {
+  return (req, res, upgrade) => {
     const start = process.hrtime.bigint();
     const offered = req.headers['x-request-id'];
     const requestId = typeof offered === 'string' && VALID_REQUEST_ID.test(offered) ? offered : randomUUID();
@@ -106,7 +146,7 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean, listener: 
       trace: undefined,
     } as unknown as RequestContext;
 
-    res.once('close', () => finish(ctx, deps));
+    res.once('close', () => finish(ctx, done));
 
     const refused = deps.headCheck?.(req);
     if (refused) {
@@ -164,14 +204,18 @@ export function createRequestHandler(deps: HandlerDeps, tls: boolean, listener: 
       answer(ctx, new GatewayError('route_unavailable', `route "${m.route.id}" cannot be served: ${m.route.def.invalid}`));
       return;
     }
-    run(ctx, m.route, deps).catch((err: unknown) => {
+    if (upgrade !== undefined && (deps.upgrades === undefined || !upgradeAllowed(m.route.def))) {
+      answer(ctx, new GatewayError('upgrade_not_allowed', `route "${m.route.id}" does not allow protocol upgrades (Upgrade: ${String(req.headers.upgrade)})`));
+      return;
+    }
+    run(ctx, m.route, deps, upgrade).catch((err: unknown) => {
       log.error({ event: 'request_failed', requestId, err }, 'unexpected error while handling a request');
       answer(ctx, new GatewayError('internal_error', 'the gateway failed to handle the request'));
     });
   };
 }
 
-async function run(ctx: RequestContext, route: RouteRuntime, deps: HandlerDeps): Promise<void> {
+async function run(ctx: RequestContext, route: RouteRuntime, deps: HandlerDeps, upgrade: UpgradeSocket | undefined): Promise<void> {
   const stages = route.stages;
   for (let i = 0; i < stages.length; i++) {
     const result = await (stages[i] as (typeof stages)[number])(ctx);
@@ -187,11 +231,55 @@ async function run(ctx: RequestContext, route: RouteRuntime, deps: HandlerDeps):
     respondRedirect(ctx, redirect.statusCode, redirectLocation(ctx, redirect));
     return;
   }
+  if (upgrade !== undefined && deps.upgrades !== undefined) {
+    await proxyUpgrade(ctx, route, upgrade.socket, upgrade.head, { metrics: deps.metrics, timeouts: deps.timeouts, forwarding: deps.forwarding, tunnels: deps.upgrades.tunnels, idleMs: deps.upgrades.idleMs });
+    return;
+  }
   await proxyRequest(ctx, route, deps.metrics, deps.timeouts, deps.forwarding);
 }
 
-function finish(ctx: RequestContext, deps: HandlerDeps): void {
-  const { metrics, log } = deps;
+/** Label objects of the request metrics, made once per route, method and status class rather than per request. */
+class RouteLabels {
+  private readonly byRoute = new Map<string, { route: { route: string }; requests: Map<string, { route: string; method: string; status_class: string }> }>();
+
+  route(route: string): { route: string } {
+    return this.entry(route).route;
+  }
+
+  requests(route: string, method: string, status: string): { route: string; method: string; status_class: string } {
+    const byKey = this.entry(route).requests;
+    const key = `${method} ${status}`;
+    let labels = byKey.get(key);
+    if (labels === undefined) {
+      labels = { route, method, status_class: status };
+      // Methods come from clients: keep a bounded number per route, as prom-client's own series are.
+      if (byKey.size < 64) byKey.set(key, labels);
+    }
+    return labels;
+  }
+
+  private entry(route: string): { route: { route: string }; requests: Map<string, { route: string; method: string; status_class: string }> } {
+    let e = this.byRoute.get(route);
+    if (e === undefined) {
+      e = { route: { route }, requests: new Map() };
+      // Routes come from the table; a table that changes a lot starts afresh rather than growing without end.
+      if (this.byRoute.size >= 10_000) this.byRoute.clear();
+      this.byRoute.set(route, e);
+    }
+    return e;
+  }
+}
+
+/** What finish() needs, bound once per listener. */
+interface Finisher {
+  deps: HandlerDeps;
+  access: ((record: AccessRecord) => void) | undefined;
+  labels: RouteLabels;
+}
+
+function finish(ctx: RequestContext, done: Finisher): void {
+  const { deps, labels } = done;
+  const { metrics } = deps;
   metrics.inFlight.dec();
   deps.lifecycle.inFlight--;
   const res = ctx.res;
@@ -199,31 +287,27 @@ function finish(ctx: RequestContext, deps: HandlerDeps): void {
   // A response that never finished was cut off: by the client (499, as nginx logs it) or by an upstream failure.
   const status = res.writableFinished ? res.statusCode : res.headersSent ? res.statusCode : 499;
   const routeId = ctx.route?.id ?? '';
-  metrics.requests.inc({ route: routeId, method: ctx.method, status_class: statusClass(status) });
-  metrics.requestDuration.observe({ route: routeId }, seconds);
-  metrics.responseBytes.inc({ route: routeId }, ctx.bytesOut);
+  const routeLabels = labels.route(routeId);
+  metrics.requests.inc(labels.requests(routeId, ctx.method, statusClass(status)));
+  metrics.requestDuration.observe(routeLabels, seconds);
+  metrics.responseBytes.inc(routeLabels, ctx.bytesOut);
   if (ctx.errorCode) metrics.rejectedRequests.inc({ code: ctx.errorCode });
   ctx.trace?.end(ctx, status, res.writableFinished);
-  if (!deps.accessLog) return;
-  log.info(
-    {
-      event: 'access',
-      requestId: ctx.requestId,
-      method: ctx.method,
-      path: ctx.path || ctx.req.url,
-      host: ctx.host,
-      client: ctx.clientIp,
-      route: routeId || null,
-      upstream: ctx.upstream ?? null,
-      endpoint: ctx.endpoint?.origin ?? null,
-      attempts: ctx.attempts,
-      status,
-      completed: res.writableFinished,
-      durationMs: Math.round(seconds * 1e6) / 1e3,
-      bytesOut: ctx.bytesOut,
-      error: ctx.errorCode ?? null,
-      traceId: ctx.trace?.traceId,
-    },
-    'request',
-  );
+  done.access?.({
+    requestId: ctx.requestId,
+    method: ctx.method,
+    path: ctx.path || ctx.req.url,
+    host: ctx.host,
+    client: ctx.clientIp,
+    route: routeId || null,
+    upstream: ctx.upstream ?? null,
+    endpoint: ctx.endpoint?.origin ?? null,
+    attempts: ctx.attempts,
+    status,
+    completed: res.writableFinished,
+    durationMs: Math.round(seconds * 1e6) / 1e3,
+    bytesOut: ctx.bytesOut,
+    error: ctx.errorCode ?? null,
+    traceId: ctx.trace?.traceId,
+  });
 }
