@@ -1,5 +1,5 @@
 /** The markdown tables `npm run bench` prints and writes next to its JSON. */
-import type { ControlPlaneResult } from '../controlplane.ts';
+import type { ControlPlaneResult, SizeResult } from '../controlplane.ts';
 import type { DataPlaneResult } from '../dataplane.ts';
 import { redisFailoverTable, type RedisFailoverResult } from '../redis-failover.ts';
 import type { ReloadResult } from '../reload.ts';
@@ -74,15 +74,75 @@ function controlPlaneTable(c: ControlPlaneResult): string[] {
   const out = [
     `Kubernetes ${c.kubernetes}; one operator, one data plane; latencies polled every 5 ms.`,
     '',
-    '| background routes | routes in table | create → served p50 / p90 / p99 ms | pod ready → endpoint p50 / p99 ms | operator compile p50 / max ms | operator RSS MiB | operator CPU ms per change | data plane RSS MiB | data plane CPU ms per change | ingest: created / in table s (operator CPU s) |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| background routes | routes in table | create → served p50 / p90 / p99 ms | pod ready → endpoint p50 / p99 ms | operator compile p50 / max ms | operator RSS MiB | operator CPU ms per change | data plane RSS MiB | data plane CPU ms per change | ingest: created / in table s (operator CPU s) | burst: all Programmed s after the last create |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const s of c.sizes) {
     out.push(
-      `| ${int(s.backgroundRoutes)} | ${int(s.tableRoutes)} | ${ms(s.routeToTraffic.p50Ms)} / ${ms(s.routeToTraffic.p90Ms)} / ${ms(s.routeToTraffic.p99Ms)} (${s.routeToTraffic.samples}) | ${ms(s.podReadyToEndpoint.p50Ms)} / ${ms(s.podReadyToEndpoint.p99Ms)} (${s.podReadyToEndpoint.samples}) | ${int(s.operatorCompileMs.p50)} / ${int(s.operatorCompileMs.max)} | ${s.operator.rssMiB} | ${s.operator.cpuMsPerChange} | ${s.dataplane.rssMiB} | ${s.dataplane.cpuMsPerChange} | ${s.ingest.createSeconds} / ${s.ingest.inTableSeconds} (${s.ingest.operatorCpuSeconds}) |`,
+      `| ${int(s.backgroundRoutes)} | ${int(s.tableRoutes)} | ${ms(s.routeToTraffic.p50Ms)} / ${ms(s.routeToTraffic.p90Ms)} / ${ms(s.routeToTraffic.p99Ms)} (${s.routeToTraffic.samples}) | ${ms(s.podReadyToEndpoint.p50Ms)} / ${ms(s.podReadyToEndpoint.p99Ms)} (${s.podReadyToEndpoint.samples}) | ${int(s.operatorCompileMs.p50)} / ${int(s.operatorCompileMs.max)} | ${s.operator.rssMiB} | ${s.operator.cpuMsPerChange} | ${s.dataplane.rssMiB} | ${s.dataplane.cpuMsPerChange} | ${s.ingest.createSeconds} / ${s.ingest.inTableSeconds} (${s.ingest.operatorCpuSeconds}) | ${s.ingest.programmedAfterLastCreateSeconds ?? 'n/a'} |`,
     );
   }
   out.push('', `switchyard_operator_compile_duration_seconds over the run: ${c.compileMetric.count} compiles, mean ${ms(c.compileMetric.meanMs)} ms.`, '');
+  return out;
+}
+
+/** One row of the targets table: what, the measurement, the target, and whether it is met. */
+export interface TargetRow {
+  what: string;
+  measured: string;
+  target: string;
+  /** Undefined when this run did not measure it. */
+  met: boolean | undefined;
+}
+
+/**
+ * The numbers docs/performance.md sets targets for, each beside its target,
+ * from whichever sections ran. A row a run did not reach says so.
+ */
+export function targetRows(r: BenchResults): TargetRow[] {
+  const rows: TargetRow[] = [];
+  const subject = (caseId: string, id: string) => r.dataplane?.cases.find((c) => c.id === caseId)?.subjects.find((s) => s.id === id)?.ratios;
+  const ratioRow = (what: string, caseId: string, id: string, of: 'fastestNode' | 'nginx', min: number): void => {
+    const v = subject(caseId, id)?.[of];
+    rows.push({ what, measured: v === undefined ? 'not measured' : `${ratio(v)}${of === 'fastestNode' ? ` (${subject(caseId, id)?.fastestNodeId})` : ''}`, target: `≥ ${min.toFixed(2).replace(/0$/, '')}×`, met: v === undefined ? undefined : v >= min });
+  };
+  ratioRow('full pipeline ÷ fastest Node.js peer, small responses', 'small', 'gateway-full', 'fastestNode', 1.0);
+  ratioRow('routing only ÷ fastest Node.js peer, small responses', 'small', 'gateway-plain', 'fastestNode', 1.3);
+  ratioRow('routing only ÷ nginx (1 worker), small responses', 'small', 'gateway-plain', 'nginx', 0.5);
+  ratioRow('1,000 connections, full pipeline ÷ nginx', 'many', 'gateway-full', 'nginx', 0.35);
+  const reload = r.reload;
+  if (reload) {
+    const lost = 1 - reload.reloading.rps / reload.quiet.rps;
+    rows.push({ what: `throughput lost while the table is swapped every ${reload.intervalMs} ms (${int(reload.routes)} routes)`, measured: `${(lost * 100).toFixed(1)} %`, target: '≤ 5 %', met: lost <= 0.05 });
+  } else rows.push({ what: 'throughput lost while the table is swapped every 100 ms (100 routes)', measured: 'not measured', target: '≤ 5 %', met: undefined });
+  const sizes = r.controlPlane?.sizes ?? [];
+  // The run's sizes are 10, 1,000 and 5,000 background routes (10 and 300 with --quick): the middle one stands for "1,000 routes".
+  const mid = sizes.length > 1 ? sizes[1] : undefined;
+  const big = sizes.length > 2 ? sizes[sizes.length - 1] : undefined;
+  const at = (s: SizeResult | undefined): string => (s ? ` (${int(s.tableRoutes)} routes in the table)` : '');
+  const cp = (what: string, s: SizeResult | undefined, value: (s: SizeResult) => number[], limits: number[], unit: string): void => {
+    const v = s ? value(s) : undefined;
+    rows.push({
+      what: `${what}${at(s)}`,
+      measured: v ? `${v.map((x) => (unit === 'ms' ? ms(x) : String(x))).join(' / ')} ${unit}` : 'not measured',
+      target: `≤ ${limits.join(' / ')} ${unit}`,
+      met: v ? v.every((x, i) => x <= (limits[i] as number)) : undefined,
+    });
+  };
+  cp('route create → served, p50 / p99', mid, (s) => [s.routeToTraffic.p50Ms, s.routeToTraffic.p99Ms], [30, 100], 'ms');
+  cp('route create → served, p99', big, (s) => [s.routeToTraffic.p99Ms], [250], 'ms');
+  cp('pod ready → endpoint in the data plane, p99', big, (s) => [s.podReadyToEndpoint.p99Ms], [250], 'ms');
+  const burst = mid?.ingest.programmedAfterLastCreateSeconds;
+  rows.push({ what: `all routes Programmed after a burst of ${mid ? int(mid.ingest.created) : '1,000'} creates`, measured: burst === undefined ? 'not measured' : `${burst} s after the last create`, target: '≤ 2 s', met: burst === undefined ? undefined : burst <= 2 });
+  cp('data plane RSS', mid, (s) => [s.dataplane.rssMiB], [100], 'MiB');
+  cp('operator RSS', mid, (s) => [s.operator.rssMiB], [150], 'MiB');
+  return rows;
+}
+
+function targetsTable(r: BenchResults): string[] {
+  const out = ['| what | measured | target | met |', '| --- | --- | --- | --- |'];
+  for (const t of targetRows(r)) out.push(`| ${t.what} | ${t.measured} | ${t.target} | ${t.met === undefined ? 'n/a' : t.met ? 'yes' : '**no**'} |`);
+  out.push('');
   return out;
 }
 
@@ -96,6 +156,7 @@ export function renderReport(r: BenchResults): string {
     '',
   ];
   if (r.failures.length > 0) out.push('**Failed sections:**', '', ...r.failures.map((f) => `- ${f}`), '');
+  out.push('## Targets', '', 'Each number docs/performance.md sets a target for, from this run. Ratios are medians taken side by side in this run; a section that did not run says "not measured".', '', ...targetsTable(r));
   if (r.dataplane) out.push('## Data plane side by side', '', ...dataPlaneTables(r.dataplane));
   if (r.routeScale) out.push('## Route table scale (in process)', '', ...routeScaleTables(r.routeScale));
   if (r.reload) out.push('## Reload under load', '', ...reloadTable(r.reload));

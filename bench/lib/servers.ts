@@ -179,6 +179,8 @@ export interface GatewayOptions {
   args?: string[];
   /** The path that must answer 200 before the gateway counts as started; default /ready. */
   readyPath?: string;
+  /** The checkout whose data plane runs (bench/ab.ts runs an earlier one beside this one); default this one. */
+  root?: string;
 }
 
 /** Starts `switchyard-dataplane --config <file>` with its own ports. */
@@ -191,6 +193,7 @@ export async function startGateway(options: GatewayOptions): Promise<GatewayServ
   const child = launch(options.name, process.execPath, [...(options.nodeArgs ?? []), 'dataplane/bin/switchyard-dataplane.ts', '--config', configFile, ...(options.args ?? [])], {
     cpu: options.cpu,
     stdout: { file: options.logFile ?? '/dev/null' },
+    ...(options.root === undefined ? {} : { cwd: options.root }),
   });
   await waitForStatus(`http://127.0.0.1:${port}${options.readyPath ?? '/ready'}`, 200, child);
   return { name: options.name, origin: `http://127.0.0.1:${port}`, port, adminPort, metricsPort, configFile, child, stop: () => child.stop() };
