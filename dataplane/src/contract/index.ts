@@ -12,6 +12,7 @@ export * from './schema.ts';
 export * from './defaults.ts';
 export * from './policy.ts';
 export { canonicalJson, tableVersion } from './version.ts';
+export { applyTableDelta, DELTA_PROTOCOL, DeltaMismatchError, diffTables, type ListDelta, type TableDelta } from './delta.ts';
 export { formatDuration, parseDuration } from './duration.ts';
 export { describeIssues, formatFieldPath } from './field-path.ts';
 export { describeClaim, resolveRoutes } from './routes.ts';

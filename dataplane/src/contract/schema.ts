@@ -325,6 +325,67 @@ export const CertificateSchema = z.object({
 });
 export type Certificate = z.infer<typeof CertificateSchema>;
 
+/** One problem of a table as a whole (names, references across its lists), with its field path. */
+export interface TableIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * The checks across a table's lists: unique upstream, listener and route names,
+ * references to upstreams and listeners that exist, certificates on HTTPS
+ * listeners. The schema runs them; a data plane applying a delta runs them on
+ * the table the delta leads to, whose new entries it validated one by one.
+ */
+export function tableIssues(table: { routes: readonly Route[]; upstreams: readonly Upstream[]; listeners?: readonly Listener[] | undefined; certificates?: readonly Certificate[] | undefined }): TableIssue[] {
+  const issues: TableIssue[] = [];
+  const issue = (i: TableIssue): void => {
+    issues.push(i);
+  };
+  const names = new Set<string>();
+  table.upstreams.forEach((u, i) => {
+    if (names.has(u.name)) issue({ path: ['upstreams', i, 'name'], message: `duplicate upstream name "${u.name}"` });
+    names.add(u.name);
+  });
+  const declared = new Map<string, 'http' | 'https'>(TRAFFIC_LISTENERS.map((l) => [l, l]));
+  const ports = new Set<number>();
+  (table.listeners ?? []).forEach((l, i) => {
+    if (declared.has(l.name)) issue({ path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}"` });
+    if (ports.has(l.port)) issue({ path: ['listeners', i, 'port'], message: `port ${l.port} has an earlier listener` });
+    declared.set(l.name, l.protocol);
+    ports.add(l.port);
+  });
+  const ids = new Set<string>();
+  table.routes.forEach((r, i) => {
+    (r.listeners ?? []).forEach((l, j) => {
+      if (!declared.has(l)) issue({ path: ['routes', i, 'listeners', j], message: `unknown listener "${l}"` });
+    });
+    if (ids.has(r.id)) issue({ path: ['routes', i, 'id'], message: `duplicate route id "${r.id}"` });
+    ids.add(r.id);
+    if (r.backends.length === 0 && r.redirect === undefined) issue({ path: ['routes', i, 'backends'], message: 'a route needs at least one backend unless it redirects' });
+    if (r.rewritePath !== undefined && r.rewriteFullPath !== undefined) issue({ path: ['routes', i, 'rewriteFullPath'], message: 'rewritePath and rewriteFullPath exclude each other' });
+    (r.mirrors ?? []).forEach((m, j) => {
+      if (!names.has(m.upstream)) issue({ path: ['routes', i, 'mirrors', j, 'upstream'], message: `unknown upstream "${m.upstream}"` });
+    });
+    if (r.invalid !== undefined) return;
+    r.backends.forEach((b, j) => {
+      if (b.unresolved === undefined && !names.has(b.upstream)) {
+        issue({ path: ['routes', i, 'backends', j, 'upstream'], message: `unknown upstream "${b.upstream}"` });
+      }
+    });
+  });
+  const hostsSeen = new Set<string>();
+  (table.certificates ?? []).forEach((c, i) => {
+    if (declared.get(c.listener) !== 'https') issue({ path: ['certificates', i, 'listener'], message: `"${c.listener}" is no HTTPS listener of the table` });
+    for (const h of c.hosts) {
+      const key = `${c.listener} ${h}`;
+      if (hostsSeen.has(key)) issue({ path: ['certificates', i, 'hosts'], message: `host "${h}" has an earlier certificate on listener "${c.listener}"` });
+      hostsSeen.add(key);
+    }
+  });
+  return issues;
+}
+
 export const RouteTableSchema = z
   .object({
     /** Hash of the canonical table without this field; see `tableVersion`. */
@@ -337,47 +398,7 @@ export const RouteTableSchema = z
     certificates: z.array(CertificateSchema).optional(),
   })
   .superRefine((table, ctx) => {
-    const names = new Set<string>();
-    table.upstreams.forEach((u, i) => {
-      if (names.has(u.name)) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'name'], message: `duplicate upstream name "${u.name}"` });
-      names.add(u.name);
-    });
-    const declared = new Map<string, 'http' | 'https'>(TRAFFIC_LISTENERS.map((l) => [l, l]));
-    const ports = new Set<number>();
-    (table.listeners ?? []).forEach((l, i) => {
-      if (declared.has(l.name)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}"` });
-      if (ports.has(l.port)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'port'], message: `port ${l.port} has an earlier listener` });
-      declared.set(l.name, l.protocol);
-      ports.add(l.port);
-    });
-    const ids = new Set<string>();
-    table.routes.forEach((r, i) => {
-      (r.listeners ?? []).forEach((l, j) => {
-        if (!declared.has(l)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'listeners', j], message: `unknown listener "${l}"` });
-      });
-      if (ids.has(r.id)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'id'], message: `duplicate route id "${r.id}"` });
-      ids.add(r.id);
-      if (r.backends.length === 0 && r.redirect === undefined) ctx.addIssue({ code: 'custom', path: ['routes', i, 'backends'], message: 'a route needs at least one backend unless it redirects' });
-      if (r.rewritePath !== undefined && r.rewriteFullPath !== undefined) ctx.addIssue({ code: 'custom', path: ['routes', i, 'rewriteFullPath'], message: 'rewritePath and rewriteFullPath exclude each other' });
-      (r.mirrors ?? []).forEach((m, j) => {
-        if (!names.has(m.upstream)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'mirrors', j, 'upstream'], message: `unknown upstream "${m.upstream}"` });
-      });
-      if (r.invalid !== undefined) return;
-      r.backends.forEach((b, j) => {
-        if (b.unresolved === undefined && !names.has(b.upstream)) {
-          ctx.addIssue({ code: 'custom', path: ['routes', i, 'backends', j, 'upstream'], message: `unknown upstream "${b.upstream}"` });
-        }
-      });
-    });
-    const hostsSeen = new Set<string>();
-    (table.certificates ?? []).forEach((c, i) => {
-      if (declared.get(c.listener) !== 'https') ctx.addIssue({ code: 'custom', path: ['certificates', i, 'listener'], message: `"${c.listener}" is no HTTPS listener of the table` });
-      for (const h of c.hosts) {
-        const key = `${c.listener} ${h}`;
-        if (hostsSeen.has(key)) ctx.addIssue({ code: 'custom', path: ['certificates', i, 'hosts'], message: `host "${h}" has an earlier certificate on listener "${c.listener}"` });
-        hostsSeen.add(key);
-      }
-    });
+    for (const i of tableIssues(table)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
   });
 export type RouteTable = z.infer<typeof RouteTableSchema>;
 export type RouteTableInput = z.input<typeof RouteTableSchema>;

@@ -13,8 +13,38 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 
-/** The version of a table's content (its `version` field is ignored). */
-export function tableVersion(table: Omit<RouteTable, 'version'> & { version?: string }): string {
+/** Each route's and upstream's canonical text, for hashing tables that share most of their entries. */
+const entryTexts = new WeakMap<object, string>();
+
+function entryText(entry: unknown): string {
+  if (entry === null || typeof entry !== 'object') return canonicalJson(entry);
+  let text = entryTexts.get(entry);
+  if (text === undefined) {
+    text = canonicalJson(entry);
+    entryTexts.set(entry, text);
+  }
+  return text;
+}
+
+/**
+ * The version of a table's content (its `version` field is ignored).
+ *
+ * `reuse`: remember each route's and upstream's canonical text by object, and
+ * use it again when the same object is hashed in a later table. The result is
+ * the same; only a caller that never changes an entry after hashing it may
+ * ask for this (the data plane, whose tables are read-only once validated).
+ */
+export function tableVersion(table: Omit<RouteTable, 'version'> & { version?: string }, options: { reuse?: boolean } = {}): string {
   const { version: _ignored, ...content } = table;
-  return createHash('sha256').update(canonicalJson(content)).digest('hex').slice(0, 16);
+  if (!options.reuse) return createHash('sha256').update(canonicalJson(content)).digest('hex').slice(0, 16);
+  const record = content as Record<string, unknown>;
+  const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort();
+  const text = `{${keys
+    .map((k) => {
+      const v = record[k];
+      const body = (k === 'routes' || k === 'upstreams') && Array.isArray(v) ? `[${v.map(entryText).join(',')}]` : canonicalJson(v);
+      return `${JSON.stringify(k)}:${body}`;
+    })
+    .join(',')}}`;
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }

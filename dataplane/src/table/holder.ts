@@ -11,8 +11,25 @@ import type { PoolRegistry } from '../upstream/pools.ts';
 import { canonicalJson } from '../contract/version.ts';
 import type { GatewayDefaults } from '../contract/policy.ts';
 import { buildRuntime, type StageFactory, type TableRuntime } from './runtime.ts';
-import { RouteTableSchema } from '../contract/schema.ts';
+import { CertificateSchema, ListenerSchema, RouteSchema, RouteTableSchema, tableIssues, UpstreamSchema, type RouteTable } from '../contract/schema.ts';
 import { tableVersion } from '../contract/version.ts';
+import { applyTableDelta, DeltaMismatchError, type TableDelta } from '../contract/delta.ts';
+import { z } from 'zod';
+
+const listDelta = <T extends z.ZodType>(entry: T) => z.object({ set: z.array(entry).optional(), remove: z.array(z.string()).optional(), order: z.array(z.string()).optional() }).optional();
+
+/** A delta as it arrives: only what it adds or changes is validated, entry by entry. */
+const TableDeltaSchema = z.object({
+  from: z.string().min(1),
+  to: z.string().min(1),
+  routes: listDelta(RouteSchema),
+  upstreams: listDelta(UpstreamSchema),
+  listeners: z.array(ListenerSchema).nullable().optional(),
+  certificates: z.array(CertificateSchema).nullable().optional(),
+});
+
+/** What became of a delta: applied or rejected as a table would be, or it does not fit the live table (`gap`: the whole table is needed). */
+export type DeltaResult = ApplyResult | { applied: false; gap: true; version: string | undefined; error: string };
 
 /** What happened to a table that was offered. */
 export type ApplyResult = { applied: true; version: string; unchanged: boolean } | { applied: false; version: string | undefined; error: string };
@@ -94,8 +111,52 @@ export class TableHolder {
       return reject(describeIssues(parsed.error));
     }
     const table = parsed.data;
-    const actual = tableVersion(table);
+    const actual = tableVersion(table, { reuse: true });
     if (table.version !== actual) return reject(`version: the table says "${table.version}" but its content hashes to "${actual}"`);
+    return this.install(table, source, defaults, reject);
+  }
+
+  /**
+   * Applies a delta to the live table: validates what it adds or changes, builds
+   * the table it leads to, checks that table across its lists and its content
+   * hash against `to`, then swaps it in as apply() does, rebuilding only what
+   * changed. A delta for another version than the live one is a `gap`: nothing
+   * changes and the caller fetches the whole table.
+   */
+  applyDelta(candidate: unknown, source: string): DeltaResult {
+    const to = typeof candidate === 'object' && candidate !== null ? (candidate as { to?: unknown }).to : undefined;
+    const version = typeof to === 'string' ? to : undefined;
+    const reject = (error: string): ApplyResult => {
+      this.metrics.reloads.inc({ result: 'rejected' });
+      this.attempt = { at: Date.now(), source, result: { applied: false, version, error } };
+      this.log.error({ event: 'table_rejected', source, version, error, serving: this.live?.version ?? null, delta: true }, 'route table delta rejected; the previous table keeps serving');
+      return { applied: false, version, error };
+    };
+    const parsed = TableDeltaSchema.safeParse(candidate);
+    if (!parsed.success) return reject(describeIssues(parsed.error));
+    const delta = parsed.data as TableDelta;
+    const live = this.live;
+    if (live === undefined || live.version !== delta.from) return { applied: false, gap: true, version, error: `the delta applies to version ${delta.from}, the data plane serves ${live?.version ?? 'no table'}` };
+    if (delta.to === live.version) {
+      this.attempt = { at: Date.now(), source, result: { applied: true, version: live.version, unchanged: true } };
+      return this.attempt.result;
+    }
+    let table: RouteTable;
+    try {
+      table = applyTableDelta(live.table, delta);
+    } catch (err) {
+      if (err instanceof DeltaMismatchError) return { applied: false, gap: true, version, error: err.message };
+      throw err;
+    }
+    const issues = tableIssues(table);
+    if (issues.length > 0) return reject(issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    const actual = tableVersion(table, { reuse: true });
+    // The delta's entries are valid but do not make the operator's table: ask for the whole table.
+    if (actual !== delta.to) return { applied: false, gap: true, version, error: `the delta leads to content that hashes to "${actual}", not "${delta.to}"` };
+    return this.install(table, source, this.defaults, reject);
+  }
+
+  private install(table: RouteTable, source: string, defaults: GatewayDefaults, reject: (error: string) => ApplyResult): ApplyResult {
     // A reloaded config may change the gateway-wide policy alone: the same table is rebuilt then.
     if (this.live?.version === table.version && canonicalJson(this.live.defaults) === canonicalJson(defaults)) {
       this.attempt = { at: Date.now(), source, result: { applied: true, version: table.version, unchanged: true } };

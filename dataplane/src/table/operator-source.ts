@@ -12,12 +12,22 @@
  * sent it (the Lease's UID and transition count), and a table from an earlier
  * term of the same Lease than the one being served comes from a deposed leader.
  * It is refused, and the data plane looks for the current leader.
+ *
+ * Deltas (stream protocol 2, asked for with `protocol=2`; an operator that does
+ * not know it sends whole tables, which are taken as before): a delta names the
+ * version it applies to. One that does not apply to the live table (a message
+ * was lost, or came out of order) is a gap: the data plane subscribes again at
+ * once, and a new stream starts with the whole table. Messages are numbered
+ * (`seq` within the operator's `epoch`); one numbered below a message already
+ * taken from the same epoch is ignored, so an older version is never applied.
+ * The state directory always holds the whole table the deltas led to.
  */
 import { mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import type { Logger } from '../observability/logger.ts';
 import type { TableHolder } from './holder.ts';
+import { DELTA_PROTOCOL } from '../contract/delta.ts';
 
 /** Options of the operator client. */
 export interface OperatorSourceOptions {
@@ -47,6 +57,10 @@ export interface LeaderTerm {
   lease: string;
   term: number;
   identity?: string;
+}
+
+function positionOf(message: { seq?: unknown; epoch?: unknown }): { epoch: string; seq: number } | undefined {
+  return typeof message.epoch === 'string' && typeof message.seq === 'number' && Number.isInteger(message.seq) ? { epoch: message.epoch, seq: message.seq } : undefined;
 }
 
 function leaderOf(value: unknown): LeaderTerm | undefined {
@@ -91,6 +105,9 @@ function touchState(stateDir: string): void {
 /** A table from a leadership older than the one being served. */
 class DeposedLeaderError extends Error {}
 
+/** A delta that does not apply to the live table: a new stream brings the whole table. */
+class GapError extends Error {}
+
 /** Subscribes to the operator and keeps the holder's table current. */
 export class OperatorSource {
   private readonly options: OperatorSourceOptions;
@@ -104,6 +121,12 @@ export class OperatorSource {
   private leader: LeaderTerm | undefined;
   /** Connected to an operator right now. */
   connected = false;
+  /** The last message taken: its operator's epoch and number. */
+  private position: { epoch: string; seq: number } | undefined;
+  /** What arrived so far: whole tables, deltas applied, resyncs after a gap, and messages ignored as older than the live table. */
+  readonly counts = { tables: 0, deltas: 0, resyncs: 0, stale: 0 };
+  /** A state write waiting for the event loop (writes are coalesced and never hold up an acknowledgement). */
+  private pendingState: (() => void) | undefined;
 
   constructor(options: OperatorSourceOptions) {
     this.options = options;
@@ -132,6 +155,7 @@ export class OperatorSource {
     this.stopped = true;
     this.abort?.abort();
     await this.loop;
+    this.flushState();
     await this.agent.close();
   }
 
@@ -142,6 +166,14 @@ export class OperatorSource {
         await this.subscribe(url);
       } catch (err) {
         if (this.stopped) break;
+        if (err instanceof GapError) {
+          // Not the operator's fault: subscribe again at once, to the same URL, for the whole table.
+          this.counts.resyncs++;
+          this.options.log.warn({ event: 'table_resync', operator: url, reason: err.message, serving: this.options.holder.current?.version ?? null }, 'a delta does not apply to the live table; fetching the whole table');
+          this.connected = false;
+          this.abort?.abort();
+          continue;
+        }
         if (err instanceof DeposedLeaderError) this.options.log.warn({ event: 'operator_deposed', operator: url, error: err.message, serving: this.options.holder.current?.version ?? null }, 'refused a table from a deposed leader; looking for the current one');
         else this.options.log.warn({ event: 'operator_unreachable', operator: url, error: (err as Error).message, serving: this.options.holder.current?.version ?? null }, 'lost the operator; serving the last table');
       }
@@ -160,6 +192,7 @@ export class OperatorSource {
     const applied = this.options.holder.current?.version;
     const target = new URL('/v1/tables/watch', base);
     target.searchParams.set('dataplane', id);
+    target.searchParams.set('protocol', String(DELTA_PROTOCOL));
     if (applied) target.searchParams.set('applied', applied);
     if (this.leader) {
       target.searchParams.set('lease', this.leader.lease);
@@ -197,14 +230,14 @@ export class OperatorSource {
   }
 
   private async onMessage(base: string, line: string): Promise<void> {
-    let message: { type?: unknown; table?: unknown; version?: unknown; leader?: unknown };
+    let message: { type?: unknown; table?: unknown; version?: unknown; leader?: unknown; seq?: unknown; epoch?: unknown };
     try {
       message = JSON.parse(line) as typeof message;
     } catch {
       this.options.log.warn({ event: 'operator_bad_message' }, 'ignored a line from the operator that is not JSON');
       return;
     }
-    const { holder, stateDir } = this.options;
+    const { holder, stateDir, log } = this.options;
     if (message.type === 'explain') {
       // Answered beside the stream, which goes on reading.
       void this.answerExplain(base, message as { id?: unknown; request?: unknown; namespace?: unknown });
@@ -217,21 +250,61 @@ export class OperatorSource {
       }
       return;
     }
-    if (message.type !== 'table') return;
+    if (message.type !== 'table' && message.type !== 'delta') return;
     const leader = leaderOf(message.leader);
     const mine = this.leader;
     if (leader && mine && leader.lease === mine.lease && leader.term < mine.term) {
       throw new DeposedLeaderError(`its table comes from leadership term ${leader.term}${leader.identity ? ` (${leader.identity})` : ''}, the table being served from term ${mine.term}${mine.identity ? ` (${mine.identity})` : ''}`);
     }
-    const result = holder.apply(message.table, base);
+    const position = positionOf(message);
+    if (position && this.position && position.epoch === this.position.epoch && position.seq < this.position.seq) {
+      // Older than what was taken from the same operator: a replay or a message out of order.
+      this.counts.stale++;
+      log.warn({ event: 'table_stale', seq: position.seq, taken: this.position.seq, serving: holder.current?.version ?? null }, 'ignored a table message older than the live table');
+      return;
+    }
+    let result: ReturnType<TableHolder['apply']>;
+    if (message.type === 'delta') {
+      const outcome = holder.applyDelta(message, base);
+      if ('gap' in outcome) throw new GapError(outcome.error);
+      result = outcome;
+      if (result.applied) this.counts.deltas++;
+    } else {
+      result = holder.apply(message.table, base);
+      this.counts.tables++;
+    }
     if (result.applied) {
+      if (position) this.position = position;
       const sameLeader = JSON.stringify(leader) === JSON.stringify(mine);
       this.leader = leader;
       if (result.unchanged) holder.markCurrent();
-      if (stateDir) this.saveState(() => (result.unchanged && sameLeader ? touchState(stateDir) : writeState(stateDir, { table: holder.current?.table, ...(leader ? { leader } : {}) })));
+      if (stateDir) {
+        if (result.unchanged && sameLeader) this.saveState(() => touchState(stateDir));
+        else this.persistSoon(stateDir);
+      }
     }
     const ack = result.applied ? { dataplane: this.options.id, version: result.version, applied: true } : { dataplane: this.options.id, version: result.version ?? 'unknown', applied: false, error: result.error };
     await this.sendAck(base, ack);
+  }
+
+  /**
+   * Writes the live table and its leader to the state directory once the
+   * messages already read are handled: a burst of deltas costs one write, and
+   * the write never holds up the acknowledgement. stop() writes what is pending.
+   */
+  private persistSoon(stateDir: string): void {
+    const first = this.pendingState === undefined;
+    this.pendingState = () => {
+      const table = this.options.holder.current?.table;
+      if (table) writeState(stateDir, { table, ...(this.leader ? { leader: this.leader } : {}) });
+    };
+    if (first) setImmediate(() => this.flushState());
+  }
+
+  private flushState(): void {
+    const write = this.pendingState;
+    this.pendingState = undefined;
+    if (write) this.saveState(write);
   }
 
   private saveState(write: () => void): void {

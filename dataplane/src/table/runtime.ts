@@ -53,6 +53,18 @@ export class RouteRuntime {
     });
   }
 
+  /** Whether each upstream this route sends or mirrors to is, in `upstreams`, the object it holds (or absent from both). */
+  sameUpstreams(upstreams: ReadonlyMap<string, UpstreamRuntime>): boolean {
+    const backends = this.def.backends.filter((b) => b.weight > 0);
+    for (let i = 0; i < backends.length; i++) {
+      const b = backends[i] as (typeof backends)[number];
+      const now = b.unresolved === undefined ? upstreams.get(b.upstream) : undefined;
+      if (this.backends[i]?.upstream !== now) return false;
+    }
+    const mirrors = (this.def.mirrors ?? []).flatMap((m) => upstreams.get(m.upstream) ?? []);
+    return mirrors.length === this.mirrors.length && mirrors.every((u, i) => this.mirrors[i]?.upstream === u);
+  }
+
   /**
    * The upstream for this request. Weighted backends use smooth weighted round
    * robin, so a 90/10 canary gets exactly 10 of every 100 requests, spread out.
@@ -105,7 +117,13 @@ export function buildRuntime(
   previous?: TableRuntime,
 ): TableRuntime {
   const upstreams = buildUpstreams(table.upstreams, pools, previous?.upstreams);
+  // A route whose entry is the previous table's own object (a delta left it alone) keeps its runtime and
+  // stages, as long as the gateway-wide policy and every upstream it sends to are the same objects too.
+  const kept = new Map<Route, RouteRuntime>();
+  if (previous !== undefined && previous.defaults === defaults) previous.table.routes.forEach((r, i) => kept.set(r, previous.routes[i] as RouteRuntime));
   const routes = table.routes.map((r) => {
+    const before = kept.get(r);
+    if (before !== undefined && before.sameUpstreams(upstreams)) return before;
     const served = withGatewayDefaults(r, defaults);
     return new RouteRuntime(served, upstreams, stagesFor(served));
   });

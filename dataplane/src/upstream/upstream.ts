@@ -116,6 +116,11 @@ export function buildUpstreams(defs: readonly Upstream[], pools: PoolRegistry, p
   const out = new Map<string, UpstreamRuntime>();
   for (const def of defs) {
     const before = previous?.get(def.name);
+    // The same entry as before (a delta that left this upstream alone): nothing to rebuild.
+    if (before !== undefined && before.def === def) {
+      out.set(def.name, before);
+      continue;
+    }
     const endpoints = def.endpoints.map((ep) => {
       const origin = new URL(ep.url).origin;
       const pool = pools.get(origin, def);

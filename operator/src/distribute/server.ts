@@ -3,9 +3,11 @@
  * get the current table at once, then every new version, plus heartbeats.
  * They acknowledge each version they applied or rejected.
  *
- *   GET  /v1/tables/watch?dataplane=<id>[&applied=<version>][&lease=<uid>&term=<n>]
+ *   GET  /v1/tables/watch?dataplane=<id>[&applied=<version>][&lease=<uid>&term=<n>][&protocol=2]
  *        → 200 application/x-ndjson, one JSON object per line:
- *        {"type":"table","table":{…},"leader":{"lease","term","identity"}} | {"type":"heartbeat","version":"…"}
+ *        {"type":"table","table":{…},"seq","epoch","leader":{"lease","term","identity"}}
+ *        | {"type":"delta","from","to","routes"?,"upstreams"?,"listeners"?,"certificates"?,"seq","epoch","leader"}  (protocol 2 only)
+ *        | {"type":"heartbeat","version":"…"}
  *   POST /v1/acks   {"dataplane","version","applied","error"?}  → 204
  *   POST /v1/explanations {"dataplane","id","explanation"}         → 204 (the answer to {"type":"explain","id","request"} on the stream)
  *   GET  /healthz                                                → 200 (no auth)
@@ -19,11 +21,19 @@
  * Lease's UID and transition count). A data plane that already has a table from
  * a later term of the same Lease is talking to a deposed leader: it gets 503 here,
  * and refuses such a table itself if one reaches it.
+ *
+ * Protocol 2 (a data plane that asks with `protocol=2`): after the whole table
+ * that opens every stream, each new version goes out as a delta from the one
+ * sent before (`diffTables`), when that is the version the stream was last
+ * sent; otherwise as a whole table. `seq` numbers the messages of this
+ * server (`epoch`, random at start): a data plane never takes a message
+ * numbered below one it applied from the same epoch. A data plane that
+ * asks without `protocol` gets whole tables only, as before.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { RouteTable } from '../../../dataplane/src/contract/index.ts';
+import { DELTA_PROTOCOL, diffTables, type RouteTable } from '../../../dataplane/src/contract/index.ts';
 import type { LeaderTerm } from '../kube/leader.ts';
 
 /** Why an explanation could not be relayed: the HTTP status to answer with, and a message. */
@@ -46,6 +56,10 @@ export interface DataplaneState {
   ack: { version: string; applied: boolean; error?: string } | undefined;
   /** The last version it applied successfully. */
   appliedVersion: string | undefined;
+  /** The stream protocol it asked for: 1 (whole tables) or 2 (deltas). */
+  protocol: number;
+  /** Whole tables and deltas sent on its stream. */
+  sent: { tables: number; deltas: number };
 }
 
 /** Events the operator reacts to (status recomputation). */
@@ -73,6 +87,12 @@ export class ConfigServer {
   private table: RouteTable | undefined;
   private term: LeaderTerm | undefined;
   private tableLine = '';
+  /** The delta from the table published before this one, as a line; built when a stream needs it. */
+  private deltaLine: { from: string; line: string } | undefined;
+  private previous: RouteTable | undefined;
+  /** Numbers the tables this server publishes, within `epoch`. */
+  private seq = 0;
+  private readonly epoch = randomUUID();
   private readonly streams = new Map<string, { res: http.ServerResponse; state: DataplaneState }>();
   /** Explanations asked of data planes and not answered yet, by id. */
   private readonly explaining = new Map<string, { dataplane: string; resolve: (explanation: unknown) => void }>();
@@ -102,16 +122,35 @@ export class ConfigServer {
   }
 
   private lineFor(table: RouteTable): string {
-    return `${JSON.stringify({ type: 'table', table, ...(this.term ? { leader: this.term } : {}) })}\n`;
+    return `${JSON.stringify({ type: 'table', table, seq: this.seq, epoch: this.epoch, ...(this.term ? { leader: this.term } : {}) })}\n`;
   }
 
-  /** Publishes a new table to every subscriber. */
+  /** The delta line from the previous table to the current one (built once per version). */
+  private deltaFrom(previous: RouteTable, table: RouteTable): string {
+    if (this.deltaLine?.from !== previous.version) {
+      const line = `${JSON.stringify({ type: 'delta', ...diffTables(previous, table), seq: this.seq, epoch: this.epoch, ...(this.term ? { leader: this.term } : {}) })}\n`;
+      this.deltaLine = { from: previous.version, line };
+    }
+    return this.deltaLine.line;
+  }
+
+  /** Publishes a new table to every subscriber: a delta to those that take them and have the version before, else the whole table. */
   publish(table: RouteTable): void {
     if (this.table?.version === table.version) return;
+    this.previous = this.table;
     this.table = table;
+    this.seq++;
+    this.deltaLine = undefined;
     this.tableLine = this.lineFor(table);
     for (const { res, state } of this.streams.values()) {
-      res.write(this.tableLine);
+      const previous = this.previous;
+      if (state.protocol >= DELTA_PROTOCOL && previous !== undefined && state.sentVersion === previous.version) {
+        res.write(this.deltaFrom(previous, table));
+        state.sent.deltas++;
+      } else {
+        res.write(this.tableLine);
+        state.sent.tables++;
+      }
       state.sentVersion = table.version;
     }
   }
@@ -206,18 +245,22 @@ export class ConfigServer {
     // A data plane that reconnects replaces its old stream.
     this.streams.get(id)?.res.end();
     const applied = url.searchParams.get('applied') ?? undefined;
-    const state: DataplaneState = { id, connectedAt: Date.now(), sentVersion: undefined, ack: undefined, appliedVersion: applied };
+    // Unknown or absent: whole tables, which every data plane takes.
+    const protocol = url.searchParams.get('protocol') === String(DELTA_PROTOCOL) ? DELTA_PROTOCOL : 1;
+    const state: DataplaneState = { id, connectedAt: Date.now(), sentVersion: undefined, ack: undefined, appliedVersion: applied, protocol, sent: { tables: 0, deltas: 0 } };
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     res.socket?.setNoDelay(true);
     const entry = { res, state };
     this.streams.set(id, entry);
     if (this.table) {
+      // Every stream starts with the whole table: a data plane that reconnects, restarted from its saved table or missed a delta resyncs here.
       res.write(this.tableLine);
       state.sentVersion = this.table.version;
+      state.sent.tables++;
     } else {
       res.write(`${JSON.stringify({ type: 'heartbeat', version: null })}\n`);
     }
-    this.options.log.info({ event: 'dataplane_connected', dataplane: id, applied: applied ?? null }, 'data plane subscribed');
+    this.options.log.info({ event: 'dataplane_connected', dataplane: id, applied: applied ?? null, protocol }, 'data plane subscribed');
     this.options.events.onFleetChange();
     res.on('close', () => {
       if (this.streams.get(id) === entry) {
