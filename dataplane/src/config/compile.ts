@@ -154,6 +154,7 @@ export function compileConfig(config: GatewayConfig, file = 'gateway.yaml'): Com
       cors: r.cors && corsSettings(r.cors),
       retries,
       rewritePath: r.rewrite_path,
+      upgrade: r.upgrade && { enabled: r.upgrade.enabled, idleTimeoutMs: ms(r.upgrade.idle_timeout) },
       invalid,
     };
     const served = withGatewayDefaults(route, defaults);

@@ -44,8 +44,10 @@ export const ServerConfigSchema = z.strictObject({
       upstream_timeout: duration.default('10s'),
       /** Time a client has to send its request headers. */
       client_header_timeout: duration.default('10s'),
+      /** An upgraded connection (WebSocket) with no bytes either way for this long is closed (a route's `upgrade.idle_timeout` overrides it). */
+      upgrade_idle_timeout: duration.default('1h'),
     })
-    .default({ request_timeout: '30s', keepalive_timeout: '60s', upstream_timeout: '10s', client_header_timeout: '10s' }),
+    .default({ request_timeout: '30s', keepalive_timeout: '60s', upstream_timeout: '10s', client_header_timeout: '10s', upgrade_idle_timeout: '1h' }),
   shutdown: z
     .strictObject({
       /** After SIGTERM, keep accepting this long (readiness already failing) so load balancers notice. */
@@ -246,6 +248,15 @@ export const RouteConfigSchema = z
     cors: CorsSchema.optional(),
     retries: RetriesSchema.optional(),
     rewrite_path: z.string().startsWith('/').optional(),
+    /** HTTP/1.1 Upgrade (WebSocket): allowed on routes that take GET unless `enabled: false`; `idle_timeout` closes a quiet connection. */
+    upgrade: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        idle_timeout: duration
+          .refine((v) => (parseDuration(v) ?? 0) >= 1, { message: 'an idle timeout is at least 1ms' })
+          .optional(),
+      })
+      .optional(),
   })
   .refine((r) => (r.upstream === undefined) !== (r.backends === undefined), {
     message: 'a route needs exactly one of "upstream" or "backends"',

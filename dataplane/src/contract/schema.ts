@@ -210,6 +210,20 @@ export const RouteSchema = z.object({
   /** Answer with a redirect; such a route needs no backend. */
   redirect: RedirectSchema.optional(),
   mirrors: z.array(MirrorSchema).max(8).optional(),
+  /**
+   * HTTP/1.1 Upgrade (WebSocket and any other protocol): a route that takes
+   * GET tunnels upgrade requests once its stages pass, unless `enabled` is
+   * false; elsewhere an upgrade request is refused (403 `upgrade_not_allowed`).
+   * Absent: allowed on routes that take GET, idle timeout from the data plane's
+   * `server.timeouts.upgrade_idle_timeout`.
+   */
+  upgrade: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** An upgraded connection with no bytes either way for this long is closed. */
+      idleTimeoutMs: durationMs.min(1).optional(),
+    })
+    .optional(),
   /** The traffic listeners that serve the route: `http`, `https` or ones the table declares (absent: `http` and `https`). */
   listeners: z.array(z.string().min(1)).min(1).optional(),
   /**

@@ -33,6 +33,8 @@ export class GatewayMetrics {
   readonly breakerTransitions: Counter<'upstream' | 'state'>;
   readonly retries: Counter<'upstream' | 'result'>;
   readonly panicRequests: Counter<'upstream'>;
+  readonly upgradedOpen: Gauge<'route'>;
+  readonly upgraded: Counter<'route'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -67,6 +69,8 @@ export class GatewayMetrics {
     this.breakerTransitions = new Counter({ name: 'switchyard_circuit_breaker_transitions_total', help: 'Circuit breaker state changes, by the state entered.', labelNames: ['upstream', 'state'], registers });
     this.retries = new Counter({ name: 'switchyard_upstream_retries_total', help: 'Retry decisions: retried, or refused by the retry budget (budget_exhausted).', labelNames: ['upstream', 'result'], registers });
     this.panicRequests = new Counter({ name: 'switchyard_upstream_panic_requests_total', help: 'Attempts sent while no endpoint of the upstream was healthy (panic mode).', labelNames: ['upstream'], registers });
+    this.upgradedOpen = new Gauge({ name: 'switchyard_upgraded_connections', help: 'Upgraded connections (WebSocket) open now, by route.', labelNames: ['route'], registers });
+    this.upgraded = new Counter({ name: 'switchyard_upgraded_connections_total', help: 'Connections upgraded (WebSocket) since start, by route.', labelNames: ['route'], registers });
     this.reloads.inc({ result: 'applied' }, 0);
     this.reloads.inc({ result: 'rejected' }, 0);
     if (options.defaultMetrics !== false) {

@@ -12,6 +12,7 @@ const ERROR_STATUS = {
   bad_request: 400,
   unauthorized: 401,
   forbidden: 403,
+  upgrade_not_allowed: 403,
   route_not_found: 404,
   method_not_allowed: 405,
   request_timeout: 408,

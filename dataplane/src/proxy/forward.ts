@@ -137,7 +137,7 @@ export function upstreamRequestHeaders(ctx: RequestContext, policy: ForwardPolic
 }
 
 /** The upstream's response headers less hop-by-hop ones, plus the gateway's own. */
-function clientResponseHeaders(raw: readonly (Buffer | string)[], ctx: RequestContext): string[] {
+export function clientResponseHeaders(raw: readonly (Buffer | string)[], ctx: RequestContext): string[] {
   const strings: string[] = new Array(raw.length);
   for (let i = 0; i < raw.length; i++) strings[i] = raw[i]!.toString('latin1');
   const named = connectionTokens(strings);

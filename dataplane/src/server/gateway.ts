@@ -27,7 +27,8 @@ import type { ServedRoute } from '../contract/policy.ts';
 import { PoolRegistry } from '../upstream/pools.ts';
 import { UpstreamResilience } from '../upstream/resilience.ts';
 import { createAdminHandler } from './admin.ts';
-import { createRequestHandler, type HandlerDeps, type LifecycleState } from './handler.ts';
+import { createRequestHandler, createUpgradeHandler, type HandlerDeps, type LifecycleState } from './handler.ts';
+import { TunnelRegistry } from '../proxy/upgrade.ts';
 import type { TableRuntime } from '../table/runtime.ts';
 import type { Listener } from '../contract/schema.ts';
 import { explainQuery, explainRequest, type ExplainRequest } from '../observability/explain.ts';
@@ -72,6 +73,8 @@ export class Gateway {
   readonly resilience: UpstreamResilience;
   /** Undefined when tracing is off. */
   tracing: Tracing | undefined;
+  /** Upgraded connections (WebSocket) open now. */
+  readonly tunnels: TunnelRegistry;
   config: GatewayConfig;
   ports: BoundPorts = { http: 0, https: undefined, admin: undefined, metrics: undefined };
   private readonly options: GatewayOptions;
@@ -99,6 +102,7 @@ export class Gateway {
     this.pools = new PoolRegistry(parseDuration(options.config.server.timeouts.keepalive_timeout));
     this.holder = new TableHolder(this.pools, (r) => this.stagesFor(r), this.metrics, this.log, gatewayDefaults(options.config));
     this.resilience = new UpstreamResilience(this.metrics, this.log);
+    this.tunnels = new TunnelRegistry(this.metrics);
     this.holder.onApplied((rt) => this.resilience.sync(rt));
     this.holder.onApplied((rt) => this.onTableApplied(rt));
   }
@@ -160,12 +164,14 @@ export class Gateway {
       headCheck: this.security?.headCheck,
       forwarding: forwardPolicy(s.headers_with_underscores, this.config.auth.jwt?.header),
       clientAddress: new ClientAddressResolver(s.trusted_proxies),
+      upgrades: { tunnels: this.tunnels, idleMs: parseDuration(t.upgrade_idle_timeout) ?? 3_600_000 },
     };
     const handler = createRequestHandler(handlerDeps, false);
     const plain = http.createServer(trafficOptions, handler);
     // One more than the limit: Node drops header lines past maxHeadersCount silently, the limits stage refuses them (431).
     plain.maxHeadersCount = s.limits.max_headers_count + 1;
     plain.on('clientError', clientErrorHandler(this.metrics));
+    plain.on('upgrade', createUpgradeHandler(handlerDeps, false));
     this.trafficServers.push(plain);
     this.servers.push(plain);
     this.ports.http = await listen(plain, s.http_port, s.bind_address);
@@ -220,6 +226,7 @@ export class Gateway {
     secure.maxHeadersCount = s.limits.max_headers_count + 1;
     secure.on('clientError', clientErrorHandler(this.metrics));
     this.tlsServer = secure;
+    secure.on('upgrade', createUpgradeHandler(this.handlerDeps, true));
     this.trafficServers.push(secure);
     this.servers.push(secure);
     this.syncTlsFallback();
@@ -285,6 +292,7 @@ export class Gateway {
     server.maxHeadersCount = s.limits.max_headers_count + 1;
     server.on('clientError', clientErrorHandler(this.metrics));
     if (server instanceof https.Server) this.setListenerDefault(l.name, server);
+    server.on('upgrade', createUpgradeHandler(this.handlerDeps as HandlerDeps, l.protocol === 'https', l.name));
     this.tableListeners.set(l.name, { port: l.port, protocol: l.protocol, server });
     this.trafficServers.push(server);
     this.servers.push(server);
@@ -406,12 +414,16 @@ export class Gateway {
     if (drainDelay > 0) await new Promise((r) => setTimeout(r, drainDelay));
     const closed = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
     for (const s of this.servers) s.closeIdleConnections();
+    // WebSocket peers are told now (a Close frame each way) and get the grace period to leave; each counts as in flight until it does.
+    this.tunnels.closeAll();
     const deadline = Date.now() + grace;
     while (this.lifecycle.inFlight > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
       for (const s of this.trafficServers) s.closeIdleConnections();
     }
     const cut = this.lifecycle.inFlight;
+    // The servers no longer track upgraded connections, and closing them waits for those.
+    this.tunnels.destroyAll();
     for (const s of this.servers) s.closeAllConnections();
     await Promise.all(closed);
     this.resilience.stop(this.holder.current?.upstreams.values());

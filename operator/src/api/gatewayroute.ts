@@ -271,6 +271,17 @@ export const RewriteSchema = z
   })
   .describe('Changes to the request before it is forwarded.');
 
+/** `spec.upgrade`. */
+export const UpgradeSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Whether HTTP/1.1 Upgrade requests (WebSocket) are tunnelled to the upstream once authentication, roles and the rate limit pass on the handshake. Only routes that take GET (or any method) can allow it; false refuses upgrades with 403.'),
+    idleTimeout: duration({ description: 'An upgraded connection with no bytes either way for this long is closed. Unset: the gateway default (server.timeouts.upgrade_idle_timeout, one hour unless configured).', min: '1s', max: '24h' }).optional(),
+  })
+  .describe('HTTP/1.1 Upgrade (WebSocket). Unset: upgrades are allowed on routes that take GET.');
+
 const specRules: Rule<{ upstream?: string | undefined; backends?: unknown[] | undefined }>[] = [
   {
     rule: '!(has(self.upstream) && has(self.backends))',
@@ -326,6 +337,7 @@ export const GatewayRouteSpecSchema = withRules(
     retries: RetriesSchema.optional(),
     cors: CorsSchema.optional(),
     rewrite: RewriteSchema.optional(),
+    upgrade: UpgradeSchema.optional(),
   }),
   specRules,
 ).describe('What the route matches and where it sends requests.');

@@ -56,6 +56,7 @@ function toRoute(meta: ObjectMeta, s: RouteSpec): Route {
     },
     retries: s.retries && { attempts: s.retries.attempts, on: s.retries.retryOn, nonIdempotent: s.retries.nonIdempotent, backoffMs: ms(s.retries.backoff) },
     rewritePath: s.rewrite?.path,
+    upgrade: s.upgrade && { enabled: s.upgrade.enabled, idleTimeoutMs: s.upgrade.idleTimeout === undefined ? undefined : ms(s.upgrade.idleTimeout) },
     source: { kind: 'GatewayRoute', namespace: meta.namespace, name: meta.name, generation: meta.generation },
   };
 }

@@ -35,6 +35,7 @@ routes:
     timeout: 5s
     retries: { attempts: 2, on: [connect-failure, "503"], backoff: 50ms }
     rate_limit: { requests: 100, window: 1m, key: { type: Header, header: X-API-Key } }
+    upgrade: { idle_timeout: 10m }
   - name: admin
     path: /api/v1/admin/users
     hosts: [admin.shop.example]
@@ -42,6 +43,7 @@ routes:
     auth_required: true
     required_roles: [admin]
     required_permissions: ["users:write"]
+    upgrade: { enabled: false }
   - name: login
     path: /auth/login
     methods: [POST]
@@ -121,6 +123,7 @@ spec:
   timeout: 5s
   retries: { attempts: 2, retryOn: [connect-failure, "503"], backoff: 50ms }
   rateLimit: { requests: 100, window: 1m, key: { type: Header, header: X-API-Key } }
+  upgrade: { idleTimeout: 10m }
 ---
 kind: GatewayRoute
 metadata: { name: admin }
@@ -129,6 +132,7 @@ spec:
   hosts: [admin.shop.example]
   upstream: users
   auth: { required: true, roles: [admin], permissions: ["users:write"] }
+  upgrade: { enabled: false }
 ---
 kind: GatewayRoute
 metadata: { name: login }
