@@ -125,6 +125,8 @@ export class OperatorSource {
   private position: { epoch: string; seq: number } | undefined;
   /** What arrived so far: whole tables, deltas applied, resyncs after a gap, and messages ignored as older than the live table. */
   readonly counts = { tables: 0, deltas: 0, resyncs: 0, stale: 0 };
+  /** The last version this data plane refused: the heartbeats that name it need no resync. */
+  private rejected: string | undefined;
   /** A state write waiting for the event loop (writes are coalesced and never hold up an acknowledgement). */
   private pendingState: (() => void) | undefined;
 
@@ -247,6 +249,9 @@ export class OperatorSource {
       if (typeof message.version === 'string' && message.version === holder.current?.version) {
         holder.markCurrent();
         this.saveState(() => (stateDir ? touchState(stateDir) : undefined));
+      } else if (typeof message.version === 'string' && message.version !== this.rejected && holder.current !== undefined) {
+        // The operator serves a version this data plane neither has nor refused: a message was lost.
+        throw new GapError(`the operator serves version ${message.version}, this data plane ${holder.current.version}`);
       }
       return;
     }
@@ -283,6 +288,7 @@ export class OperatorSource {
         else this.persistSoon(stateDir);
       }
     }
+    if (!result.applied) this.rejected = result.version;
     const ack = result.applied ? { dataplane: this.options.id, version: result.version, applied: true } : { dataplane: this.options.id, version: result.version ?? 'unknown', applied: false, error: result.error };
     await this.sendAck(base, ack);
   }
