@@ -5,12 +5,61 @@
 import { createHash } from 'node:crypto';
 import type { RouteTable } from './schema.ts';
 
+/**
+ * Object shapes seen (their keys in insertion order) with those keys sorted, and
+ * each key's JSON text: a table has a handful of shapes and keys, repeated on
+ * every entry. Both are bounded, so maps keyed by user data cannot grow them
+ * without end; past the bound, keys are sorted and quoted each time.
+ */
+const sortedKeys = new Map<string, string[]>();
+const keyTexts = new Map<string, string>();
+const MEMO_LIMIT = 4096;
+
+function keysOf(record: Record<string, unknown>): string[] {
+  const raw = Object.keys(record);
+  const shape = raw.join('\0');
+  let keys = sortedKeys.get(shape);
+  if (keys === undefined) {
+    keys = raw.sort();
+    if (sortedKeys.size < MEMO_LIMIT) sortedKeys.set(shape, keys);
+  }
+  return keys;
+}
+
+function keyText(k: string): string {
+  let text = keyTexts.get(k);
+  if (text === undefined) {
+    text = `${JSON.stringify(k)}:`;
+    if (keyTexts.size < MEMO_LIMIT) keyTexts.set(k, text);
+  }
+  return text;
+}
+
 /** JSON with object keys sorted, undefined members dropped: one text per value. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
-  const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  // Loops and appends rather than map/filter/join: this runs over every entry of a table on each compile and apply.
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (i > 0) out += ',';
+      out += v === undefined ? 'null' : canonicalJson(v);
+    }
+    return `${out}]`;
+  }
+  const record = value as Record<string, unknown>;
+  let out = '{';
+  let first = true;
+  for (const k of keysOf(record)) {
+    const v = record[k];
+    if (v === undefined) continue;
+    if (!first) out += ',';
+    first = false;
+    out += keyText(k);
+    out += typeof v === 'string' ? JSON.stringify(v) : canonicalJson(v);
+  }
+  return `${out}}`;
 }
 
 /** Each route's and upstream's canonical text, for hashing tables that share most of their entries. */

@@ -29,10 +29,21 @@ export function metaOf(obj: KubeObject): ObjectMeta {
   return { namespace: m.namespace ?? '', name: m.name ?? '', generation: m.generation ?? 0, creationTimestamp: created };
 }
 
+/**
+ * Parsed specs by object and parser. The informers replace an object on every
+ * change and keep it as it is otherwise, so a compile parses only what changed
+ * since the last one; the result is the same as parsing again (parsers are pure).
+ */
+const parsedCache = new WeakMap<KubeObject, { parse: SpecParser<unknown>; result: Parsed<unknown> }>();
+
 function parsed<S>(obj: KubeObject, parse: SpecParser<S>): Parsed<S> {
+  const hit = parsedCache.get(obj);
+  if (hit !== undefined && hit.parse === parse) return hit.result as Parsed<S>;
   const meta = metaOf(obj);
   const result = parse(obj.spec);
-  return result.ok ? { meta, spec: result.spec } : { meta, error: result.error };
+  const out: Parsed<S> = result.ok ? { meta, spec: result.spec } : { meta, error: result.error };
+  parsedCache.set(obj, { parse: parse as SpecParser<unknown>, result: out });
+  return out;
 }
 
 /** The parts of a core/v1 Service compile uses. */
