@@ -65,6 +65,24 @@ export const ServerConfigSchema = z.strictObject({
     })
     .default({ max_body_size: '10MiB', max_header_size: 16384, max_headers_count: 100, max_url_length: 8192 }),
   /**
+   * HTTP/2: h2 offered by ALPN on the TLS listener (HTTP/1.1 still offered), h2c with prior knowledge
+   * on the cleartext listener when `cleartext` is set, and the limits against HTTP/2 attacks
+   * (see server/http2.ts and docs/security.md).
+   */
+  http2: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      cleartext: z.boolean().default(false),
+      /** SETTINGS_MAX_CONCURRENT_STREAMS: streams one connection may have open at once. */
+      max_concurrent_streams: z.number().int().min(1).max(10_000).default(100),
+      /** SETTINGS_MAX_HEADER_LIST_SIZE in bytes (names, values and 32 per field); default: limits.max_header_size. */
+      max_header_list_size: z.number().int().min(1024).max(1_048_576).optional(),
+      /** Streams a connection may reset before their response ended, within reset_window; past it, GOAWAY and close (CVE-2023-44487). */
+      max_resets: z.number().int().min(1).max(100_000).default(200),
+      reset_window: duration.default('10s'),
+    })
+    .default({ enabled: true, cleartext: false, max_concurrent_streams: 100, max_resets: 200, reset_window: '10s' }),
+  /**
    * Request header names containing "_": CGI, WSGI, Rack and PHP map "-" and "_" to the same variable,
    * so `X_User_ID` would arrive as the identity the gateway vouches for. "drop" (default) removes them,
    * "reject" answers 400, "allow" forwards them except look-alikes of the headers the gateway sets.

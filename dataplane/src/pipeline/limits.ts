@@ -80,7 +80,8 @@ function capStreamedBody(ctx: RequestContext, max: number): GatewayError | undef
   const tooLarge = (): GatewayError => new GatewayError('payload_too_large', `the request body is larger than ${max} bytes`, { connection: 'close' });
   if (seen > max) return tooLarge();
   const socket = req.socket;
-  const wireStart = socket.bytesRead;
+  const h2 = req.httpVersionMajor === 2;
+  const wireStart = h2 ? 0 : socket.bytesRead;
   const dataStart = seen;
   const push = req.push;
   let tripped = false;
@@ -100,7 +101,8 @@ function capStreamedBody(ctx: RequestContext, max: number): GatewayError | undef
       if (seen > max) return trip(tooLarge());
       const data = seen - dataStart;
       const framing = socket.bytesRead - wireStart - data;
-      if (framing > FRAMING_ALLOWANCE + FRAMING_PER_DATA_BYTE * data) {
+      // HTTP/2 frames carry no chunk extensions; the session's bytes are other streams' too.
+      if (!h2 && framing > FRAMING_ALLOWANCE + FRAMING_PER_DATA_BYTE * data) {
         return trip(new GatewayError('payload_too_large', `the chunked request body carries ${framing} bytes of chunk framing and extensions for ${data} bytes of data`, { connection: 'close' }));
       }
     }
@@ -141,7 +143,8 @@ export function requestLimitsStage(limits: RequestLimits): Stage {
       // Node's parser has already refused a non-numeric or conflicting Content-Length.
       return Number(length) > maxBodyBytes ? new GatewayError('payload_too_large', `the request body is larger than ${maxBodyBytes} bytes`, { connection: 'close' }) : undefined;
     }
-    if (req.headers['transfer-encoding'] !== undefined) return capStreamedBody(ctx, maxBodyBytes);
+    // HTTP/2 bodies without Content-Length stream in DATA frames, as chunked ones do in HTTP/1.1.
+    if (req.headers['transfer-encoding'] !== undefined || req.httpVersionMajor === 2) return capStreamedBody(ctx, maxBodyBytes);
     return undefined;
   };
 }

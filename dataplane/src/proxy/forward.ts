@@ -267,7 +267,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     const raw = (controller.rawHeaders ?? []) as (Buffer | string)[];
     try {
       const headers = clientResponseHeaders(raw, this.ctx);
-      if (statusMessage) res.writeHead(statusCode, statusMessage, headers);
+      // HTTP/2 has no reason phrase.
+      if (statusMessage && this.ctx.req.httpVersionMajor !== 2) res.writeHead(statusCode, statusMessage, headers);
       else res.writeHead(statusCode, headers);
     } catch (err) {
       controller.abort(err as Error);

@@ -54,6 +54,8 @@ function conditionsOf(policy: RetryPolicy): RetryConditions {
 }
 
 function hasBody(ctx: RequestContext): boolean {
+  // HTTP/2 says so in the HEADERS frame: END_STREAM there means no DATA follows (Content-Length is optional).
+  if (ctx.req.httpVersionMajor === 2) return !(ctx.req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
   const h = ctx.req.headers;
   return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
 }

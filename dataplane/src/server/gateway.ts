@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import path from 'node:path';
 import { compileConfig, gatewayDefaults } from '../config/compile.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
@@ -27,6 +28,7 @@ import type { ServedRoute } from '../contract/policy.ts';
 import { PoolRegistry } from '../upstream/pools.ts';
 import { UpstreamResilience } from '../upstream/resilience.ts';
 import { createAdminHandler } from './admin.ts';
+import { Http2Sessions, http2SessionOptions, sniffH2c, withHttp2, type Http2Settings } from './http2.ts';
 import { createRequestHandler, createUpgradeHandler, type HandlerDeps, type LifecycleState } from './handler.ts';
 import { TunnelRegistry } from '../proxy/upgrade.ts';
 import type { TableRuntime } from '../table/runtime.ts';
@@ -53,7 +55,42 @@ export interface BoundPorts {
   metrics: number | undefined;
 }
 
-const listen = (server: http.Server, port: number, host: string): Promise<number> =>
+/** A traffic listener: HTTP/1.1 (cleartext, or TLS without HTTP/2) or TLS offering h2 and HTTP/1.1. */
+type TrafficServer = http.Server | SecureTrafficServer;
+type SecureTrafficServer = https.Server | http2.Http2SecureServer;
+
+/** The sockets of each TLS listener that offers h2, so that a stop can cut HTTP/1.1 and HTTP/2 connections alike. */
+const secureSockets = new WeakMap<NetServer, Set<Socket>>();
+
+/** Closes a listener's idle HTTP/1.1 connections. */
+function closeIdle(server: NetServer): void {
+  (server as Partial<http.Server>).closeIdleConnections?.();
+}
+
+/** Closes every connection of a listener. */
+function closeAll(server: NetServer): void {
+  const sockets = secureSockets.get(server);
+  if (sockets !== undefined) for (const socket of sockets) socket.destroy();
+  else (server as Partial<http.Server>).closeAllConnections?.();
+}
+
+/** `server.http2` in the listeners' units. */
+function http2Settings(s: GatewayConfig['server']): Http2Settings {
+  const h = s.http2;
+  return {
+    enabled: h.enabled,
+    cleartext: h.cleartext,
+    maxConcurrentStreams: h.max_concurrent_streams,
+    // HPACK counts 32 bytes per field besides its name and value (RFC 9113 6.5.2); pseudo-headers are 4 more fields.
+    maxHeaderListSize: h.max_header_list_size ?? s.limits.max_header_size + 32 * (s.limits.max_headers_count + 4),
+    // One more than the limit, as for HTTP/1.1: the limits stage refuses such a request with 431 rather than a reset.
+    maxHeaderListPairs: s.limits.max_headers_count + 5,
+    maxResets: h.max_resets,
+    resetWindowMs: parseDuration(h.reset_window) ?? 10_000,
+  };
+}
+
+const listen = (server: NetServer, port: number, host: string): Promise<number> =>
   new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -78,11 +115,13 @@ export class Gateway {
   config: GatewayConfig;
   ports: BoundPorts = { http: 0, https: undefined, admin: undefined, metrics: undefined };
   private readonly options: GatewayOptions;
-  private readonly servers: http.Server[] = [];
-  private trafficServers: http.Server[] = [];
-  private tlsServer: https.Server | undefined;
+  private readonly servers: NetServer[] = [];
+  private trafficServers: NetServer[] = [];
+  private tlsServer: SecureTrafficServer | undefined;
   /** The listeners the live table declares, open now, by name. */
-  private readonly tableListeners = new Map<string, { port: number; protocol: 'http' | 'https'; server: http.Server }>();
+  private readonly tableListeners = new Map<string, { port: number; protocol: 'http' | 'https'; server: TrafficServer }>();
+  /** HTTP/2 connections of every traffic listener. */
+  private http2: Http2Sessions | undefined;
   /** The port each listener the table declares is bound to, by name, once bound. */
   readonly listenerPorts = new Map<string, number>();
   private trafficOptions: http.ServerOptions | undefined;
@@ -166,12 +205,25 @@ export class Gateway {
       clientAddress: new ClientAddressResolver(s.trusted_proxies),
       upgrades: { tunnels: this.tunnels, idleMs: parseDuration(t.upgrade_idle_timeout) ?? 3_600_000 },
     };
+    const h2 = http2Settings(s);
+    this.http2 = new Http2Sessions(h2, {
+      onRapidReset: (peer, resets) => {
+        this.metrics.rejectedRequests.inc({ code: 'http2_rapid_reset' });
+        this.log.warn({ event: 'http2_rapid_reset', client: peer, resets }, `closed an HTTP/2 connection that reset ${resets} streams within ${s.http2.reset_window}`);
+      },
+    });
     const handler = createRequestHandler(handlerDeps, false);
     const plain = http.createServer(trafficOptions, handler);
     // One more than the limit: Node drops header lines past maxHeadersCount silently, the limits stage refuses them (431).
     plain.maxHeadersCount = s.limits.max_headers_count + 1;
     plain.on('clientError', clientErrorHandler(this.metrics));
+
     plain.on('upgrade', createUpgradeHandler(handlerDeps, false));
+    if (h2.cleartext) {
+      const h2c = http2.createServer(http2SessionOptions(h2), withHttp2(this.http2, handler));
+      this.http2.attach(h2c);
+      sniffH2c(plain, h2c, this.http2, headersTimeout);
+    }
     this.trafficServers.push(plain);
     this.servers.push(plain);
     this.ports.http = await listen(plain, s.http_port, s.bind_address);
@@ -215,22 +267,58 @@ export class Gateway {
     if (this.tlsServer !== undefined || this.trafficOptions === undefined || this.handlerDeps === undefined) return;
     const s = this.config.server;
     const own = s.tls ? { cert: readFileSync(s.tls.cert_file), key: readFileSync(s.tls.key_file) } : {};
-    const secure = https.createServer(
+    const secure = this.secureServer(
       {
-        ...this.trafficOptions,
         ...own,
         SNICallback: (servername, cb) => cb(null, this.holder.current?.certificates.get('https')?.select(servername)),
       },
       createRequestHandler(this.handlerDeps, true),
     );
-    secure.maxHeadersCount = s.limits.max_headers_count + 1;
-    secure.on('clientError', clientErrorHandler(this.metrics));
     this.tlsServer = secure;
     secure.on('upgrade', createUpgradeHandler(this.handlerDeps, true));
     this.trafficServers.push(secure);
     this.servers.push(secure);
     this.syncTlsFallback();
     this.ports.https = await listen(secure, s.https_port, s.bind_address);
+  }
+
+  /**
+   * A TLS traffic listener: with `server.http2.enabled`, one that offers h2
+   * and HTTP/1.1 by ALPN (HTTP/1.1 connections get the same timeouts and
+   * limits as on the cleartext listener); otherwise HTTPS only.
+   */
+  private secureServer(tlsOptions: https.ServerOptions, handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): SecureTrafficServer {
+    const s = this.config.server;
+    const options = this.trafficOptions as http.ServerOptions;
+    const sessions = this.http2 as Http2Sessions;
+    const h2 = http2Settings(s);
+    let server: SecureTrafficServer;
+    if (h2.enabled) {
+      const secure = http2.createSecureServer({ ...tlsOptions, ...http2SessionOptions(h2), allowHTTP1: true, minVersion: tlsOptions.minVersion ?? 'TLSv1.2' }, withHttp2(sessions, handler));
+      // HTTP/1.1 connections on this listener are served by Node's HTTP/1.1 server code, which reads these from the server.
+      Object.assign(secure, {
+        requestTimeout: options.requestTimeout,
+        headersTimeout: options.headersTimeout,
+        keepAliveTimeout: options.keepAliveTimeout,
+        maxHeaderSize: options.maxHeaderSize,
+        requireHostHeader: options.requireHostHeader,
+        maxHeadersCount: s.limits.max_headers_count + 1,
+      });
+      sessions.attach(secure);
+      const sockets = new Set<Socket>();
+      secureSockets.set(secure, sockets);
+      secure.on('secureConnection', (socket: Socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+      });
+      server = secure;
+    } else {
+      const https1 = https.createServer({ ...options, ...tlsOptions }, handler);
+      https1.maxHeadersCount = s.limits.max_headers_count + 1;
+      server = https1;
+    }
+    server.on('clientError', clientErrorHandler(this.metrics));
+    return server;
   }
 
   /** Clients without SNI get the table's fallback certificate when the config has none of its own. */
@@ -271,12 +359,12 @@ export class Gateway {
     for (const l of wanted.values()) {
       const open = this.tableListeners.get(l.name);
       if (open === undefined) this.openTableListener(l);
-      else if (open.server instanceof https.Server) this.setListenerDefault(l.name, open.server);
+      else if (open.protocol === 'https') this.setListenerDefault(l.name, open.server as SecureTrafficServer);
     }
   }
 
   /** A client without SNI gets the listener's fallback certificate. */
-  private setListenerDefault(name: string, server: https.Server): void {
+  private setListenerDefault(name: string, server: SecureTrafficServer): void {
     const pair = this.holder.current?.certificates.get(name)?.defaultPair;
     if (pair !== undefined) server.setSecureContext(pair);
   }
@@ -285,13 +373,16 @@ export class Gateway {
     const s = this.config.server;
     const options = this.trafficOptions as http.ServerOptions;
     const handler = createRequestHandler(this.handlerDeps as HandlerDeps, l.protocol === 'https', l.name);
-    const server =
-      l.protocol === 'https'
-        ? https.createServer({ ...options, SNICallback: (servername, cb) => cb(null, this.holder.current?.certificates.get(l.name)?.select(servername)) }, handler)
-        : http.createServer(options, handler);
-    server.maxHeadersCount = s.limits.max_headers_count + 1;
-    server.on('clientError', clientErrorHandler(this.metrics));
-    if (server instanceof https.Server) this.setListenerDefault(l.name, server);
+    let server: TrafficServer;
+    if (l.protocol === 'https') {
+      const secure = this.secureServer({ SNICallback: (servername, cb) => cb(null, this.holder.current?.certificates.get(l.name)?.select(servername)) }, handler);
+      this.setListenerDefault(l.name, secure);
+      server = secure;
+    } else {
+      server = http.createServer(options, handler);
+      server.maxHeadersCount = s.limits.max_headers_count + 1;
+      server.on('clientError', clientErrorHandler(this.metrics));
+    }
     server.on('upgrade', createUpgradeHandler(this.handlerDeps as HandlerDeps, l.protocol === 'https', l.name));
     this.tableListeners.set(l.name, { port: l.port, protocol: l.protocol, server });
     this.trafficServers.push(server);
@@ -319,7 +410,7 @@ export class Gateway {
     const i = this.servers.indexOf(open.server);
     if (i >= 0) this.servers.splice(i, 1);
     open.server.close();
-    open.server.closeIdleConnections();
+    closeIdle(open.server);
     this.log.info({ event: 'listener_closed', listener: name, port: open.port }, `stopped listening for ${name}`);
   }
 
@@ -413,18 +504,21 @@ export class Gateway {
     this.log.info({ event: 'shutdown_started', inFlight: this.lifecycle.inFlight, drainDelayMs: drainDelay, gracePeriodMs: grace }, 'shutting down');
     if (drainDelay > 0) await new Promise((r) => setTimeout(r, drainDelay));
     const closed = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-    for (const s of this.servers) s.closeIdleConnections();
+    for (const s of this.servers) closeIdle(s);
+    // HTTP/2 clients get GOAWAY: the streams they have finish, new ones go elsewhere.
+    this.http2?.drain();
     // WebSocket peers are told now (a Close frame each way) and get the grace period to leave; each counts as in flight until it does.
     this.tunnels.closeAll();
     const deadline = Date.now() + grace;
     while (this.lifecycle.inFlight > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
-      for (const s of this.trafficServers) s.closeIdleConnections();
+      for (const s of this.trafficServers) closeIdle(s);
     }
     const cut = this.lifecycle.inFlight;
     // The servers no longer track upgraded connections, and closing them waits for those.
     this.tunnels.destroyAll();
-    for (const s of this.servers) s.closeAllConnections();
+    for (const s of this.servers) closeAll(s);
+    this.http2?.destroyAll();
     await Promise.all(closed);
     this.resilience.stop(this.holder.current?.upstreams.values());
     await this.pools.closeAll(true);

@@ -115,7 +115,8 @@ function createHandler(deps: HandlerDeps, tls: boolean, listener: string): (req:
     const offered = req.headers['x-request-id'];
     const requestId = typeof offered === 'string' && VALID_REQUEST_ID.test(offered) ? offered : randomUUID();
     const method = req.method ?? 'GET';
-    if (!lifecycle.accepting) res.setHeader('connection', 'close');
+    // HTTP/2 has no Connection header; its clients get GOAWAY when the gateway drains.
+    if (!lifecycle.accepting && req.httpVersionMajor !== 2) res.setHeader('connection', 'close');
     // Decided once here; the rate limit, the access log, the span and the forwarding headers all read this.
     const client = clients.resolve(req);
     metrics.inFlight.inc();

@@ -21,6 +21,8 @@ function sendError(res: ServerResponse, err: GatewayError, requestId: string | u
     ...err.headers,
   };
   if (requestId) headers['x-request-id'] = requestId;
+  // HTTP/2 has no connection-specific headers (RFC 9113 8.2.2); closing is the session's business there.
+  if (res.req.httpVersionMajor === 2) delete headers.connection;
   res.writeHead(err.status, headers);
   if (res.req.method === 'HEAD') {
     res.end();
