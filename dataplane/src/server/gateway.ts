@@ -11,7 +11,8 @@ import https from 'node:https';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import path from 'node:path';
 import { compileConfig, gatewayDefaults } from '../config/compile.ts';
-import { ConfigError, loadConfigFile } from '../config/load.ts';
+import { ConfigError } from '../config/load.ts';
+import { ConfigPreparer } from '../config/prepare.ts';
 import { parseDuration } from '../contract/duration.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -128,6 +129,8 @@ export class Gateway {
   private handlerDeps: HandlerDeps | undefined;
   private watcher: FSWatcher | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
+  /** Reads and compiles the config file for a reload on a worker thread, off the request path. */
+  private readonly preparer = new ConfigPreparer();
   private lastConfigHash: string | undefined;
   private verifier: TokenVerifier | undefined;
   private security: SecurityPipeline | undefined;
@@ -423,8 +426,7 @@ export class Gateway {
       const text = await readFile(file, 'utf8');
       const hash = hashText(text);
       if (hash === this.lastConfigHash && reason === 'watch') return { applied: true, version: this.holder.current?.version ?? '', unchanged: true };
-      const { config } = await loadConfigFile(file);
-      const { table, warnings } = compileConfig(config, file);
+      const { config, table, warnings } = await this.preparer.prepare(file);
       for (const w of warnings) this.log.warn({ event: 'config_warning' }, w);
       // Listeners, logging, token verification and the rate-limit store are built once at start;
       // routes, upstreams and the gateway-wide policies (middleware limits and CORS) apply now.
@@ -524,6 +526,7 @@ export class Gateway {
     await this.pools.closeAll(true);
     await this.security?.close();
     await this.tracing?.shutdown();
+    await this.preparer.close();
     this.log.info({ event: 'shutdown_complete', cutRequests: cut }, 'gateway stopped');
   }
 }
