@@ -62,6 +62,13 @@ sysctls=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic k
 	net.bridge.bridge-nf-call-iptables)
 
 say() { printf 'cluster: %s\n' "$*" >&2; }
+
+# lock serializes start and down machine-wide: two checkouts setting up and taking down
+# the one node at the same time would remove each other's interfaces.
+lock() {
+	exec 8>/run/lock/switchyard-node.lock
+	flock 8
+}
 die() {
 	printf 'cluster: %s\n' "$*" >&2
 	exit 1
@@ -403,11 +410,15 @@ YAML
 cmd_start() {
 	local pid
 	if pid=$(launcher_pid); then
-		say "already running (pid $pid)"
-		echo "export KUBECONFIG=$state/kubeconfig"
+		say "already running (pid $pid), started from $(dirname "$(dirname "$(owner)")")"
+		echo "export KUBECONFIG=$(owner)/kubeconfig"
 		return 0
 	fi
 	cmd_build
+	lock
+	if pid=$(launcher_pid); then
+		die "a cluster started from $(dirname "$(dirname "$(owner)")") runs on this machine; there is one per machine"
+	fi
 	# Whatever an earlier run left behind (a killed launcher, say) goes first.
 	teardown quiet
 	local start=$EPOCHREALTIME
@@ -419,13 +430,14 @@ cmd_start() {
 	bin_dir=$(json_field binDir <<<"$paths")
 	node_bin_dir=$(json_field nodeBinDir <<<"$paths")
 	# setsid: the launcher leads a process group of its own, so `down` ends it and
-	# everything it started without touching anything else.
+	# everything it started without touching anything else. It must not inherit the
+	# lock (fd 8), which `down` takes.
 	setsid "$(json_field controlPlane <<<"$paths")" run --dir "$state" --bin-dir "$bin_dir" \
 		--node-bin-dir "$node_bin_dir" --node-name "$node_name" --node-ip "$node_ip" \
 		--service-cluster-ip-range "$service_cidr" --cluster-cidr "$pod_cidr" --cluster-dns "$cluster_dns" \
 		--containerd-config "$run_dir/containerd.toml" --containerd-socket "$containerd_sock" \
 		--load-balancer-pool "$lb_pool" \
-		--timeout 5m </dev/null >"$state/control-plane.log" 2>&1 &
+		--timeout 5m </dev/null >"$state/control-plane.log" 2>&1 8>&- &
 	pid=$!
 	echo "$pid" >"$pidfile"
 	local deadline=$((SECONDS + 330))
@@ -525,7 +537,7 @@ reset_leftover_pods() {
 	[[ -n $(our_shims) ]] || return 0
 	[[ -f $run_dir/containerd.toml ]] || return 0
 	say "pods outlived their cluster; removing them"
-	containerd --config "$run_dir/containerd.toml" >"$run_dir/containerd-cleanup.log" 2>&1 &
+	containerd --config "$run_dir/containerd.toml" >"$run_dir/containerd-cleanup.log" 2>&1 8>&- &
 	local cpid=$! deadline=$((SECONDS + 10))
 	until [[ -S $containerd_sock ]] || ((SECONDS > deadline)); do sleep 0.1; done
 	"$(paths_json | json_field nodeBinDir)/cri-reset" "unix://$containerd_sock" || true
@@ -640,6 +652,7 @@ leftovers() {
 
 cmd_down() {
 	[[ $(id -u) -eq 0 ]] || die "run as root"
+	lock
 	if [[ -z ${CLUSTER_OWNER_ANY:-} ]] && launcher_pid >/dev/null && [[ $(owner) != "$state" ]]; then
 		die "the cluster on this machine was started from $(dirname "$(dirname "$(owner)")"); take it down from there (or set CLUSTER_OWNER_ANY=1)"
 	fi

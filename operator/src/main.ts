@@ -33,6 +33,8 @@ Options:
       --identity <id>         this replica's name in the election (default: the host name, i.e. the pod name)
       --gateway-api           serve the Gateway API once its CRDs are installed (default on; --no-gateway-api:
                               GatewayRoutes only, and no rights on Gateway API objects, Secrets or Namespaces needed)
+      --dataplane-service <ns/name>  the data plane Service: a route is Programmed once each of its ready
+                              pods has applied it, connected or not (default: once every connected data plane has)
       --gateway-service <ns/name>  the data plane Service every Gateway is reached at: its address is the
                               Gateways' status.addresses, its ports named http and https their listener ports
       --controller-name <name> the controllerName of the GatewayClasses to serve
@@ -67,6 +69,7 @@ export async function main(argv: string[]): Promise<number> {
         'gateway-api': { type: 'boolean', default: true },
         'no-gateway-api': { type: 'boolean' },
         'gateway-service': { type: 'string' },
+        'dataplane-service': { type: 'string' },
         'controller-name': { type: 'string', default: CONTROLLER_NAME },
         'api-listen': { type: 'string' },
         'api-cert-file': { type: 'string' },
@@ -106,13 +109,17 @@ export async function main(argv: string[]): Promise<number> {
     return d;
   };
   const gatewayService = args['gateway-service'];
-  if (gatewayService !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(gatewayService)) {
-    process.stderr.write(`switchyard-operator: --gateway-service expects <namespace>/<name>, got "${gatewayService}"\n`);
-    return 2;
+  const dataplaneService = args['dataplane-service'];
+  for (const [flag, value] of [['gateway-service', gatewayService], ['dataplane-service', dataplaneService]] as const) {
+    if (value !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(value)) {
+      process.stderr.write(`switchyard-operator: --${flag} expects <namespace>/<name>, got "${value}"\n`);
+      return 2;
+    }
   }
   const identity = args.identity ?? hostname();
   const operator = new Operator({
     kubeconfig: kc,
+    dataplaneService,
     namespaces: (args.namespaces ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''),
     token,
     listen: hostPort(args.listen, 'listen'),

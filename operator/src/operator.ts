@@ -30,6 +30,12 @@ export interface OperatorOptions {
    */
   gatewayApi?: { controllerName: string; addressService?: string | undefined; pollMs?: number } | undefined;
   kubeconfig: KubeConfig;
+  /**
+   * The data plane Service (`namespace/name`): its ready pods are the data planes a
+   * route waits for before it is Programmed, connected or not. Undefined, or a
+   * namespace that `namespaces` leaves out: only the connected data planes count.
+   */
+  dataplaneService?: string | undefined;
   /** Namespaces to watch; empty means all. */
   namespaces: string[];
   token: string;
@@ -315,11 +321,12 @@ export class Operator {
     if (!result || !this.serving) return;
     this.statusRefreshes++;
     const fleet = this.server.fleet();
+    const expected = this.expectedDataplanes();
     const history: VersionHistory = this.history;
     const desired = new Map<string, ObjectStatus>();
     for (const [key, status] of result.statuses) {
       if (status.kind === 'GatewayRoute' && result.routeGenerations.has(`${status.namespace}/${status.name}`)) {
-        const programmed = programmedCondition(`${status.namespace}/${status.name}`, status.generation, result.table.version, fleet, history);
+        const programmed = programmedCondition(`${status.namespace}/${status.name}`, status.generation, result.table.version, fleet, history, expected);
         desired.set(key, { ...status, conditions: [...status.conditions.filter((c) => c.type !== ConditionType.Programmed), programmed] });
       } else {
         desired.set(key, status);
@@ -327,6 +334,22 @@ export class Operator {
     }
     this.writer.update(desired);
     this.gatewayStatus?.send(result.gatewayApi);
+  }
+
+  /** The ready pods behind the data plane Service (their names are the data planes' ids), from its EndpointSlices. */
+  private expectedDataplanes(): string[] {
+    const service = this.options.dataplaneService;
+    if (service === undefined) return [];
+    const [ns, name] = service.split('/');
+    const pods = new Set<string>();
+    for (const slice of this.store.endpointSlices.values()) {
+      if (slice.metadata?.namespace !== ns || slice.metadata?.labels?.['kubernetes.io/service-name'] !== name) continue;
+      const endpoints = (slice as { endpoints?: { conditions?: { ready?: boolean }; targetRef?: { kind?: string; name?: string } }[] }).endpoints ?? [];
+      for (const e of endpoints) {
+        if (e.conditions?.ready !== false && e.targetRef?.kind === 'Pod' && e.targetRef.name !== undefined) pods.add(e.targetRef.name);
+      }
+    }
+    return [...pods].sort();
   }
 
   /** The Services in the data plane Service's namespace, where each Gateway's own Service lives. */

@@ -37,6 +37,22 @@ interface List<T> {
   items: T[];
 }
 
+/** The README blocks the tests below run, each found by what only it holds. */
+const README_BLOCKS = {
+  install: 'helm install',
+  examples: 'examples/kubernetes/services/',
+  routes: 'kubectl apply -f examples/kubernetes/ ',
+  plugin: 'kubectl switchyard explain',
+  gateway: 'GATEWAY=',
+} as const;
+
+/** The block of README's "Install on Kubernetes" that holds `marker`. */
+function readmeBlock(name: keyof typeof README_BLOCKS): string {
+  const block = readmeBlocks('Install on Kubernetes').find((b) => b.includes(README_BLOCKS[name]));
+  if (block === undefined) throw new Error(`README's "Install on Kubernetes" has no block with ${JSON.stringify(README_BLOCKS[name])}`);
+  return block;
+}
+
 const log = (line: string): void => console.log(`[node] ${line}`);
 const ready = (pod: Pod): boolean => pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && !pod.metadata.deletionTimestamp;
 const readySince = (pod: Pod): number => Date.parse(pod.status.conditions?.find((c) => c.type === 'Ready')?.lastTransitionTime ?? '');
@@ -44,6 +60,8 @@ const readySince = (pod: Pod): number => Date.parse(pod.status.conditions?.find(
 describe('the chart on a real node, installed as README says', () => {
   let k: NodeCluster;
   let gateway = '';
+  /** alice's token, from the Quick start's requests. */
+  let aliceToken = '';
   const tokens: string[] = [];
   const loads: Load[] = [];
 
@@ -96,11 +114,18 @@ describe('the chart on a real node, installed as README says', () => {
     await Promise.all(loads.map((l) => l.stop()));
   });
 
+  it('runs every block of README\'s "Install on Kubernetes"', () => {
+    // The section is what users run: a block no test below runs would be untested advice.
+    const blocks = readmeBlocks('Install on Kubernetes');
+    const markers = Object.values(README_BLOCKS);
+    const unrun = blocks.filter((b) => markers.filter((m) => b.includes(m)).length !== 1);
+    expect(unrun, 'README blocks that no node test runs (or that two would)').toEqual([]);
+    expect(blocks).toHaveLength(markers.length);
+  });
+
   it('installs the chart as README says; operator (2, leader election) and gateway (3) pods become Ready through their probes', async () => {
     const started = Date.now();
-    const block = readmeBlocks('Install on Kubernetes').find((b) => b.includes('helm install'));
-    if (block === undefined) throw new Error('README\'s "Install on Kubernetes" has no block with helm install');
-    const { builds, script } = splitBuilds(block);
+    const { builds, script } = splitBuilds(readmeBlock('install'));
     // The README builds these targets; hack/images.sh built the same targets of the same Dockerfile.
     expect(builds.map((b) => b.target).sort()).toEqual(['dataplane', 'operator']);
     for (const b of builds) tagImage(`switchyard/${b.target}:dev`, b.ref);
@@ -131,9 +156,7 @@ describe('the chart on a real node, installed as README says', () => {
   }, 600_000);
 
   it('runs the example services from the examples image', async () => {
-    const block = readmeBlocks('Install on Kubernetes').find((b) => b.includes('examples/kubernetes/services/'));
-    if (block === undefined) throw new Error('README\'s "Install on Kubernetes" has no block that deploys examples/kubernetes/services/');
-    const { builds, script } = splitBuilds(block);
+    const { builds, script } = splitBuilds(readmeBlock('examples'));
     expect(builds).toEqual([{ target: 'examples', ref: 'switchyard/examples:dev' }]);
     for (const b of builds) tagImage(`switchyard/${b.target}:dev`, b.ref);
     const run = await k.shell(script);
@@ -155,10 +178,8 @@ describe('the chart on a real node, installed as README says', () => {
   }, 300_000);
 
   it('kubectl apply -f examples/kubernetes/ makes every route Accepted and Programmed', async () => {
-    const block = readmeBlocks('Install on Kubernetes').find((b) => b.includes('kubectl apply -f examples/kubernetes/ '));
-    if (block === undefined) throw new Error('README\'s "Install on Kubernetes" has no block that applies examples/kubernetes/');
     const started = Date.now();
-    const run = await k.shell(block);
+    const run = await k.shell(readmeBlock('routes'));
     expect(run.code, run.stderr).toBe(0);
     const routes = (await k.getJson<List<unknown>>(['gatewayroutes', '-A'])).items.length;
     expect(routes).toBeGreaterThanOrEqual(10);
@@ -176,9 +197,7 @@ describe('the chart on a real node, installed as README says', () => {
   }, 300_000);
 
   it("answers the README's requests through the gateway's Service", async () => {
-    const block = readmeBlocks('Install on Kubernetes').find((b) => b.includes('GATEWAY='));
-    if (block === undefined) throw new Error('README\'s "Install on Kubernetes" has no block that sets GATEWAY');
-    const run = await k.shell(`${block}\nprintf '\\n@GATEWAY=%s\\n' "$GATEWAY"`);
+    const run = await k.shell(`${readmeBlock('gateway')}\nprintf '\\n@GATEWAY=%s\\n' "$GATEWAY"`);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^HTTP\/1\.1 401/m);
     const address = /@GATEWAY=(\S+)/.exec(run.stdout)?.[1] ?? '';
@@ -194,10 +213,11 @@ describe('the chart on a real node, installed as README says', () => {
       .filter((line) => line.includes('localhost:8080'))
       .map((line) => line.replaceAll('localhost:8080', '$GATEWAY'));
     expect(requests).toHaveLength(5);
-    const script = [`GATEWAY=${address}`, ...requests.flatMap((line) => [line, 'printf "\\n@@@\\n"'])].join('\n');
+    const script = [`GATEWAY=${address}`, ...requests.flatMap((line) => [line, 'printf "\\n@@@\\n"']), 'printf "@TOKEN=%s" "$TOKEN"'].join('\n');
     const answers = await k.shell(script);
     expect(answers.code, answers.stderr).toBe(0);
     const [register, me, anonymous, admin] = answers.stdout.split('\n@@@\n').filter((_, i) => i !== 1);
+    aliceToken = /@TOKEN=(\S+)/.exec(answers.stdout)?.[1] ?? '';
     expect(register).toContain('"username":"alice"');
     expect(me).toContain('"x-user-id"');
     expect(anonymous).toMatch(/^HTTP\/1\.1 401/);
@@ -212,6 +232,16 @@ describe('the chart on a real node, installed as README says', () => {
       const login = (await (await post('/auth/login', JSON.stringify({ username: user, password: 'password123' }))).json()) as { token: string };
       tokens.push(login.token);
     }
+  }, 120_000);
+
+  it('kubectl switchyard, linked as README says, explains a request and shows the routes and the data planes', async () => {
+    const run = await k.shell(readmeBlock('plugin').replace(/\\\n\s*/g, ''), { TOKEN: aliceToken });
+    expect(run.code, `${run.stderr}${run.stdout}`).toBe(0);
+    // explain names the route that serves; routes lists the GatewayRoutes; status names the leader.
+    expect(run.stdout).toContain('shop/user');
+    expect(run.stdout).toMatch(/GatewayRoute\/user\b/);
+    expect(run.stdout).toMatch(/operator leader\s+switchyard-operator-\d/);
+    log(`kubectl switchyard explain, routes and status through the API server's aggregation layer:\n${run.stdout.split('\n').slice(0, 12).join('\n')}`);
   }, 120_000);
 
   it('enforces the restricted Pod Security Standard on the release namespace: the chart runs under it, a violating pod is refused', async () => {
@@ -404,9 +434,8 @@ spec:
     await k.helm(['uninstall', RELEASE, '-n', NS, '--wait', '--timeout', '5m']);
     const left: string[] = [];
     for (const o of installed) {
-      const args = ['get', `${o.kind}/${o.metadata.name}`, '--ignore-not-found', '-o', 'name'];
-      if (o.metadata.namespace ?? (o.kind !== 'ClusterRole' && o.kind !== 'ClusterRoleBinding')) args.push('-n', o.metadata.namespace ?? NS);
-      const found = (await k.kubectl(args)).trim();
+      // kubectl ignores the namespace for cluster-scoped kinds.
+      const found = (await k.kubectl(['get', `${o.kind}/${o.metadata.name}`, '-n', o.metadata.namespace ?? NS, '--ignore-not-found', '-o', 'name'])).trim();
       if (found) left.push(found);
     }
     expect(left).toEqual([]);

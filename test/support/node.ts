@@ -6,7 +6,7 @@
  * The cluster itself is started and taken down by test/support/global-setup.ts.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -33,8 +33,12 @@ export interface NodeCluster {
   getJson<T>(args: readonly string[]): Promise<T>;
   /** Runs helm; rejects with its output unless it exits 0. */
   helm(args: readonly string[]): Promise<string>;
-  /** Runs a bash script in the repository, with kubectl and helm on PATH as a user has them. */
-  shell(script: string): Promise<Run>;
+  /**
+   * Runs a bash script in the repository as a user has it after README's steps: kubectl
+   * and helm on PATH, `kubectl switchyard` linked there as `npm link` does, and the
+   * Node.js 24 that `npm ci` installs first on PATH.
+   */
+  shell(script: string, env?: Record<string, string>): Promise<Run>;
 }
 
 let cluster: Promise<NodeCluster> | undefined;
@@ -52,9 +56,11 @@ async function makeCluster(): Promise<NodeCluster> {
   const home = mkdtempSync(path.join(tmpdir(), 'switchyard-node-tools-'));
   process.on('exit', () => rmSync(home, { recursive: true, force: true }));
   const bin = path.join(home, 'bin');
-  execFileSync('mkdir', ['-p', bin]);
+  mkdirSync(bin);
   symlinkSync(paths.kubectl, path.join(bin, 'kubectl'));
   symlinkSync(helmPath, path.join(bin, 'helm'));
+  symlinkSync(path.join(ROOT, 'kubectl', 'bin', 'kubectl-switchyard.ts'), path.join(bin, 'kubectl-switchyard'));
+  symlinkSync(process.execPath, path.join(bin, 'node'));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PATH: `${bin}:${process.env.PATH ?? ''}`,
@@ -72,7 +78,7 @@ async function makeCluster(): Promise<NodeCluster> {
     kubectl: (args, input) => ok(paths.kubectl, args, input),
     getJson: async <T>(args: readonly string[]): Promise<T> => JSON.parse(await ok(paths.kubectl, ['get', ...args, '-o', 'json'])) as T,
     helm: (args) => ok(helmPath, args),
-    shell: (script) => run('bash', ['-c', `set -euo pipefail\n${script}`], env),
+    shell: (script, extra = {}) => run('bash', ['-c', `set -euo pipefail\n${script}`], { ...env, ...extra }),
   };
 }
 
