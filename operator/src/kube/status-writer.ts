@@ -23,6 +23,8 @@ import { API_VERSION, GROUP, PLURAL, VERSION } from './resources.ts';
 // A conflict means another writer just wrote; reading and merging again settles it
 // unless that writer writes continuously, and then the queue retries after a pause.
 const CONFLICT_ATTEMPTS = 5;
+/** Status writes in flight at once: enough to keep up with a burst of creates, few enough for one API server. */
+const WRITERS = 24;
 
 /** Counters the writer reports. */
 export interface StatusWriterMetrics {
@@ -96,21 +98,36 @@ export class StatusWriter {
     void this.drain();
   }
 
+  /**
+   * Writes what is queued with WRITERS requests in flight, each taking the next
+   * key as soon as it is done (no batch waits for its slowest write). A failed
+   * write goes back in the queue and stops the round; the queue is retried
+   * after a pause.
+   */
   private async drain(): Promise<void> {
     let failed = false;
-    while (this.enabled && this.queue.size > 0) {
-      const batch = [...this.queue].slice(0, 8);
-      for (const key of batch) this.queue.delete(key);
-      const results = await Promise.allSettled(batch.map((key) => this.writeOne(key)));
-      results.forEach((r, i) => {
-        if (r.status === 'rejected') {
+    // Keys being written: an object queued again meanwhile waits for its write, so two never race each other.
+    const writing = new Set<string>();
+    const next = (): string | undefined => {
+      for (const key of this.queue) if (!writing.has(key)) return key;
+      return undefined;
+    };
+    const worker = async (): Promise<void> => {
+      for (let key = next(); key !== undefined && this.enabled && !failed; key = next()) {
+        this.queue.delete(key);
+        writing.add(key);
+        try {
+          await this.writeOne(key);
+        } catch (err) {
           failed = true;
-          this.queue.add(batch[i] as string);
-          this.log.warn({ event: 'status_write_failed', object: batch[i], error: String((r.reason as Error)?.message ?? r.reason) }, 'status write failed; will retry');
+          this.queue.add(key);
+          this.log.warn({ event: 'status_write_failed', object: key, error: String((err as Error)?.message ?? err) }, 'status write failed; will retry');
+        } finally {
+          writing.delete(key);
         }
-      });
-      if (failed) break;
-    }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(WRITERS, this.queue.size) }, worker));
     this.running = false;
     if (failed) {
       clearTimeout(this.retryTimer);
@@ -182,13 +199,15 @@ export class StatusWriter {
     this.metrics?.writes.inc({ kind: want.kind, result: 'ok' });
 
     const before = new Map((current.conditions ?? []).map((c) => [c.type, c]));
-    for (const c of conditions) {
-      const old = before.get(c.type);
-      if (old && old.status === c.status && old.reason === c.reason) continue;
-      await this.event(want, obj.metadata?.uid, c).catch((err: unknown) =>
-        this.log.warn({ event: 'event_write_failed', object: key, error: (err as Error).message }, 'cannot record an event'),
-      );
-    }
+    // One Event per condition that changed, sent together.
+    await Promise.all(
+      conditions
+        .filter((c) => {
+          const old = before.get(c.type);
+          return !(old && old.status === c.status && old.reason === c.reason);
+        })
+        .map((c) => this.event(want, obj.metadata?.uid, c).catch((err: unknown) => this.log.warn({ event: 'event_write_failed', object: key, error: (err as Error).message }, 'cannot record an event'))),
+    );
     return 'written';
   }
 
