@@ -11,8 +11,11 @@
  * The numbers are printed; `npm run bench` reports them in
  * docs/performance.md. No timing is asserted.
  */
+import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { SentinelSwitchWatcher } from '../../dataplane/src/pipeline/ratelimit-store.ts';
+import { eventually } from '../support/kube.ts';
 import { startGateway } from '../support/gateway.ts';
 import { redisCall, startSentinelGroup } from '../support/redis-ha.ts';
 import { describeFailover, runFailover, type FailoverLoad, type FailoverResult } from '../support/ratelimit-failover.ts';
@@ -88,6 +91,40 @@ describe('rate limits through a Redis failover', () => {
     } finally {
       await gw.stop();
       await up.close();
+      await group.stop();
+    }
+  }, 60_000);
+
+  it('Sentinel: a new primary announced while the client is still asking the sentinels moves it once connected, and never ends it', async () => {
+    // The race that left a gateway on the local fallback for good: the sentinels announce the
+    // new primary (+switch-master) while the client, reconnecting, waits for their answer.
+    const group = await startSentinelGroup();
+    const primary = await group.primary();
+    const topology = { type: 'RedisSentinel' as const, name: group.name, sentinels: group.sentinels.map((a) => ({ host: '127.0.0.1', port: Number(a.split(':')[1]) })) };
+    const retry = (): number => 50;
+    const client = new Redis({ sentinels: topology.sentinels, name: group.name, retryStrategy: retry, sentinelRetryStrategy: retry, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2_000 });
+    const statuses: string[] = [];
+    client.on('error', () => undefined);
+    for (const event of ['connecting', 'ready', 'end']) client.on(event, () => statuses.push(event));
+    const watcher = new SentinelSwitchWatcher(client, topology, undefined);
+    try {
+      await eventually(() => (client.status === 'ready' ? true : undefined), 10_000, 'the client on the primary');
+      // The sentinels stop answering; the client reconnects and asks them for the primary.
+      for (const s of group.sentinelNodes) s.pause();
+      client.disconnect(true);
+      await eventually(() => (client.status === 'connecting' ? true : undefined), 10_000, 'the client asking the sentinels');
+      watcher.switched('127.0.0.1', String(primary.port));
+      expect(client.status).toBe('connecting');
+      for (const s of group.sentinelNodes) s.resume();
+      await eventually(() => (client.status === 'ready' || client.status === 'end' ? true : undefined), 15_000, 'the client connected again, or ended');
+      expect(client.status).toBe('ready');
+      expect(`${client.stream.remoteAddress}:${client.stream.remotePort}`).toBe(primary.address);
+      expect(await client.ping()).toBe('PONG');
+      expect(statuses).not.toContain('end');
+    } finally {
+      watcher.close();
+      client.disconnect(false);
+      for (const s of group.sentinelNodes) s.resume();
       await group.stop();
     }
   }, 60_000);

@@ -25,6 +25,10 @@ export interface RedisProcess {
   readonly alive: boolean;
   /** SIGKILL: no goodbye to clients or replicas; resolves once the process is gone. */
   kill(): Promise<void>;
+  /** SIGSTOP: its sockets stay open and accept connections, and nothing answers. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   /** The last lines of its log, for failure messages. */
   log(): string;
 }
@@ -56,6 +60,8 @@ function startProcess(bin: 'redis-server' | 'redis-sentinel', args: string[], po
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
     },
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
     log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n') : ''),
   };
 }
@@ -182,6 +188,8 @@ export interface SentinelGroup {
   readonly sentinels: string[];
   /** The data nodes; the first started as the primary. */
   readonly nodes: RedisProcess[];
+  /** The sentinels' processes, in the order of `sentinels`. */
+  readonly sentinelNodes: RedisProcess[];
   /** The node every reachable sentinel names as the primary now. */
   primary(): Promise<RedisProcess>;
   /**
@@ -296,6 +304,7 @@ export async function startSentinelGroup(options: SentinelGroupOptions = {}): Pr
     name,
     sentinels: sentinels.map((s) => s.address),
     nodes,
+    sentinelNodes: sentinels,
     primary: () => until('the sentinels agreeing on a primary', named, 10_000, logs),
     waitForPrimaryOtherThan: (old, timeoutMs = 30_000) =>
       until(

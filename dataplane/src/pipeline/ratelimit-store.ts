@@ -254,11 +254,23 @@ export class RedisRateLimitStore implements RateLimitStore {
  * never sees them. ioredis' own detector reconnects on every announcement,
  * also when the client already reconnected to the new primary, and can leave
  * the client ended for good when that races a reconnect.
+ *
+ * The client is only disconnected while it has a connection. While it is
+ * still asking the sentinels for the primary (status `connecting`), a
+ * disconnect makes ioredis abandon the attempt and end the client for good,
+ * with no reconnect: the move waits for its connection instead, and is made
+ * then if that connection is not to the announced primary.
  */
-class SentinelSwitchWatcher {
+export class SentinelSwitchWatcher {
   private readonly subscribers: Redis[];
+  private readonly client: Redis;
+  /** The primary the sentinels announced last, host:port. */
+  private announced: string | undefined;
+  private waiting = false;
+  private closed = false;
 
   constructor(client: Redis, topology: Extract<RedisTopology, { type: 'RedisSentinel' }>, tls: ConnectionOptions | undefined) {
+    this.client = client;
     this.subscribers = topology.sentinels.map((sentinel) => {
       const sub = new Redis({
         host: sentinel.host,
@@ -274,17 +286,42 @@ class SentinelSwitchWatcher {
       sub.on('error', () => undefined);
       sub.on('message', (_channel: string, message: string) => {
         const [name, , , host, port] = message.split(' ');
-        if (name !== topology.name) return;
-        const stream = client.stream as { remoteAddress?: string; remotePort?: number } | undefined;
-        if (client.status === 'ready' && stream !== undefined && stream.remoteAddress === host && String(stream.remotePort) === port) return;
-        client.disconnect(true);
+        if (name !== topology.name || host === undefined || port === undefined) return;
+        this.switched(host, port);
       });
       sub.subscribe('+switch-master').catch(() => undefined);
       return sub;
     });
   }
 
+  /** The sentinels announced `host:port` as the primary: move the client there unless it is there already. */
+  switched(host: string, port: string): void {
+    this.announced = `${host}:${port}`;
+    this.follow();
+  }
+
+  private follow(): void {
+    const client = this.client;
+    if (this.closed || this.announced === undefined || client.status === 'end') return;
+    if (client.status !== 'ready' && client.status !== 'connect') {
+      // Connecting (asking the sentinels, who name the new primary) or waiting to reconnect:
+      // check again once connected.
+      if (!this.waiting) {
+        this.waiting = true;
+        client.once('ready', () => {
+          this.waiting = false;
+          this.follow();
+        });
+      }
+      return;
+    }
+    const stream = client.stream as { remoteAddress?: string; remotePort?: number } | undefined;
+    if (stream !== undefined && `${stream.remoteAddress}:${stream.remotePort}` === this.announced) return;
+    client.disconnect(true);
+  }
+
   close(): void {
+    this.closed = true;
     for (const sub of this.subscribers) sub.disconnect(false);
   }
 }
