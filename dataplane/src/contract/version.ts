@@ -88,6 +88,7 @@ export function tableVersion(table: Omit<RouteTable, 'version'> & { version?: st
   if (!options.reuse) return createHash('sha256').update(canonicalJson(content)).digest('hex').slice(0, 16);
   const record = content as Record<string, unknown>;
   const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort();
+  // One join: cheaper than hashing in pieces, which makes V8 flatten many partial strings.
   const text = `{${keys
     .map((k) => {
       const v = record[k];

@@ -125,7 +125,17 @@ export interface MatcherOptions {
    * entirely and reported once, with the first claim it lost.
    */
   exclusive?: boolean;
+  /**
+   * Keep each route's parsed form (path pattern, methods, hosts, conditions)
+   * by route object and use it again when the same object is compiled into a
+   * later matcher. Only for routes that never change once compiled (the data
+   * plane's route runtimes, which a table delta keeps for unchanged routes).
+   */
+  reuseParsed?: boolean;
 }
+
+/** Parsed routes by route object, for `reuseParsed`: nothing in them is changed once made, so matchers share them. */
+const parsedRoutes = new WeakMap<object, Omit<Prepared<MatchableRoute>, 'index'>>();
 
 /** The answer for one request: a route, a 405 with its Allow list, or a 404. */
 export type MatchResult<R> =
@@ -230,7 +240,7 @@ export class RouteCompileError extends Error {
 
 /** Compiles routes (in registration order, which breaks remaining ties) into a matcher. */
 export function compileMatcher<R extends MatchableRoute>(routes: readonly R[], options: MatcherOptions = {}): Matcher<R> {
-  return new TrieMatcher(routes, options.exclusive ?? false);
+  return new TrieMatcher(routes, options.exclusive ?? false, options.reuseParsed ?? false);
 }
 
 /** A claim an earlier route holds: the route left out, the winner, and the method and host of the first claim it lost. */
@@ -393,7 +403,10 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
   #maxDepth = 0;
   #anyConditions = false;
 
-  constructor(routes: readonly R[], exclusive: boolean) {
+  readonly #reuseParsed: boolean;
+
+  constructor(routes: readonly R[], exclusive: boolean, reuseParsed = false) {
+    this.#reuseParsed = reuseParsed;
     const shadowed: Shadow[] = [];
     for (const route of routes) {
       const prepared = this.#prepare(route);
@@ -443,11 +456,16 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
   #prepare(route: R): Prepared<R> {
     if (this.#ids.has(route.id)) throw new RouteCompileError(route.id, 'duplicate route id');
     this.#ids.add(route.id);
+    const index = this.#ids.size - 1;
+    const known = this.#reuseParsed ? (parsedRoutes.get(route) as Omit<Prepared<R>, 'index'> | undefined) : undefined;
+    if (known !== undefined) return { ...known, index };
     const pattern = parsePath(route);
     const methods = parseMethods(route);
     const hosts = parseHosts(route);
     const entry = makeEntry(route, pattern, parseConditions(route));
-    return { pattern, methods, entry, targets: hosts.length === 0 ? [ANY_HOST] : hosts, index: this.#ids.size - 1 };
+    const parsed = { pattern, methods, entry, targets: hosts.length === 0 ? [ANY_HOST] : hosts };
+    if (this.#reuseParsed) parsedRoutes.set(route, parsed as Omit<Prepared<MatchableRoute>, 'index'>);
+    return { ...parsed, index };
   }
 
   /** The first claim an earlier route already holds, or undefined. */

@@ -130,12 +130,14 @@ export function buildRuntime(
   // A route naming its listeners is served on those only (none named: http and https); then each listener gets its own matcher.
   const scoped = routes.some((r) => r.def.listeners !== undefined);
   const on = (l: string) => (r: RouteRuntime): boolean => (r.def.listeners === undefined ? l === 'http' || l === 'https' : r.def.listeners.includes(l));
-  const matcher = compileMatcher(scoped ? routes.filter(on('http')) : routes);
-  const tlsMatcher = scoped ? compileMatcher(routes.filter(on('https'))) : matcher;
+  // Route runtimes never change once built, so the matcher may keep their parsed form for the next table.
+  const reuse = { reuseParsed: true };
+  const matcher = compileMatcher(scoped ? routes.filter(on('http')) : routes, reuse);
+  const tlsMatcher = scoped ? compileMatcher(routes.filter(on('https')), reuse) : matcher;
   const listenerMatchers = new Map<string, Matcher<RouteRuntime>>([
     ['http', matcher],
     ['https', tlsMatcher],
-    ...(table.listeners ?? []).map((l) => [l.name, compileMatcher(routes.filter(on(l.name)))] as const),
+    ...(table.listeners ?? []).map((l) => [l.name, compileMatcher(routes.filter(on(l.name)), reuse)] as const),
   ]);
   const byListener = new Map<string, Certificate[]>();
   for (const c of table.certificates ?? []) byListener.set(c.listener, [...(byListener.get(c.listener) ?? []), c]);
