@@ -28,10 +28,35 @@ export const ServerConfigSchema = z.strictObject({
   bind_address: z.string().default('0.0.0.0'),
   /** The admin listener is never on the public address unless asked for. */
   admin_bind_address: z.string().default('127.0.0.1'),
+  /**
+   * The TLS listener's own certificates: `cert_file`/`key_file` for clients
+   * without SNI (and names no other certificate claims), `certificates` chosen
+   * by SNI. Every file is watched: a changed certificate serves new handshakes
+   * at once, open connections keep theirs.
+   */
   tls: z
     .strictObject({
-      cert_file: z.string(),
-      key_file: z.string(),
+      cert_file: z.string().min(1).optional(),
+      key_file: z.string().min(1).optional(),
+      certificates: z
+        .array(
+          z.strictObject({
+            cert_file: z.string().min(1),
+            key_file: z.string().min(1),
+            /** Names this certificate serves (exact or `*.suffix`); absent: the DNS names of its subjectAltName. */
+            hosts: z.array(z.string().min(1)).min(1).optional(),
+          }),
+        )
+        .max(256)
+        .optional(),
+      /** The oldest protocol version a client may use. */
+      min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      /** Client certificates (mutual TLS) on this listener: verified against `ca_file`; `required: false` lets clients without one in. */
+      client_auth: z.strictObject({ ca_file: z.string().min(1), required: z.boolean().default(true) }).optional(),
+    })
+    .superRefine((t, ctx) => {
+      if ((t.cert_file === undefined) !== (t.key_file === undefined)) ctx.addIssue({ code: 'custom', path: [t.cert_file === undefined ? 'cert_file' : 'key_file'], message: 'cert_file and key_file go together' });
+      if (t.cert_file === undefined && (t.certificates ?? []).length === 0) ctx.addIssue({ code: 'custom', path: ['cert_file'], message: 'a TLS listener needs cert_file and key_file, or at least one entry in certificates' });
     })
     .optional(),
   timeouts: z

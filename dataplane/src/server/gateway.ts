@@ -32,6 +32,8 @@ import { createAdminHandler } from './admin.ts';
 import { Http2Sessions, http2SessionOptions, sniffH2c, withHttp2, type Http2Settings } from './http2.ts';
 import { createRequestHandler, createUpgradeHandler, type HandlerDeps, type LifecycleState } from './handler.ts';
 import { TunnelRegistry } from '../proxy/upgrade.ts';
+import type { SecureContext } from 'node:tls';
+import { ListenerTls, refuseUnverifiedClientCertificates } from './listener-tls.ts';
 import type { TableRuntime } from '../table/runtime.ts';
 import type { Listener } from '../contract/schema.ts';
 import { explainQuery, explainRequest, type ExplainRequest } from '../observability/explain.ts';
@@ -113,6 +115,8 @@ export class Gateway {
   tracing: Tracing | undefined;
   /** Upgraded connections (WebSocket) open now. */
   readonly tunnels: TunnelRegistry;
+  /** `server.tls`: the `https` listener's own certificates, kept current with their files. */
+  private ownTls: ListenerTls | undefined;
   config: GatewayConfig;
   ports: BoundPorts = { http: 0, https: undefined, admin: undefined, metrics: undefined };
   private readonly options: GatewayOptions;
@@ -154,6 +158,15 @@ export class Gateway {
     const gw = new Gateway(options);
     gw.security = await createSecurity(options.config, { metrics: gw.metrics, log: gw.log });
     gw.verifier = gw.security.verifier;
+    if (options.config.server.tls) {
+      try {
+        gw.ownTls = new ListenerTls(options.config.server.tls, gw.log);
+      } catch (err) {
+        gw.resilience.stop();
+        await gw.security.close();
+        throw new ConfigError([(err as Error).message]);
+      }
+    }
     if ((options.tableSource ?? 'file') === 'file') {
       const { table, warnings } = compileConfig(options.config, options.configFile);
       for (const w of warnings) gw.log.warn({ event: 'config_warning' }, w);
@@ -220,7 +233,6 @@ export class Gateway {
     // One more than the limit: Node drops header lines past maxHeadersCount silently, the limits stage refuses them (431).
     plain.maxHeadersCount = s.limits.max_headers_count + 1;
     plain.on('clientError', clientErrorHandler(this.metrics));
-
     plain.on('upgrade', createUpgradeHandler(handlerDeps, false));
     if (h2.cleartext) {
       const h2c = http2.createServer(http2SessionOptions(h2), withHttp2(this.http2, handler));
@@ -269,16 +281,21 @@ export class Gateway {
   private async listenTls(): Promise<void> {
     if (this.tlsServer !== undefined || this.trafficOptions === undefined || this.handlerDeps === undefined) return;
     const s = this.config.server;
-    const own = s.tls ? { cert: readFileSync(s.tls.cert_file), key: readFileSync(s.tls.key_file) } : {};
+    const own = this.ownTls?.current.serverOptions ?? {};
     const secure = this.secureServer(
       {
         ...own,
-        SNICallback: (servername, cb) => cb(null, this.holder.current?.certificates.get('https')?.select(servername)),
+        SNICallback: (servername, cb) => cb(null, this.httpsContext(servername)),
       },
       createRequestHandler(this.handlerDeps, true),
     );
     this.tlsServer = secure;
     secure.on('upgrade', createUpgradeHandler(this.handlerDeps, true));
+    if (this.ownTls !== undefined) {
+      if (s.tls?.client_auth?.required === false) secure.on('secureConnection', refuseUnverifiedClientCertificates);
+      // New handshakes get the new certificates; connections already open keep the ones they have.
+      this.ownTls.watch((loaded) => secure.setSecureContext(loaded.serverOptions));
+    }
     this.trafficServers.push(secure);
     this.servers.push(secure);
     this.syncTlsFallback();
@@ -322,6 +339,12 @@ export class Gateway {
     }
     server.on('clientError', clientErrorHandler(this.metrics));
     return server;
+  }
+
+  /** The certificate for a server name on `https`: the route table's, else `server.tls`'s (ListenerTls.select). */
+  private httpsContext(servername: string): SecureContext | undefined {
+    const table = this.holder.current?.certificates.get('https');
+    return this.ownTls !== undefined ? this.ownTls.select(servername, table) : table?.select(servername);
   }
 
   /** Clients without SNI get the table's fallback certificate when the config has none of its own. */
@@ -502,6 +525,7 @@ export class Gateway {
     const drainDelay = gracePeriodMs === 0 ? 0 : parseDuration(shutdown.drain_delay) ?? 0;
     this.lifecycle.accepting = false;
     this.watcher?.close();
+    this.ownTls?.close();
     clearTimeout(this.reloadTimer);
     this.log.info({ event: 'shutdown_started', inFlight: this.lifecycle.inFlight, drainDelayMs: drainDelay, gracePeriodMs: grace }, 'shutting down');
     if (drainDelay > 0) await new Promise((r) => setTimeout(r, drainDelay));
