@@ -11,7 +11,9 @@
  *     node bench/ab.ts /tmp/before gateway-full,gateway-plain small 5 5
  *
  * Modes are those of bench/lib/gateway-modes.ts; cases as in bench/profile.ts
- * (small, large, many). Both gateways run pinned to the proxy's CPU, one
+ * (small, large, many). AB_BEFORE_NODE_ARGS and AB_AFTER_NODE_ARGS give each
+ * side Node.js flags (space-separated), e.g. to compare V8 heap settings with
+ * `.` as the earlier checkout. Both gateways run pinned to the proxy's CPU, one
  * loaded at a time; wrk and the upstream share the other CPU.
  */
 import path from 'node:path';
@@ -38,13 +40,17 @@ try {
   const upstream = await startUpstream(path.join(tmp.dir, 'upstream'), cpu.load);
   servers.push(upstream);
   const modes = await gatewayModes(upstream.origin);
-  const subjects: { label: string; origin: string; pid: number; bearer: string | undefined; rps: number[]; cpuUs: number[]; errors: number }[] = [];
+  const subjects: { label: string; origin: string; pid: number; rss?: number; bearer: string | undefined; rps: number[]; cpuUs: number[]; errors: number }[] = [];
   for (const id of modeList.split(',')) {
     const mode = modes.find((m) => m.id === id);
     if (!mode) throw new Error(`unknown mode ${id}; modes: ${modes.map((m) => m.id).join(', ')}`);
-    for (const [side, root] of [['before', path.resolve(beforeRoot)], ['after', undefined]] as const) {
+    for (const [side, root, flags] of [
+      ['before', path.resolve(beforeRoot), process.env.AB_BEFORE_NODE_ARGS],
+      ['after', undefined, process.env.AB_AFTER_NODE_ARGS],
+    ] as const) {
       const dir = path.join(tmp.dir, `${id}-${side}`);
-      const gw = await startGateway({ name: `${id}-${side}`, dir, config: mode.config, cpu: cpu.subject, logFile: mode.logToFile ? path.join(dir, 'stdout.log') : undefined, args: ['--no-watch'], root });
+      const nodeArgs = (flags ?? '').split(' ').filter((a) => a !== '');
+      const gw = await startGateway({ name: `${id}-${side}`, dir, config: mode.config, cpu: cpu.subject, logFile: mode.logToFile ? path.join(dir, 'stdout.log') : undefined, args: ['--no-watch'], root, nodeArgs });
       servers.push(gw);
       subjects.push({ label: `${id} ${side}`, origin: gw.origin, pid: gw.child.pid, bearer: mode.bearer, rps: [], cpuUs: [], errors: 0 });
     }

@@ -35,6 +35,8 @@ const NS = 'bench';
 const GROUP = 'switchyard.dev';
 const VERSION = 'v1alpha1';
 const TOKEN = 'bench-operator-token-0123456789abcdef';
+/** The operator image's NODE_OPTIONS (Dockerfile). */
+export const OPERATOR_NODE_OPTIONS = '--max-semi-space-size=8';
 /** Concurrent API creates for the background routes. */
 const CREATE_CONCURRENCY = 32;
 
@@ -171,7 +173,8 @@ spec: { service: { name: pods, port: 8080 } }
     writeFileSync(tokenFile, TOKEN);
     const opPort = await freePort();
     const opMetrics = await freePort();
-    operator = startProcess('operator/bin/switchyard-operator.ts', ['--kubeconfig', cp.kubeconfigPath, '--listen', `127.0.0.1:${opPort}`, '--metrics', `127.0.0.1:${opMetrics}`, '--token-file', tokenFile, '--lease-namespace', NS, '--identity', 'bench-operator']);
+    // With the Node.js flags the operator's image sets (Dockerfile), so that its RSS is the one that ships.
+    operator = startProcess('operator/bin/switchyard-operator.ts', ['--kubeconfig', cp.kubeconfigPath, '--listen', `127.0.0.1:${opPort}`, '--metrics', `127.0.0.1:${opMetrics}`, '--token-file', tokenFile, '--lease-namespace', NS, '--identity', 'bench-operator'], { NODE_OPTIONS: OPERATOR_NODE_OPTIONS });
     await operator.waitForLog('"event":"listening"');
     const bootstrap = path.join(tmp.dir, 'bootstrap.yaml');
     writeFileSync(bootstrap, 'server: { bind_address: 127.0.0.1 }\nobservability: { logging: { access_log: false }, metrics: { prometheus_enabled: false } }\n');
