@@ -87,7 +87,7 @@ function newHolder(): TableHolder {
 
 const answers = (h: TableHolder, m: Model): string[] => m.routes.map((r) => {
   const res = h.current?.matcher.match('example.test', 'GET', r.path);
-  return res?.kind === 'matched' ? res.route.id : String(res?.kind);
+  return res?.kind === 'match' ? res.route.id : String(res?.kind);
 });
 
 describe('table deltas', () => {
