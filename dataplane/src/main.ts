@@ -27,6 +27,9 @@ Options:
                           turn) instead of the file's routes and upstreams; the file is then the bootstrap
                           config (server, auth, middleware, observability). Also SWITCHYARD_OPERATOR_URL.
       --token-file <file> the bearer token for the operator (or SWITCHYARD_OPERATOR_TOKEN)
+      --operator-ca <file> PEM CA the operator's certificate must chain to, for https:// operator URLs
+                          (or SWITCHYARD_OPERATOR_CA; default: the system roots). http:// URLs send the
+                          token in clear and are logged as such
       --dataplane-id <id> this data plane's name in the fleet (default: the host name, i.e. the pod name)
       --state-dir <dir>   write each table applied from the operator here and boot from it, so a restart
                           while the operator is away still serves
@@ -52,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
         'no-watch': { type: 'boolean' },
         operator: { type: 'string' },
         'token-file': { type: 'string' },
+        'operator-ca': { type: 'string' },
         'dataplane-id': { type: 'string' },
         'state-dir': { type: 'string' },
         check: { type: 'boolean' },
@@ -123,13 +127,27 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
+  let operatorCa: string | undefined;
+  const caFile = args['operator-ca'] ?? process.env.SWITCHYARD_OPERATOR_CA;
+  if (operatorUrls.length > 0 && caFile !== undefined && caFile !== '') {
+    try {
+      operatorCa = readFileSync(caFile, 'utf8');
+    } catch (err) {
+      process.stderr.write(`switchyard-dataplane: cannot read --operator-ca: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
+  for (const u of operatorUrls) {
+    if (u.startsWith('http://')) log.warn({ event: 'operator_plaintext', operator: u }, 'the operator is reached over plain HTTP: the token and the route table travel unencrypted; use https:// with --operator-ca');
+  }
+
   let gateway: Gateway;
   let source: OperatorSource | undefined;
   try {
     gateway = await Gateway.start({ config: loaded.config, configFile: file, watch: !args['no-watch'] && operatorUrls.length === 0, log, tableSource: operatorUrls.length > 0 ? 'external' : 'file' });
     if (operatorUrls.length > 0) {
       const gw = gateway;
-      source = new OperatorSource({ urls: operatorUrls, token, id: args['dataplane-id'] ?? hostname(), holder: gateway.holder, log, stateDir: args['state-dir'], explain: (request, namespace) => gw.explainRelayed(request, namespace) });
+      source = new OperatorSource({ urls: operatorUrls, token, ca: operatorCa, id: args['dataplane-id'] ?? hostname(), holder: gateway.holder, log, stateDir: args['state-dir'], explain: (request, namespace) => gw.explainRelayed(request, namespace) });
       source.start();
     }
   } catch (err) {

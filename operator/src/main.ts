@@ -2,7 +2,8 @@
  * The operator's command line: `switchyard-operator [options]`.
  * Wiring only: flags → Operator → signals.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -25,6 +26,8 @@ Options:
       --namespaces <a,b>      namespaces to watch (default: all)
       --listen <host:port>    config server for data planes (default 0.0.0.0:18000)
       --metrics <host:port>   Prometheus metrics (default 0.0.0.0:9091; "off" to disable)
+      --listen-cert-file <file>  serve data planes over TLS with this certificate (PEM), with
+                              --listen-key-file <file>; both are read again when they change
       --token-file <file>     bearer token data planes must present (or SWITCHYARD_OPERATOR_TOKEN)
       --leader-elect          elect a leader with a Lease (default on; --no-leader-elect for a single replica)
       --lease-namespace <ns>  namespace of the Lease (default: POD_NAMESPACE, else "switchyard-system")
@@ -58,6 +61,8 @@ export async function main(argv: string[]): Promise<number> {
         listen: { type: 'string', default: '0.0.0.0:18000' },
         metrics: { type: 'string', default: '0.0.0.0:9091' },
         'token-file': { type: 'string' },
+        'listen-cert-file': { type: 'string' },
+        'listen-key-file': { type: 'string' },
         'leader-elect': { type: 'boolean', default: true },
         'no-leader-elect': { type: 'boolean' },
         'lease-namespace': { type: 'string' },
@@ -99,6 +104,21 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write('switchyard-operator: a token for data planes is required: --token-file <file> or SWITCHYARD_OPERATOR_TOKEN\n');
     return 2;
   }
+  const certFile = args['listen-cert-file'];
+  const keyFile = args['listen-key-file'];
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    process.stderr.write('switchyard-operator: --listen-cert-file and --listen-key-file go together\n');
+    return 2;
+  }
+  let listenTls: { cert: string; key: string } | undefined;
+  if (certFile !== undefined && keyFile !== undefined) {
+    try {
+      listenTls = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
+    } catch (err) {
+      process.stderr.write(`switchyard-operator: --listen-cert-file/--listen-key-file: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
   const log = createLogger({ level: args['log-level'] });
   const kc = new PooledKubeConfig();
   if (args.kubeconfig) kc.loadFromFile(args.kubeconfig);
@@ -122,6 +142,7 @@ export async function main(argv: string[]): Promise<number> {
     dataplaneService,
     namespaces: (args.namespaces ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''),
     token,
+    tls: listenTls,
     listen: hostPort(args.listen, 'listen'),
     identity,
     lease:
@@ -193,6 +214,30 @@ export async function main(argv: string[]): Promise<number> {
     serve();
   }
 
+  // A renewed certificate (cert-manager, or a Secret replaced) serves new data plane connections without a restart.
+  let tlsWatch: FSWatcher | undefined;
+  if (certFile !== undefined && keyFile !== undefined) {
+    const names = new Set([path.basename(certFile), path.basename(keyFile), '..data']);
+    let timer: NodeJS.Timeout | undefined;
+    const reload = (): void => {
+      try {
+        operator.setTls({ cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') });
+        log.info({ event: 'listen_tls_reloaded', certFile }, 'config server certificate reloaded');
+      } catch (err) {
+        log.error({ event: 'listen_tls_reload_failed', error: (err as Error).message }, 'config server certificate not reloaded; the previous one keeps serving');
+      }
+    };
+    try {
+      tlsWatch = watch(path.dirname(path.resolve(certFile)), (_event, name) => {
+        if (name !== null && !names.has(name)) return;
+        clearTimeout(timer);
+        timer = setTimeout(reload, 200);
+      });
+    } catch (err) {
+      log.warn({ event: 'listen_tls_watch_failed', error: (err as Error).message }, 'cannot watch the config server certificate; it is read again at restart');
+    }
+  }
+
   // Not awaited: with the API server away, start() waits for it, and meanwhile the
   // probes must answer (/healthz ok, /readyz not ready) and a signal must stop it.
   const started = operator.start().then(
@@ -210,6 +255,7 @@ export async function main(argv: string[]): Promise<number> {
     const stop = (signal: string): void => {
       log.info({ event: 'signal', signal }, `received ${signal}`);
       metricsServer?.close();
+      tlsWatch?.close();
       clearTimeout(observeTimer);
       void observe?.close();
       operator.stop().then(

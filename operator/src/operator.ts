@@ -39,6 +39,8 @@ export interface OperatorOptions {
   /** Namespaces to watch; empty means all. */
   namespaces: string[];
   token: string;
+  /** The config server's certificate and key (PEM); absent: plain HTTP. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
   listen: { host: string; port: number };
   identity: string;
   lease: { namespace: string; name: string; durationMs: number; renewDeadlineMs: number; retryPeriodMs: number } | undefined;
@@ -99,6 +101,7 @@ export class Operator {
     this.writer = new StatusWriter(options.kubeconfig, this.store, log, options.identity, { writes: this.metrics.statusWrites, events: this.metrics.events });
     this.server = new ConfigServer({
       token: options.token,
+      tls: options.tls,
       heartbeatMs: options.heartbeatMs,
       isLeader: () => this.serving,
       log,
@@ -376,6 +379,11 @@ export class Operator {
       controllerName: gw.controllerName,
       releaseServices: this.releaseServices(),
     });
+  }
+
+  /** A renewed certificate for the config server: new data plane connections get it. */
+  setTls(tls: { cert: string | Buffer; key: string | Buffer }): void {
+    this.server.setTls(tls);
   }
 
   /** Stops everything; a leader releases its lease first so another replica takes over at once. */

@@ -34,6 +34,8 @@ export interface OperatorSourceOptions {
   /** Operator base URLs, tried in turn. */
   urls: string[];
   token: string;
+  /** PEM CAs that the operator's certificate (https URLs) must chain to; absent: the system roots. */
+  ca?: string | undefined;
   /** This data plane's name in the fleet (the pod name). */
   id: string;
   holder: TableHolder;
@@ -111,7 +113,7 @@ class GapError extends Error {}
 /** Subscribes to the operator and keeps the holder's table current. */
 export class OperatorSource {
   private readonly options: OperatorSourceOptions;
-  private readonly agent = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 10_000, bodyTimeout: 0, connect: { timeout: 5_000 } });
+  private readonly agent: Agent;
   private stopped = false;
   private abort: AbortController | undefined;
   private attempt = 0;
@@ -132,6 +134,7 @@ export class OperatorSource {
 
   constructor(options: OperatorSourceOptions) {
     this.options = options;
+    this.agent = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 10_000, bodyTimeout: 0, connect: { timeout: 5_000, ...(options.ca !== undefined ? { ca: options.ca } : {}) } });
   }
 
   /** Applies the state directory's table, if any, then starts the subscription loop. */

@@ -32,6 +32,7 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { DELTA_PROTOCOL, diffTables, type RouteTable } from '../../../dataplane/src/contract/index.ts';
 import type { LeaderTerm } from '../kube/leader.ts';
@@ -71,6 +72,8 @@ export interface ConfigServerEvents {
 /** Options of the config server. */
 export interface ConfigServerOptions {
   token: string;
+  /** The serving certificate and key (PEM): data planes then connect over TLS, verifying it against the CA they are given. Absent: plain HTTP. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
   heartbeatMs?: number;
   isLeader: () => boolean;
   events: ConfigServerEvents;
@@ -81,7 +84,7 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 /** Serves tables to data planes and collects their acknowledgements. */
 export class ConfigServer {
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
   private readonly options: ConfigServerOptions;
   private readonly tokenDigest: Buffer;
   private table: RouteTable | undefined;
@@ -102,9 +105,16 @@ export class ConfigServer {
     this.options = options;
     // Hashing both sides first gives equal-length buffers, so the comparison time says nothing about the token.
     this.tokenDigest = digest(options.token);
-    this.server = http.createServer((req, res) => this.handle(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.handle(req, res);
+    this.server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, handler) : http.createServer(handler);
     this.heartbeat = setInterval(() => this.beat(), options.heartbeatMs ?? 10_000);
     this.heartbeat.unref();
+  }
+
+  /** A renewed serving certificate, for new connections; streams already open keep theirs. */
+  setTls(tls: { cert: string | Buffer; key: string | Buffer }): void {
+    if (!(this.server instanceof https.Server)) throw new Error('the config server was started without TLS');
+    this.server.setSecureContext({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' });
   }
 
   /** Starts listening; resolves with the bound port. */
