@@ -104,10 +104,14 @@ function compileUpstream(config: GatewayConfig, name: string, u: UpstreamConfig)
       keepAliveTimeoutMs: ms(u.idle_timeout),
       connectTimeoutMs: ms(u.connect_timeout) ?? UPSTREAM_DEFAULTS.pool.connectTimeoutMs,
     },
+    // Absent means http1: tables that say nothing stay as they were.
+    protocol: u.protocol === 'http1' ? undefined : u.protocol,
     tls: u.tls && {
       caPem: u.tls.ca_file ? readFileSync(u.tls.ca_file, 'utf8') : undefined,
       serverName: u.tls.server_name,
       insecureSkipVerify: u.tls.insecure_skip_verify,
+      certPem: u.tls.cert_file ? readFileSync(u.tls.cert_file, 'utf8') : undefined,
+      keyPem: u.tls.key_file ? readFileSync(u.tls.key_file, 'utf8') : undefined,
     },
   };
 }

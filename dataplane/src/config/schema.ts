@@ -356,13 +356,29 @@ export const UpstreamConfigSchema = z.strictObject({
   connect_timeout: duration.optional(),
   /** How long an idle connection to an endpoint is kept (default: server.timeouts.keepalive_timeout). */
   idle_timeout: duration.optional(),
+  /** HTTP version to the endpoints: http1 (default), h2c (HTTP/2 cleartext, prior knowledge) or h2 (HTTP/2 over TLS). gRPC needs h2c or h2. */
+  protocol: z.enum(['http1', 'h2c', 'h2']).default('http1'),
   tls: z
     .strictObject({
+      /** PEM bundle of the CAs the endpoints' certificates must chain to (default: the system roots). Re-read on each reload. */
       ca_file: z.string().optional(),
+      /** The name the endpoints' certificates must carry, and the SNI sent (default: the endpoint's host). */
       server_name: z.string().optional(),
       insecure_skip_verify: z.boolean().default(false),
+      /** A client certificate and its key, for endpoints that ask for one (mutual TLS). */
+      cert_file: z.string().optional(),
+      key_file: z.string().optional(),
+    })
+    .superRefine((t, ctx) => {
+      if ((t.cert_file === undefined) !== (t.key_file === undefined)) ctx.addIssue({ code: 'custom', path: [t.cert_file === undefined ? 'cert_file' : 'key_file'], message: 'a client certificate needs both cert_file and key_file' });
     })
     .optional(),
+}).superRefine((u, ctx) => {
+  const scheme = u.protocol === 'h2c' ? 'http:' : u.protocol === 'h2' ? 'https:' : undefined;
+  if (scheme === undefined) return;
+  u.discovery.endpoints.forEach((e, i) => {
+    if (URL.canParse(e) && new URL(e).protocol !== scheme) ctx.addIssue({ code: 'custom', path: ['discovery', 'endpoints', i], message: `protocol ${u.protocol} speaks to ${scheme}// endpoints, not ${e}` });
+  });
 });
 
 /** JWS algorithms a token may be signed with; `none` is never accepted. */

@@ -307,12 +307,20 @@ export const UpstreamSchema = z.object({
       connectTimeoutMs: durationMs.min(1).default(UPSTREAM_DEFAULTS.pool.connectTimeoutMs),
     })
     .default({ connectionsPerEndpoint: UPSTREAM_DEFAULTS.pool.connectionsPerEndpoint, connectTimeoutMs: UPSTREAM_DEFAULTS.pool.connectTimeoutMs }),
+  /**
+   * The HTTP version spoken to the endpoints: `http1` (HTTP/1.1 only, also over TLS), `h2c`
+   * (HTTP/2 with prior knowledge over cleartext) or `h2` (HTTP/2 over TLS by ALPN). Absent: http1.
+   */
+  protocol: z.enum(['http1', 'h2c', 'h2']).optional(),
   tls: z
     .object({
       /** PEM bundle to trust instead of the system roots. */
       caPem: z.string().optional(),
       serverName: z.string().optional(),
       insecureSkipVerify: z.boolean().default(false),
+      /** A client certificate (PEM chain) and its key, for endpoints that ask for one (mutual TLS). */
+      certPem: z.string().optional(),
+      keyPem: z.string().optional(),
     })
     .optional(),
   source: z

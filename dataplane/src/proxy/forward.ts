@@ -12,6 +12,7 @@ import type { UnderscoreHeaderAction } from '../pipeline/headers.ts';
 import type { EndpointRuntime } from '../upstream/upstream.ts';
 import { GatewayError } from './errors.ts';
 import { applyHeaderModifier, responseHeaderModifiable } from './filters.ts';
+import { isGrpcContentType } from './grpc.ts';
 
 /** Headers that describe one connection, never the message (RFC 9110 section 7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -165,6 +166,29 @@ export function clientResponseHeaders(raw: readonly (Buffer | string)[], ctx: Re
   return modifier === undefined ? out : applyHeaderModifier(out, modifier, responseHeaderModifiable);
 }
 
+/** An HTTP/2 upstream's headers (undici gives an object there, not raw lines) as name/value pairs, pseudo-headers left out. */
+function flatHeaders(headers: IncomingHttpHeaders | object): string[] {
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.charCodeAt(0) === 58 || value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) out.push(name, String(v));
+    else out.push(name, String(value));
+  }
+  return out;
+}
+
+/** Name/value pairs grouped by lower-case name, for setHeader. */
+function groupHeaders(pairs: readonly string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = (pairs[i] as string).toLowerCase();
+    const list = out.get(name);
+    if (list === undefined) out.set(name, [pairs[i + 1] as string]);
+    else list.push(pairs[i + 1] as string);
+  }
+  return out;
+}
+
 /** How an attempt ended. */
 export type AttemptOutcome =
   | { kind: 'responded'; status: number; bytes: number; upstreamMs: number }
@@ -218,6 +242,8 @@ export interface AttemptOptions {
    * request can be retried; the outcome is then `failed` with `failure: 'status'`.
    */
   onResponseStart?: (status: number) => boolean;
+  /** The upstream speaks HTTP/2: requests share its connections, none waits for another's answer. */
+  multiplexed?: boolean;
 }
 
 /** The error an attempt is aborted with when its answer is discarded for a retry. */
@@ -233,6 +259,8 @@ class DiscardedForRetry extends Error {
 class ResponseRelay implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private started = false;
+  /** A gRPC answer's status and headers, not written yet (see onResponseStart). */
+  private heldHead: { status: number; headers: string[] } | undefined;
   private status = 0;
   private bytes = 0;
   private upstreamMs = 0;
@@ -264,11 +292,14 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       return;
     }
     const res = this.ctx.res;
-    const raw = (controller.rawHeaders ?? []) as (Buffer | string)[];
+    const raw = Array.isArray(controller.rawHeaders) ? (controller.rawHeaders as (Buffer | string)[]) : flatHeaders(controller.rawHeaders ?? _headers);
     try {
       const headers = clientResponseHeaders(raw, this.ctx);
+      if (isGrpcContentType(this.ctx.req.headers['content-type'])) {
+        // Held until the first message or the end: a gRPC answer without messages must reach the client as Trailers-Only.
+        this.heldHead = { status: statusCode, headers };
+      } else if (statusMessage && this.ctx.req.httpVersionMajor !== 2) res.writeHead(statusCode, statusMessage, headers);
       // HTTP/2 has no reason phrase.
-      if (statusMessage && this.ctx.req.httpVersionMajor !== 2) res.writeHead(statusCode, statusMessage, headers);
       else res.writeHead(statusCode, headers);
     } catch (err) {
       controller.abort(err as Error);
@@ -280,14 +311,29 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.heldHead !== undefined) {
+      this.ctx.res.writeHead(this.heldHead.status, this.heldHead.headers);
+      this.heldHead = undefined;
+    }
     this.bytes += chunk.length;
     this.ctx.bytesOut = this.bytes;
     if (!this.ctx.res.write(chunk)) controller.pause();
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     this.cleanup();
-    this.ctx.res.end();
+    const res = this.ctx.res;
+    const hasTrailers = trailers !== undefined && Object.keys(trailers).length > 0;
+    const held = this.heldHead;
+    if (held !== undefined && !hasTrailers) {
+      // Trailers-Only: the headers (with grpc-status) go out with the end of the stream, which writeHead would not do.
+      res.statusCode = held.status;
+      for (const [name, values] of groupHeaders(held.headers)) res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
+    } else if (held !== undefined) res.writeHead(held.status, held.headers);
+    this.heldHead = undefined;
+    // gRPC puts its status in trailers; HTTP/1.1 clients get them on a chunked response.
+    if (hasTrailers) res.addTrailers(trailers as Record<string, string>);
+    res.end();
     this.done({ kind: 'responded', status: this.status, bytes: this.bytes, upstreamMs: this.upstreamMs });
   }
 
@@ -342,7 +388,7 @@ export function forwardOnce(ctx: RequestContext, endpoint: EndpointRuntime, opti
           bodyTimeout: options.bodyTimeoutMs,
           // Only the route's retry policy decides about retries; undici must not replay on its own.
           idempotent: false,
-          blocking: true,
+          blocking: options.multiplexed !== true,
         },
         relay,
       );

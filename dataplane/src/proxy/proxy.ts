@@ -23,6 +23,7 @@ import type { Readable } from 'node:stream';
 import { applyHeaderModifier, requestHeaderModifiable, upstreamPath } from './filters.ts';
 import { forwardOnce, upstreamRequestHeaders, type AttemptOutcome, type ForwardPolicy } from './forward.ts';
 import { mirrorRequest, teeBody, type UpstreamRequest } from './mirror.ts';
+import { isGrpcContentType, parseGrpcTimeout } from './grpc.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Timeouts for routes and upstreams whose table entry does not set one (the config's `server.timeouts`). */
@@ -99,6 +100,8 @@ function upstreamRequest(ctx: RequestContext, forwarding: ForwardPolicy | undefi
     headers = applyHeaderModifier(headers, { remove: ['host'] }, () => true);
     headers.push('host', route.rewriteHost);
   }
+  // TE is hop-by-hop, but gRPC servers want "te: trailers" from whoever calls them (gRPC over HTTP/2 spec).
+  if (isGrpcContentType(ctx.req.headers['content-type'])) headers.push('te', 'trailers');
   return { path: upstreamPath(ctx), headers };
 }
 
@@ -126,8 +129,17 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
   const maxRetries = retry !== undefined && !body && (IDEMPOTENT.has(ctx.method) || retry.nonIdempotent) ? retry.attempts : 0;
   const conditions = maxRetries > 0 ? conditionsOf(retry as RetryPolicy) : undefined;
   // Tables from the operator leave these unset unless a resource says; the bootstrap config's defaults apply then.
-  const deadline = performance.now() + (route.timeoutMs ?? defaults.requestMs);
+  let deadline = performance.now() + (route.timeoutMs ?? defaults.requestMs);
   const perAttempt = route.attemptTimeoutMs ?? upstream.def.timeoutMs ?? defaults.upstreamMs;
+  // A gRPC call's own deadline bounds the whole call, streamed answer included; a stream may be quiet for long between messages otherwise.
+  const grpc = isGrpcContentType(ctx.req.headers['content-type']);
+  const grpcTimeout = grpc ? parseGrpcTimeout(ctx.req.headers['grpc-timeout'] as string | undefined) : undefined;
+  if (grpcTimeout !== undefined) deadline = Math.min(deadline, performance.now() + grpcTimeout);
+  const callTimer = grpcTimeout === undefined ? undefined : setTimeout(() => {
+    // Before the answer starts, the attempt's header timeout answers DEADLINE_EXCEEDED; after, the stream is cut (the client's deadline has passed too).
+    if (ctx.res.headersSent) ctx.res.destroy();
+  }, grpcTimeout);
+  const multiplexed = upstream.def.protocol === 'h2' || upstream.def.protocol === 'h2c';
   const { path, headers } = request;
   const budget = upstream.retryBudget;
   const breaker = upstream.breaker;
@@ -175,7 +187,8 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
         headers: span ? headers.concat(span.headers) : headers,
         body: bodyStream ?? null,
         headersTimeoutMs: Math.max(1, Math.min(perAttempt, remaining)),
-        bodyTimeoutMs: perAttempt,
+        bodyTimeoutMs: grpc ? 0 : perAttempt,
+        multiplexed,
         // Nothing to learn from the status without a breaker, outlier detection or status retries: no callback then.
         onResponseStart: watched || canRetry
           ? (status) => {
@@ -211,6 +224,7 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
     }
   } finally {
     releaseSlot();
+    clearTimeout(callTimer);
   }
   if (ctx.res.destroyed) return;
   const error = outcome?.kind === 'failed' ? outcome.error : new GatewayError('upstream_timeout', `no answer from upstream "${upstream.name}" within the route's timeout`);

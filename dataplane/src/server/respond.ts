@@ -6,6 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import type { RequestContext } from '../pipeline/context.ts';
 import { errorBody, type GatewayError } from '../proxy/errors.ts';
+import { encodeGrpcMessage, grpcStatusFor, isGrpcContentType } from '../proxy/grpc.ts';
 
 /** Writes a GatewayError as the response, unless headers already went out; returns the body bytes sent. */
 function sendError(res: ServerResponse, err: GatewayError, requestId: string | undefined): number {
@@ -13,6 +14,7 @@ function sendError(res: ServerResponse, err: GatewayError, requestId: string | u
     res.destroy();
     return 0;
   }
+  if (isGrpcContentType(res.req.headers['content-type'])) return sendGrpcError(res, err, requestId);
   const body = errorBody(err.code, err.message, requestId);
   const headers: Record<string, string | number> = {
     'content-type': 'application/json; charset=utf-8',
@@ -30,6 +32,23 @@ function sendError(res: ServerResponse, err: GatewayError, requestId: string | u
   }
   res.end(body);
   return Buffer.byteLength(body);
+}
+
+/**
+ * A gRPC client reads the outcome from `grpc-status`: the answer is a
+ * Trailers-Only response (HTTP 200, one HEADERS frame that ends the stream)
+ * with the status for the error's code and its message.
+ */
+function sendGrpcError(res: ServerResponse, err: GatewayError, requestId: string | undefined): number {
+  res.statusCode = 200;
+  res.setHeader('content-type', 'application/grpc');
+  res.setHeader('grpc-status', String(grpcStatusFor(err.code)));
+  res.setHeader('grpc-message', encodeGrpcMessage(err.message));
+  if (err.headers) for (const [k, v] of Object.entries(err.headers)) if (k !== 'connection') res.setHeader(k, v);
+  if (requestId) res.setHeader('x-request-id', requestId);
+  // No writeHead: ending without one sends the headers with END_STREAM, which is what makes it Trailers-Only.
+  res.end();
+  return 0;
 }
 
 /** Answers a request with an error, with the headers stages added (CORS, rate limits), and records it. */

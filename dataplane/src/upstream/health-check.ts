@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Client } from 'undici';
-import { connectOptions } from './pools.ts';
+import { connectOptions, protocolOptions } from './pools.ts';
 import type { EndpointHealth, HealthCheckSettings } from './health.ts';
 import type { EndpointRuntime, UpstreamRuntime } from './upstream.ts';
 
@@ -40,6 +40,8 @@ class Prober {
     this.random = random;
     this.client = new Client(endpoint.origin, {
       connect: connectOptions(upstream.def),
+      // Probes speak what traffic speaks: an h2c-only (gRPC) server would refuse HTTP/1.1.
+      ...protocolOptions(upstream.def),
       keepAliveTimeout: Math.max(this.settings.intervalMs * 2, 1_000),
       pipelining: 1,
     });
@@ -163,5 +165,5 @@ export class HealthChecker {
  * of the same size, restarts the probe with the new settings.
  */
 function connectKey(u: UpstreamRuntime): string {
-  return createHash('sha256').update(JSON.stringify(connectOptions(u.def))).digest('hex');
+  return createHash('sha256').update(JSON.stringify([connectOptions(u.def), u.def.protocol])).digest('hex');
 }

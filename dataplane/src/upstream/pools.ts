@@ -3,14 +3,33 @@
  * keeps an endpoint keeps its warm connections; a pool whose endpoint left
  * the table is closed gracefully, so requests already on it finish.
  */
+import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
 import { UPSTREAM_DEFAULTS } from '../contract/defaults.ts';
 import type { Upstream } from '../contract/schema.ts';
 
 /** Pool settings that, when changed, need a new pool. */
 function poolKey(origin: string, u: Upstream, keepAliveMs: number): string {
-  const tls = u.tls ? `${u.tls.serverName ?? ''}|${u.tls.insecureSkipVerify}|${u.tls.caPem ?? ''}` : '';
-  return `${origin}|${u.pool.connectionsPerEndpoint}|${keepAliveMs}|${u.pool.connectTimeoutMs}|${tls}`;
+  // A digest, so that a client key never sits in a map key in the clear; a rotated CA or certificate makes a new pool.
+  const tls = u.tls ? createHash('sha256').update(JSON.stringify([u.tls.serverName, u.tls.insecureSkipVerify, u.tls.caPem, u.tls.certPem, u.tls.keyPem])).digest('hex') : '';
+  return `${origin}|${u.protocol ?? 'http1'}|${u.pool.connectionsPerEndpoint}|${keepAliveMs}|${u.pool.connectTimeoutMs}|${tls}`;
+}
+
+/**
+ * The HTTP version towards an upstream's endpoints, as undici takes it:
+ * HTTP/1.1 only unless the upstream says h2 (offered by ALPN over TLS) or
+ * h2c (HTTP/2 with prior knowledge over cleartext).
+ */
+export function protocolOptions(upstream: Upstream): { allowH2: boolean; useH2c?: boolean } {
+  switch (upstream.protocol) {
+    case 'h2':
+      return { allowH2: true };
+    case 'h2c':
+      // The connector reads useH2c (it marks the socket as h2 without ALPN); a Pool passes it on to its clients.
+      return { allowH2: true, useH2c: true };
+    default:
+      return { allowH2: false };
+  }
 }
 
 /** How connections to an upstream's endpoints are made (timeout, TLS); shared by traffic pools and health probes. */
@@ -22,6 +41,8 @@ export function connectOptions(upstream: Upstream): Pool.Options['connect'] {
           ca: upstream.tls.caPem,
           servername: upstream.tls.serverName,
           rejectUnauthorized: !upstream.tls.insecureSkipVerify,
+          cert: upstream.tls.certPem,
+          key: upstream.tls.keyPem,
         }
       : {}),
   };
@@ -50,6 +71,7 @@ export class PoolRegistry {
         // Pipelining would let one slow response delay others on the same connection.
         pipelining: 1,
         connect: connectOptions(upstream),
+        ...protocolOptions(upstream),
       });
       this.pools.set(key, pool);
     }
