@@ -151,14 +151,34 @@ install_chart() {
 		die "GatewayClass ${gateway_class} was not accepted; see kubectl -n ${release_ns} logs statefulset/${release}-operator"
 }
 
-summary() { # summary REPORT: one line per profile
+summary() { # summary REPORT: one line per profile and part (core, extended)
 	awk '
-		/^- name: / { profile = $3 }
-		/^  core:/ { part = "core" } /^  extended:/ { part = "extended" }
-		/^      Passed:/ { p[profile "/" part] = $2 } /^      Failed:/ { f[profile "/" part] = $2 } /^      Skipped:/ { s[profile "/" part] = $2 }
-		/^    result:/ { r[profile "/" part] = $2 }
-		END { for (k in r) printf "conformance: %s: %s (passed %s, failed %s, skipped %s)\n", k, r[k], p[k] + 0, f[k] + 0, s[k] + 0 }
+		/^- / { delete p; delete f; delete s; delete r }
+		/^[- ] core:/ { part = "core" } /^[- ] extended:/ { part = "extended" }
+		/^    result:/ { r[part] = $2 }
+		/^      Passed:/ { p[part] = $2 } /^      Failed:/ { f[part] = $2 } /^      Skipped:/ { s[part] = $2 }
+		/^  name: / { for (k in r) printf "conformance: %s %s: %s (passed %d, failed %d, skipped %d)\n", $2, k, r[k], p[k], f[k], s[k] }
 	' "$1" | sort >&2
+}
+
+# verdict REPORT: fails unless every part of every profile succeeded.
+verdict() {
+	local bad
+	bad=$(awk '/^    result:/ && $2 != "success" { n++ } END { print n + 0 }' "$1")
+	[[ $bad -eq 0 ]] || die "the report has ${bad} part(s) that did not succeed (see above and ${logs#"$repo"/}/run.log)"
+}
+
+# skipped LOG: the tests the suite skipped for a feature the class does not claim (the mesh
+# profile's are not ours), as "Test: reason".
+skipped() { grep -oE 'Skipping [A-Za-z0-9]+: .*' "$1" | sed 's/^Skipping //' | grep -v '^Mesh' | sort -u; }
+
+# check_skipped_documented LOG: docs/conformance/README.md lists every skipped test, and only those.
+check_skipped_documented() {
+	local doc=$repo/docs/conformance/README.md diff
+	diff=$(diff <(skipped "$1" | cut -d: -f1) <(sed -n 's/^| `\([A-Za-z0-9]*\)` |.*/\1/p' "$doc" | sort -u)) || {
+		printf '%s\n' "$diff" >&2
+		die "docs/conformance/README.md does not list exactly the skipped tests (< skipped but not listed, > listed but not skipped)"
+	}
 }
 
 cmd_run() {
@@ -203,7 +223,11 @@ cmd_run() {
 		summary "$report"
 	fi
 	grep -E '^\s*--- FAIL' "$logs/run.log" >&2 || true
-	return "$status"
+	[[ $status -eq 0 ]] || die "the suite failed (exit ${status})"
+	if [[ -z ${CONFORMANCE_RUN:-} ]]; then
+		verdict "$report"
+		check_skipped_documented "$logs/run.log"
+	fi
 }
 
 case "${1:-run}" in
