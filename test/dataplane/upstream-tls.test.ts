@@ -63,7 +63,7 @@ describe('TLS to upstreams', () => {
     // Requires a client certificate from the client CA, as a mesh-less mTLS service would.
     upstream = https.createServer({ cert: readFileSync(serverA.cert), key: readFileSync(serverA.key), ca: readFileSync(clients.cert), requestCert: true, rejectUnauthorized: true }, (req, res) => {
       const socket = req.socket as TLSSocket;
-      seen.push({ authorized: socket.authorized, subject: socket.getPeerCertificate().subject?.CN });
+      seen.push({ authorized: socket.authorized, subject: String(socket.getPeerCertificate().subject?.CN) });
       res.end('secret orders');
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));

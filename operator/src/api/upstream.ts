@@ -78,6 +78,8 @@ function isEndpointUrl(text: string): boolean {
 export const LOAD_BALANCERS = ['RoundRobin', 'LeastRequest', 'Random'] as const;
 /** The protocols spoken to endpoints. */
 export const PROTOCOLS = ['http', 'https'] as const;
+/** The HTTP versions spoken to endpoints (`spec.appProtocol`). */
+export const APP_PROTOCOLS = ['http1', 'h2c', 'h2'] as const;
 
 /** `spec.healthCheck`. */
 export const HealthCheckSchema = withRules(
@@ -157,6 +159,7 @@ type SpecShape = {
   service?: unknown;
   static?: { endpoints: string[] } | undefined;
   protocol: (typeof PROTOCOLS)[number];
+  appProtocol?: (typeof APP_PROTOCOLS)[number] | undefined;
   tls?: unknown;
 };
 
@@ -189,6 +192,18 @@ const specRules: Rule<SpecShape>[] = [
     fieldPath: '.tls',
     check: (s) => s.tls === undefined || s.protocol === 'https',
   },
+  {
+    rule: "!has(self.appProtocol) || self.appProtocol != 'h2c' || self.protocol == 'http'",
+    message: 'h2c is HTTP/2 over cleartext; with protocol https use appProtocol h2',
+    fieldPath: '.appProtocol',
+    check: (s) => s.appProtocol !== 'h2c' || s.protocol === 'http',
+  },
+  {
+    rule: "!has(self.appProtocol) || self.appProtocol != 'h2' || self.protocol == 'https'",
+    message: 'h2 is HTTP/2 over TLS and needs protocol https; for cleartext HTTP/2 use appProtocol h2c',
+    fieldPath: '.appProtocol',
+    check: (s) => s.appProtocol !== 'h2' || s.protocol === 'https',
+  },
 ];
 
 /** `spec` of an Upstream. */
@@ -197,6 +212,10 @@ export const UpstreamSpecSchema = withRules(
     service: ServiceRefSchema.optional(),
     static: StaticSchema.optional(),
     protocol: z.enum(PROTOCOLS).default('http').describe('Protocol spoken to the endpoints: http or https.'),
+    appProtocol: z
+      .enum(APP_PROTOCOLS)
+      .optional()
+      .describe('HTTP version spoken to the endpoints: http1 (HTTP/1.1 only, the behaviour when unset), h2c (HTTP/2 with prior knowledge, with protocol http) or h2 (HTTP/2 by ALPN, with protocol https). gRPC services need h2c or h2.'),
     loadBalancer: z
       .enum(LOAD_BALANCERS)
       .default('RoundRobin')

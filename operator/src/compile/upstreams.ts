@@ -119,6 +119,8 @@ export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
             connectTimeoutMs: ms(spec.connectionPool.connectTimeout),
           }
         : { connectionsPerEndpoint: UPSTREAM_DEFAULTS.pool.connectionsPerEndpoint, connectTimeoutMs: UPSTREAM_DEFAULTS.pool.connectTimeoutMs },
+      // http1 is the default and is left out, as gateway.yaml's compile does: the same intent gives the same table.
+      protocol: spec.appProtocol === undefined || spec.appProtocol === 'http1' ? undefined : spec.appProtocol,
       tls: spec.tls && { serverName: spec.tls.serverName, insecureSkipVerify: spec.tls.insecureSkipVerify },
       source: { kind: 'Upstream', namespace: u.meta.namespace, name: u.meta.name, generation },
     };
