@@ -2,19 +2,18 @@
  * The last stage: choose an upstream and an endpoint, send, and retry when the
  * route allows it and nothing has reached the client yet.
  *
- * Each attempt passes the upstream's circuit breaker, goes to a healthy
- * endpoint (one not tried yet when there is one), and reports its verdict to
- * the breaker and to outlier detection. A retry needs: the route's policy to
- * name the failure, an idempotent method (or the route's opt-in), no streamed
- * request body, time left before the route's deadline, and a slot in the
- * upstream's retry budget.
+ * Each attempt passes the upstream's circuit breaker and reports its verdict
+ * to the breaker and to outlier detection through an AttemptGuard
+ * (upstream/attempt-guard.ts), and goes to a healthy endpoint (one not tried
+ * yet when there is one). Whether to retry is decideRetry's answer
+ * (proxy/retry.ts, pure), then a slot in the upstream's retry budget: this
+ * loop only loops, keeping the state those two read.
  */
 import type { RequestContext } from '../pipeline/context.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { statusClass } from '../observability/metrics.ts';
-import type { Route } from '../contract/schema.ts';
 import type { RouteRuntime } from '../table/runtime.ts';
-import type { AttemptVerdict, BreakerPermit } from '../upstream/breaker.ts';
+import { AttemptGuard } from '../upstream/attempt-guard.ts';
 import { backoffDelay } from '../upstream/retry-budget.ts';
 import type { EndpointRuntime, UpstreamRuntime } from '../upstream/upstream.ts';
 import { respondWithError as fail } from '../server/respond.ts';
@@ -24,34 +23,12 @@ import { applyHeaderModifier, requestHeaderModifiable, upstreamPath } from './fi
 import { forwardOnce, upstreamRequestHeaders, type AttemptOutcome, type ForwardPolicy } from './forward.ts';
 import { mirrorRequest, teeBody, type UpstreamRequest } from './mirror.ts';
 import { isGrpcContentType, parseGrpcTimeout } from './grpc.ts';
+import { decideRetry, retriesAllowed, type AttemptResult } from './retry.ts';
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Timeouts for routes and upstreams whose table entry does not set one (the config's `server.timeouts`). */
 export interface DefaultTimeouts {
   requestMs: number;
   upstreamMs: number;
-}
-
-type RetryPolicy = NonNullable<Route['retries']>;
-
-/** A route's retry conditions, parsed once per policy object. */
-interface RetryConditions {
-  connectFailure: boolean;
-  reset: boolean;
-  statuses: ReadonlySet<number>;
-}
-const conditionsCache = new WeakMap<RetryPolicy, RetryConditions>();
-function conditionsOf(policy: RetryPolicy): RetryConditions {
-  let c = conditionsCache.get(policy);
-  if (!c) {
-    c = {
-      connectFailure: policy.on.includes('connect-failure'),
-      reset: policy.on.includes('reset'),
-      statuses: new Set(policy.on.filter((o) => /^\d+$/.test(o)).map(Number)),
-    };
-    conditionsCache.set(policy, c);
-  }
-  return c;
 }
 
 function hasBody(ctx: RequestContext): boolean {
@@ -105,11 +82,6 @@ function upstreamRequest(ctx: RequestContext, forwarding: ForwardPolicy | undefi
   return { path: upstreamPath(ctx), headers };
 }
 
-/** A retry only helps when the client is still there and there is time for it: `latest` is the deadline less the backoff. */
-function timeForRetry(ctx: RequestContext, latest: number): boolean {
-  return !ctx.res.destroyed && performance.now() < latest;
-}
-
 /** Whether an attempt that got no usable answer failed because of the upstream (not because the client left). */
 function isUpstreamFault(outcome: AttemptOutcome): boolean {
   return outcome.kind === 'failed' || (outcome.kind === 'aborted' && outcome.reason !== 'client disconnected');
@@ -125,9 +97,7 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
   const route = ctx.route;
   const body = bodyStream !== undefined;
   const retry = route.retries;
-  // A streamed request body cannot be sent twice, so only body-less requests are retried.
-  const maxRetries = retry !== undefined && !body && (IDEMPOTENT.has(ctx.method) || retry.nonIdempotent) ? retry.attempts : 0;
-  const conditions = maxRetries > 0 ? conditionsOf(retry as RetryPolicy) : undefined;
+  const maxRetries = retriesAllowed(retry, ctx.method, body);
   // Tables from the operator leave these unset unless a resource says; the bootstrap config's defaults apply then.
   let deadline = performance.now() + (route.timeoutMs ?? defaults.requestMs);
   const perAttempt = route.attemptTimeoutMs ?? upstream.def.timeoutMs ?? defaults.upstreamMs;
@@ -142,8 +112,7 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
   const multiplexed = upstream.def.protocol === 'h2' || upstream.def.protocol === 'h2c';
   const { path, headers } = request;
   const budget = upstream.retryBudget;
-  const breaker = upstream.breaker;
-  const watched = breaker !== undefined || upstream.outlier !== undefined;
+  const watched = upstream.breaker !== undefined || upstream.outlier !== undefined;
 
   let tried: EndpointRuntime[] | undefined;
   let outcome: AttemptOutcome | undefined;
@@ -159,27 +128,30 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
     metrics.retries.inc({ upstream: upstream.name, result: slot ? 'retried' : 'budget_exhausted' });
     return slot;
   };
+  // Whether to retry after `result`; the budget is asked last, since taking a slot has an effect.
+  const shouldRetry = (attempt: number, result: AttemptResult, delayMs: number): boolean =>
+    decideRetry({ policy: retry, method: ctx.method, hasBody: body, attempt, result, delayMs, now: performance.now(), deadline, clientGone: ctx.res.destroyed }).retry && claimRetry();
   try {
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - performance.now();
       if (remaining <= 0) break;
-      const permit: BreakerPermit | undefined = breaker ? breaker.tryPass() : undefined;
-      if (breaker && permit === undefined) {
-        fail(ctx, new GatewayError('circuit_open', `the circuit breaker of upstream "${upstream.name}" is open`, { 'retry-after': String(breaker.retryAfterSeconds()) }));
+      const guard = AttemptGuard.admit<EndpointRuntime>(upstream);
+      if (guard === undefined) {
+        fail(ctx, new GatewayError('circuit_open', `the circuit breaker of upstream "${upstream.name}" is open`, { 'retry-after': String(upstream.breaker?.retryAfterSeconds() ?? 1) }));
         return;
       }
       const endpoint = upstream.pick(tried);
       if (!endpoint) {
-        if (permit !== undefined) breaker?.record(permit, 'neutral');
+        guard.abandon();
         fail(ctx, new GatewayError('no_healthy_upstream', `upstream "${upstream.name}" has no available endpoint`));
         return;
       }
+      guard.sendTo(endpoint);
       ctx.endpoint = endpoint;
       ctx.attempts++;
-      const canRetry = conditions !== undefined && attempt < maxRetries;
+      const canRetry = attempt < maxRetries;
       // Drawn before the attempt, so that an answer is discarded only when the retry fits before the deadline.
-      const delay = canRetry ? backoffDelay((retry as RetryPolicy).backoffMs, attempt) : 0;
-      let verdict: AttemptVerdict | undefined;
+      const delay = canRetry ? backoffDelay((retry as NonNullable<typeof retry>).backoffMs, attempt) : 0;
       let retryStatus = false;
       const span = ctx.trace?.startAttempt(ctx.method, endpoint, path, attempt);
       outcome = await forwardOnce(ctx, endpoint, {
@@ -192,21 +164,15 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
         // Nothing to learn from the status without a breaker, outlier detection or status retries: no callback then.
         onResponseStart: watched || canRetry
           ? (status) => {
-              // The verdict is known with the headers: a long response body must not hold a half-open probe slot.
-              verdict = status >= 500 ? 'fail' : 'ok';
-              upstream.report(endpoint, permit, verdict);
-              if (!canRetry || !conditions.statuses.has(status) || !timeForRetry(ctx, deadline - delay)) return false;
+              guard.answered(status);
               // Only a retry the budget allows discards the answer; otherwise the client gets it as it is.
-              retryStatus = claimRetry();
+              retryStatus = canRetry && shouldRetry(attempt, { status }, delay);
               return retryStatus;
             }
           : undefined,
       });
-      if (verdict === undefined) {
-        // No response headers: a refused, reset or silent upstream is its fault; a client that left says nothing about it.
-        verdict = isUpstreamFault(outcome) ? 'fail' : 'neutral';
-        upstream.report(endpoint, permit, verdict);
-      }
+      // No response headers: a refused, reset or silent upstream is its fault; a client that left says nothing about it.
+      guard.ended(isUpstreamFault(outcome));
       if (!retryStatus) releaseSlot();
       span?.end(outcome.status, failureOf(outcome));
       if (outcome.kind !== 'failed' || outcome.failure === 'status') {
@@ -215,8 +181,7 @@ async function attempts(ctx: RequestContext, upstream: UpstreamRuntime, metrics:
       if (outcome.kind !== 'failed') return;
       if (outcome.failure !== 'status') {
         metrics.upstreamErrors.inc({ upstream: upstream.name, kind: outcome.failure });
-        const retryable = canRetry && (outcome.failure === 'connect-failure' ? conditions.connectFailure : outcome.failure === 'reset' ? conditions.reset : false);
-        if (!retryable || !timeForRetry(ctx, deadline - delay) || !claimRetry()) break;
+        if (!canRetry || !shouldRetry(attempt, { failure: outcome.failure }, delay)) break;
       }
       (tried ??= []).push(endpoint);
       if (delay > 0) await sleep(delay);
