@@ -30,6 +30,8 @@ Options:
       --operator-ca <file> PEM CA the operator's certificate must chain to, for https:// operator URLs
                           (or SWITCHYARD_OPERATOR_CA; default: the system roots). http:// URLs send the
                           token in clear and are logged as such
+      --operator-server-name <name>  the name the operator's certificate must carry, when the URLs
+                          reach it by another (or SWITCHYARD_OPERATOR_SERVER_NAME; default: each URL's host)
       --dataplane-id <id> this data plane's name in the fleet (default: the host name, i.e. the pod name)
       --state-dir <dir>   write each table applied from the operator here and boot from it, so a restart
                           while the operator is away still serves
@@ -56,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
         operator: { type: 'string' },
         'token-file': { type: 'string' },
         'operator-ca': { type: 'string' },
+        'operator-server-name': { type: 'string' },
         'dataplane-id': { type: 'string' },
         'state-dir': { type: 'string' },
         check: { type: 'boolean' },
@@ -147,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
     gateway = await Gateway.start({ config: loaded.config, configFile: file, watch: !args['no-watch'] && operatorUrls.length === 0, log, tableSource: operatorUrls.length > 0 ? 'external' : 'file' });
     if (operatorUrls.length > 0) {
       const gw = gateway;
-      source = new OperatorSource({ urls: operatorUrls, token, ca: operatorCa, id: args['dataplane-id'] ?? hostname(), holder: gateway.holder, log, stateDir: args['state-dir'], explain: (request, namespace) => gw.explainRelayed(request, namespace) });
+      source = new OperatorSource({ urls: operatorUrls, token, ca: operatorCa, serverName: args['operator-server-name'] ?? process.env.SWITCHYARD_OPERATOR_SERVER_NAME, id: args['dataplane-id'] ?? hostname(), holder: gateway.holder, log, stateDir: args['state-dir'], explain: (request, namespace) => gw.explainRelayed(request, namespace) });
       source.start();
     }
   } catch (err) {

@@ -53,11 +53,12 @@ describe('the operator → data plane channel over TLS', () => {
   let port: number;
   const dataplanes: Proc[] = [];
 
-  const startDataplane = async (id: string, ca: string | undefined): Promise<{ proc: Proc; url: string }> => {
+  const startDataplane = async (id: string, ca: string | undefined, extra: string[] = []): Promise<{ proc: Proc; url: string }> => {
     const http = await freePort();
     const bootstrap = tempFile('bootstrap.yaml', 'server: { bind_address: 127.0.0.1 }\nobservability: { logging: { access_log: false } }\n');
     const args = ['--config', bootstrap, '--operator', `https://127.0.0.1:${port}`, '--token-file', tempFile('token', `${TOKEN}\n`), '--dataplane-id', id];
     if (ca !== undefined) args.push('--operator-ca', ca);
+    args.push(...extra);
     const proc = startProcess('dataplane/bin/switchyard-dataplane.ts', args, { GATEWAY_SERVER_HTTP_PORT: String(http), GATEWAY_SERVER_ADMIN_PORT: '0', GATEWAY_SERVER_METRICS_PORT: '0' });
     dataplanes.push(proc);
     await proc.waitForLog('"event":"listening"');
@@ -105,6 +106,15 @@ describe('the operator → data plane channel over TLS', () => {
     await expect(request(`http://127.0.0.1:${port}/v1/tables/watch?dataplane=plain`, { headers: { authorization: `Bearer ${TOKEN}` }, headersTimeout: 5_000 }).then((r) => r.statusCode)).rejects.toThrow();
   });
 
+  it('verifies the name given with --operator-server-name instead of the URL\'s address', async () => {
+    const good = await startDataplane('dp-named', file('ca.crt'), ['--operator-server-name', 'localhost']);
+    await eventually(async () => ((await ready(good.url)).version ?? undefined), 30_000, 'a table');
+    const wrong = await startDataplane('dp-misnamed', file('ca.crt'), ['--operator-server-name', 'operator.example.com']);
+    const line = await wrong.proc.waitForLog('"event":"operator_unreachable"');
+    expect(line).toContain('operator.example.com');
+    expect((await ready(wrong.url)).version).toBeNull();
+  });
+
   it('gives a data plane with another CA nothing: it stays not ready and says why', async () => {
     const dp = await startDataplane('dp-stranger', file('stranger.crt'));
     const line = await dp.proc.waitForLog('"event":"operator_unreachable"');
@@ -115,12 +125,15 @@ describe('the operator → data plane channel over TLS', () => {
   it('serves a renewed certificate to new connections while open streams go on', async () => {
     const dp = await startDataplane('dp-renewal', file('ca.crt'));
     await eventually(async () => ((await ready(dp.url)).version ?? undefined), 30_000, 'a table');
+    await dp.proc.waitForLog('"event":"operator_connected"');
     const connectedBefore = dp.proc.logs.filter((l) => l.includes('"event":"operator_connected"')).length;
+    expect(connectedBefore).toBe(1);
     expect(await servingSerial(port)).toBe(1001);
     makeServing(2002);
     await operator.waitForLog('"event":"listen_tls_reloaded"');
     await eventually(async () => ((await servingSerial(port)) === 2002 ? true : undefined), 10_000, 'the renewed certificate');
-    // The stream opened before the renewal is still the one the data plane uses.
+    // The stream opened before the renewal is still the one the data plane uses (its log lines are written within 10 ms).
+    await new Promise((r) => setTimeout(r, 500));
     expect(dp.proc.logs.filter((l) => l.includes('"event":"operator_connected"')).length).toBe(connectedBefore);
     expect(dp.proc.logs.some((l) => l.includes('"event":"operator_unreachable"'))).toBe(false);
     expect((await ready(dp.url)).status).toBe(200);

@@ -169,7 +169,7 @@ Service cannot promise.
 {{- $name := include "switchyard.operator.fullname" . -}}
 {{- $urls := list -}}
 {{- range $i := until (int .Values.operator.replicas) -}}
-{{- $urls = append $urls (printf "http://%s-%d.%s.%s.svc.%s:%d" $name $i $name $.Release.Namespace $.Values.clusterDomain (int $.Values.operator.ports.config)) -}}
+{{- $urls = append $urls (printf "https://%s-%d.%s.%s.svc.%s:%d" $name $i $name $.Release.Namespace $.Values.clusterDomain (int $.Values.operator.ports.config)) -}}
 {{- end -}}
 {{- join "," $urls -}}
 {{- end -}}
@@ -291,4 +291,51 @@ theirs; empty when none is set.
 {{/* The Secret with the serving certificate of the operator's aggregated API. */}}
 {{- define "switchyard.observe.secretName" -}}
 {{- default (printf "%s-observe-tls" (include "switchyard.operator.fullname" .)) .Values.operator.observe.tls.existingSecret -}}
+{{- end -}}
+
+{{/* The Secret with the operator's config-stream certificate (tls.crt, tls.key). */}}
+{{- define "switchyard.configTLS.secretName" -}}
+{{- default (printf "%s-config-tls" (include "switchyard.operator.fullname" .)) .Values.operator.configTLS.existingSecret -}}
+{{- end -}}
+
+{{/* The ConfigMap with only the CA (ca.crt) the data planes verify the operator with. */}}
+{{- define "switchyard.configTLS.caName" -}}
+{{- printf "%s-config-ca" (include "switchyard.operator.fullname" .) -}}
+{{- end -}}
+
+{{/*
+The config stream's TLS material, decided once per render and kept in
+.Values so that the Secret, the CA ConfigMap and the data plane's checksum
+agree: existingSecret with caBundle; else the Secret a previous install made
+(lookup), so upgrades keep it; else a new CA and a certificate for every
+operator replica's name.
+*/}}
+{{- define "switchyard.configTLS.material" -}}
+{{- $c := .Values.operator.configTLS -}}
+{{- if not (hasKey $c "generated") -}}
+{{- if $c.existingSecret -}}
+{{- if not $c.caBundle -}}
+{{- fail "operator.configTLS.existingSecret needs operator.configTLS.caBundle: the data planes verify the operator's certificate with it" -}}
+{{- end -}}
+{{- $_ := set $c "generated" (dict "ca" $c.caBundle) -}}
+{{- else -}}
+{{- $name := include "switchyard.operator.fullname" . -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "switchyard.configTLS.secretName" .) -}}
+{{- if and $existing $existing.data (index $existing.data "tls.crt") (index $existing.data "ca.crt") -}}
+{{- $_ := set $c "generated" (dict "crt" (index $existing.data "tls.crt" | b64dec) "key" (index $existing.data "tls.key" | b64dec) "ca" (index $existing.data "ca.crt" | b64dec)) -}}
+{{- else -}}
+{{- $svc := printf "%s.%s.svc" $name .Release.Namespace -}}
+{{- $hosts := list (printf "*.%s" $svc) (printf "*.%s.%s" $svc .Values.clusterDomain) $svc (printf "%s.%s" $svc .Values.clusterDomain) -}}
+{{- $authority := genCA (printf "%s-config-ca" $name) 3650 -}}
+{{- $cert := genSignedCert (printf "%s-config" $name) nil $hosts 3650 $authority -}}
+{{- $_ := set $c "generated" (dict "crt" $cert.Cert "key" $cert.Key "ca" $authority.Cert) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The CA (PEM) the data planes verify the operator with. */}}
+{{- define "switchyard.configTLS.ca" -}}
+{{- include "switchyard.configTLS.material" . -}}
+{{- .Values.operator.configTLS.generated.ca -}}
 {{- end -}}

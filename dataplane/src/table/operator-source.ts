@@ -36,6 +36,8 @@ export interface OperatorSourceOptions {
   token: string;
   /** PEM CAs that the operator's certificate (https URLs) must chain to; absent: the system roots. */
   ca?: string | undefined;
+  /** The name the operator's certificate must carry, when the URLs name it otherwise (an address). */
+  serverName?: string | undefined;
   /** This data plane's name in the fleet (the pod name). */
   id: string;
   holder: TableHolder;
@@ -134,7 +136,7 @@ export class OperatorSource {
 
   constructor(options: OperatorSourceOptions) {
     this.options = options;
-    this.agent = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 10_000, bodyTimeout: 0, connect: { timeout: 5_000, ...(options.ca !== undefined ? { ca: options.ca } : {}) } });
+    this.agent = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 10_000, bodyTimeout: 0, connect: { timeout: 5_000, ...(options.ca !== undefined ? { ca: options.ca } : {}), ...(options.serverName !== undefined ? { servername: options.serverName } : {}) } });
   }
 
   /** Applies the state directory's table, if any, then starts the subscription loop. */

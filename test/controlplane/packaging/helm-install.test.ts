@@ -172,7 +172,15 @@ metadata:
     const observeKey = path.join(dir, 'observe.key');
     writeFileSync(observeCert, await secretValue('switchyard-operator-observe-tls', 'tls\\.crt'));
     writeFileSync(observeKey, await secretValue('switchyard-operator-observe-tls', 'tls\\.key'));
+    // The config stream's certificate from the chart's Secret, and only its CA (from the ConfigMap) for the data plane.
+    const configCert = path.join(dir, 'config.crt');
+    const configKey = path.join(dir, 'config.key');
+    writeFileSync(configCert, await secretValue('switchyard-operator-config-tls', 'tls\\.crt'));
+    writeFileSync(configKey, await secretValue('switchyard-operator-config-tls', 'tls\\.key'));
+    const operatorCa = path.join(dir, 'operator-ca.crt');
+    writeFileSync(operatorCa, Buffer.from(await kube.kubectl(['get', 'configmap', 'switchyard-operator-config-ca', '-n', NS, '-o', 'jsonpath={.binaryData.ca\\.crt}']), 'base64'));
     const opArgs = (sts.spec.template.spec.containers[0]?.args ?? []).map((a) =>
+      a.startsWith('--listen-cert-file=') ? `--listen-cert-file=${configCert}` : a.startsWith('--listen-key-file=') ? `--listen-key-file=${configKey}` :
       a.startsWith('--listen=') ? `--listen=127.0.0.1:${configPort}` : a.startsWith('--metrics=') ? `--metrics=127.0.0.1:${metricsPort}` : a.startsWith('--token-file=') ? `--token-file=${tokenFile}` : a.startsWith('--api-listen=') ? `--api-listen=127.0.0.1:${observePort}` : a.startsWith('--api-cert-file=') ? `--api-cert-file=${observeCert}` : a.startsWith('--api-key-file=') ? `--api-key-file=${observeKey}` : a,
     );
     const operator = startProcess('operator/bin/switchyard-operator.ts', [...opArgs, `--kubeconfig=${kubeconfig}`, '--identity=switchyard-operator-0'], { POD_NAMESPACE: NS });
@@ -192,9 +200,11 @@ metadata:
     const httpPort = await freePort();
     const adminPort = await freePort();
     const dpArgs = (deployment.spec.template.spec.containers[0]?.args ?? []).map((a) =>
-      a.startsWith('--config=') ? `--config=${configFile}` : a.startsWith('--operator=') ? `--operator=http://127.0.0.1:${configPort}` : a.startsWith('--token-file=') ? `--token-file=${tokenFile}` : a.startsWith('--state-dir=') ? `--state-dir=${stateDir}` : a,
+      a.startsWith('--config=') ? `--config=${configFile}` : a.startsWith('--operator=') ? `--operator=https://127.0.0.1:${configPort}` : a.startsWith('--operator-ca=') ? `--operator-ca=${operatorCa}` : a.startsWith('--token-file=') ? `--token-file=${tokenFile}` : a.startsWith('--state-dir=') ? `--state-dir=${stateDir}` : a,
     );
-    const dataplane = startProcess('dataplane/bin/switchyard-dataplane.ts', [...dpArgs, '--dataplane-id=switchyard-dataplane-0'], {
+    // Reached at 127.0.0.1, the operator is verified by the name the chart's URLs give it.
+    const operatorName = new URL((deployment.spec.template.spec.containers[0]?.args ?? []).find((a) => a.startsWith('--operator='))?.slice('--operator='.length).split(',')[0] as string).hostname;
+    const dataplane = startProcess('dataplane/bin/switchyard-dataplane.ts', [...dpArgs, '--dataplane-id=switchyard-dataplane-0', `--operator-server-name=${operatorName}`], {
       JWT_SECRET: await secretValue('switchyard-jwt', 'secret'),
       GATEWAY_SERVER_BIND_ADDRESS: '127.0.0.1',
       GATEWAY_SERVER_HTTP_PORT: String(httpPort),
@@ -282,12 +292,18 @@ spec:
   it('keeps the generated Secrets across an upgrade', async () => {
     const token = await secretValue('switchyard-operator-token', 'token');
     const jwt = await secretValue('switchyard-jwt', 'secret');
+    const configKey = await secretValue('switchyard-operator-config-tls', 'tls\\.key');
+    const configCa = await kube.kubectl(['get', 'configmap', 'switchyard-operator-config-ca', '-n', NS, '-o', 'jsonpath={.binaryData.ca\\.crt}']);
+    expect(configKey).toContain('PRIVATE KEY');
     expect(token).toMatch(/^[A-Za-z0-9]{48}$/);
     expect(jwt).toMatch(/^[A-Za-z0-9]{48}$/);
     const out = await helmOk(['upgrade', RELEASE, CHART, '--namespace', NS, '--set', 'dataplane.replicas=4'], { kubeconfig: cp.kubeconfigPath });
     expect(out).toContain('REVISION: 2');
     expect(await secretValue('switchyard-operator-token', 'token')).toBe(token);
     expect(await secretValue('switchyard-jwt', 'secret')).toBe(jwt);
+    // The config stream's key and CA too: data planes keep trusting the operator through an upgrade.
+    expect(await secretValue('switchyard-operator-config-tls', 'tls\\.key')).toBe(configKey);
+    expect(await kube.kubectl(['get', 'configmap', 'switchyard-operator-config-ca', '-n', NS, '-o', 'jsonpath={.binaryData.ca\\.crt}'])).toBe(configCa);
     expect(await kube.kubectl(['get', 'deployment', 'switchyard-dataplane', '-n', NS, '-o', 'jsonpath={.spec.replicas}'])).toBe('4');
   });
 

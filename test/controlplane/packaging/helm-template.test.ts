@@ -8,6 +8,7 @@
  * random, so a line that differs between two renders is written as <random>.
  * `npm run gen:helm-golden` rewrites the outputs.
  */
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -80,7 +81,7 @@ describe('helm template', () => {
     } else {
       expect(loaded.config.server.admin_bind_address).toBe('127.0.0.1');
     }
-    if (ports.https !== undefined) expect(loaded.config.server.tls).toEqual({ cert_file: '/app/tls/tls.crt', key_file: '/app/tls/tls.key' });
+    if (ports.https !== undefined) expect(loaded.config.server.tls).toEqual({ cert_file: '/app/tls/tls.crt', key_file: '/app/tls/tls.key', min_version: 'TLSv1.2' });
     expect(container.args).toContain('--config=/app/config/gateway.yaml');
   });
 
@@ -91,7 +92,27 @@ describe('helm template', () => {
     const operatorArg = args.find((a) => a.startsWith('--operator=')) ?? '';
     const urls = operatorArg.slice('--operator='.length).split(',');
     expect(urls).toHaveLength(sts.spec.replicas);
-    urls.forEach((url, i) => expect(url).toBe(`http://${sts.metadata.name}-${i}.${sts.spec.serviceName}.switchyard-system.svc.cluster.local:18000`));
+    urls.forEach((url, i) => expect(url).toBe(`https://${sts.metadata.name}-${i}.${sts.spec.serviceName}.switchyard-system.svc.cluster.local:18000`));
+  });
+
+  it("gives the operator a certificate for every replica's name, and the data planes only its CA", async () => {
+    const objects = parseObjects(await template(path.join(GOLDEN, 'default.values.yaml')));
+    const secret = find(objects, 'Secret', '-operator-config-tls') as K8sObject & { data: Record<string, string> };
+    const caMap = find(objects, 'ConfigMap', '-operator-config-ca') as K8sObject & { binaryData: Record<string, string> };
+    const ca = Buffer.from(caMap.binaryData['ca.crt'] as string, 'base64').toString();
+    expect(Buffer.from(secret.data['ca.crt'] as string, 'base64').toString()).toBe(ca);
+    const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'] as string, 'base64'));
+    expect(cert.verify(new X509Certificate(ca).publicKey)).toBe(true);
+    const sts = find(objects, 'StatefulSet', '-operator') as K8sObject & { spec: { serviceName: string } };
+    const args = (podSpec(find(objects, 'Deployment', '-dataplane')).containers[0] as Container).args ?? [];
+    const first = new URL((args.find((a) => a.startsWith('--operator=')) ?? '').slice('--operator='.length).split(',')[0] as string);
+    // checkHost answers with the name that covers the host (the wildcard), or undefined.
+    expect(cert.checkHost(first.hostname)).toBe(`*.${sts.spec.serviceName}.switchyard-system.svc.cluster.local`);
+    expect(cert.checkHost('operator.example.com')).toBeUndefined();
+    expect(first.hostname).toBe(`${sts.metadata.name}-0.${sts.spec.serviceName}.switchyard-system.svc.cluster.local`);
+    expect(args).toContain('--operator-ca=/var/run/switchyard-operator-ca/ca.crt');
+    const dpVolumes = JSON.stringify(podSpec(find(objects, 'Deployment', '-dataplane')));
+    expect(dpVolumes).not.toContain('-operator-config-tls');
   });
 });
 
