@@ -175,6 +175,7 @@ skipped() { grep -oE 'Skipping [A-Za-z0-9]+: .*' "$1" | sed 's/^Skipping //' | g
 # check_skipped_documented LOG: docs/conformance/README.md lists every skipped test, and only those.
 check_skipped_documented() {
 	local doc=$repo/docs/conformance/README.md diff
+	# shellcheck disable=SC2016 # backquotes of Markdown, not a command substitution
 	diff=$(diff <(skipped "$1" | cut -d: -f1) <(sed -n 's/^| `\([A-Za-z0-9]*\)` |.*/\1/p' "$doc" | sort -u)) || {
 		printf '%s\n' "$diff" >&2
 		die "docs/conformance/README.md does not list exactly the skipped tests (< skipped but not listed, > listed but not skipped)"
