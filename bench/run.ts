@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only dataplane,routes,reload,seed,redis,controlplane]`
+ * `npm run bench [-- --quick] [-- --only dataplane,routes,reload,seed,redis,controlplane,websocket]`
  *
  * Runs every benchmark, one section after another, and writes the results to
  * bench/results/latest.{json,md} (quick.{json,md} with --quick, partial.* with
@@ -19,8 +19,9 @@ import { machineInfo, round } from './lib/stats.ts';
 import { runReload } from './reload.ts';
 import { runRouteScale } from './route-scale.ts';
 import { runSeedScenario } from './seed-scenario.ts';
+import { runWebSocket } from './websocket.ts';
 
-const SECTIONS = ['dataplane', 'routes', 'reload', 'seed', 'redis', 'controlplane'] as const;
+const SECTIONS = ['dataplane', 'routes', 'reload', 'seed', 'redis', 'controlplane', 'websocket'] as const;
 type Section = (typeof SECTIONS)[number];
 /** The many-connections case needs 1,000 sockets in wrk and twice that in a proxy. */
 const MIN_OPEN_FILES = 4096;
@@ -78,6 +79,9 @@ await section('redis', async () => {
 await section('controlplane', async () => {
   results.controlPlane = await runControlPlane({ quick, log });
 });
+await section('websocket', async () => {
+  results.websocket = await runWebSocket({ quick, log });
+});
 
 // No timing is judged, but a failed request through a proxy or during reloads is a bug, not a number.
 for (const c of results.dataplane?.cases ?? []) {
@@ -92,6 +96,8 @@ for (const r of results.redis?.runs ?? []) {
   const bad = Object.entries(r.statuses).filter(([status]) => Number(status) >= 500).reduce((n, [, count]) => n + count, 0) + r.failed;
   if (bad > 0) results.failures.push(`redis: ${bad} requests failed or answered 5xx through the ${r.topology} failover (${r.gateways} gateway(s))`);
 }
+
+for (const s of results.websocket?.subjects ?? []) if (s.closedEarly > 0) results.failures.push(`websocket: ${s.closedEarly} connections through ${s.id} closed before their round ended`);
 
 results.seconds = round((performance.now() - started) / 1000, 1);
 results.machine.loadEnd = round(os.loadavg()[0] as number);
