@@ -168,7 +168,8 @@ describe('leadership terms', () => {
       });
       res.body.on('error', () => undefined);
       res.body.destroy();
-      expect(JSON.parse(first), query).toEqual({ type: 'table', table: before, leader: { lease: LEASE, term: 7, identity: 'op-c' } });
+      // seq and epoch number the server's messages (stream protocol 2); the rest is the table and its term.
+      expect(JSON.parse(first), query).toEqual({ type: 'table', table: before, leader: { lease: LEASE, term: 7, identity: 'op-c' }, seq: expect.any(Number), epoch: expect.any(String) });
     }
   });
 });
