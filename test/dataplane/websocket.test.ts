@@ -6,7 +6,11 @@
  * idle and told to go away on drain.
  */
 import http from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { SignJWT } from 'jose';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -252,6 +256,35 @@ describe('WebSocket through the gateway', () => {
     expect(code).toBe(1001);
     await until(() => up.closes.length === 1, 'the upstream to see the close');
     expect(up.closes[0]?.code).toBe(1001);
+  });
+});
+
+describe('WebSocket over the TLS listener (wss)', () => {
+  it('upgrades an HTTP/1.1 connection on the listener that also offers h2', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-wss-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=chat.test', '-addext', 'subjectAltName=DNS:chat.test', '-keyout', path.join(dir, 'tls.key'), '-out', path.join(dir, 'tls.crt')], { stdio: 'ignore' });
+    const up = await startEchoServer();
+    const gw = await startGateway({
+      routes: [{ name: 'chat', path: '/ws', upstream: 'chat' }],
+      upstreams: { chat: { discovery: { type: 'Static', endpoints: [up.url] } } },
+      server: { https_port: 0, tls: { cert_file: path.join(dir, 'tls.crt'), key_file: path.join(dir, 'tls.key') } },
+    });
+    try {
+      const client = await new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`wss://127.0.0.1:${gw.gw.ports.https}/ws`, { servername: 'chat.test', ca: readFileSync(path.join(dir, 'tls.crt')) });
+        ws.once('open', () => resolve(ws));
+        ws.once('error', reject);
+      });
+      const echoed = new Promise<string>((r) => client.once('message', (d) => r(d.toString())));
+      client.send('over tls');
+      expect(await echoed).toBe('over tls');
+      expect(up.handshakes[0]?.['x-forwarded-proto']).toBe('https');
+      client.close();
+      await closed(client);
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
   });
 });
 
