@@ -288,7 +288,52 @@ describe('WebSocket over the TLS listener (wss)', () => {
   });
 });
 
+/** A WebSocket handshake by hand, from a client that then reads and never answers: returns the socket and what it received. */
+function silentClient(port: number): Promise<{ socket: net.Socket; received: () => Buffer; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    });
+    let data = Buffer.alloc(0);
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    socket.on('data', (d: Buffer) => {
+      data = Buffer.concat([data, d]);
+      if (data.includes('\r\n\r\n') && data.toString('latin1').startsWith('HTTP/1.1 101')) resolve({ socket, received: () => data, closed });
+    });
+    socket.on('error', reject);
+  });
+}
+
 describe('WebSocket connections when the gateway drains', () => {
+  it('cuts a client that never answers the Close frame when the grace period ends', async () => {
+    const up = await startEchoServer();
+    const lines: Record<string, unknown>[] = [];
+    const gw = await startGateway(
+      {
+        routes: [{ name: 'chat', path: '/ws', upstream: 'chat' }],
+        upstreams: { chat: { discovery: { type: 'Static', endpoints: [up.url] } } },
+        server: { shutdown: { grace_period: '700ms', drain_delay: '0s' } },
+      },
+      { log: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }) },
+    );
+    try {
+      const client = await silentClient(gw.gw.ports.http);
+      await gw.gw.stop();
+      await client.closed;
+      // The client was told (a Close frame, 1001); the upstream answered its own Close and left, the client never did.
+      const frames = client.received().subarray(client.received().indexOf('\r\n\r\n') + 4);
+      expect(frames[0]).toBe(0x88);
+      expect(frames.readUInt16BE(2)).toBe(1001);
+      await until(() => up.closes.length === 1, 'the upstream to see the close');
+      expect(up.closes[0]?.code).toBe(1001);
+      // So the drain waited for it as for a request in flight, and cut it when the grace period ended.
+      expect(lines.find((l) => l.event === 'shutdown_complete')).toMatchObject({ cutRequests: 1 });
+    } finally {
+      await gw.gw.stop();
+      await up.close();
+    }
+  });
+
   it('tells every connection it is going away and waits for them to leave, up to the grace period', async () => {
     const up = await startEchoServer();
     const gw = await startGateway({

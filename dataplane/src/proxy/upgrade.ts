@@ -222,7 +222,15 @@ export class Tunnel {
       if (!other.destroyed) (other as Socket).destroySoon();
       this.finished();
     };
-    upstream.on('close', gone(client));
+    upstream.on('close', () => {
+      // While closing, the upstream leaving does not end the client's part: it has its Close frame and its time to answer it.
+      if (this.closing && this.websocket && !client.destroyed) {
+        this.sendClientClose();
+        this.finished();
+        return;
+      }
+      gone(client)();
+    });
     client.on('close', gone(upstream));
     upstream.on('error', () => upstream.destroy());
     client.on('error', () => client.destroy());
