@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only dataplane,routes,reload,seed,redis,controlplane,websocket]`
+ * `npm run bench [-- --quick] [-- --only dataplane,routes,reload,seed,redis,controlplane,websocket,http2]`
  *
  * Runs every benchmark, one section after another, and writes the results to
  * bench/results/latest.{json,md} (quick.{json,md} with --quick, partial.* with
@@ -20,8 +20,9 @@ import { runReload } from './reload.ts';
 import { runRouteScale } from './route-scale.ts';
 import { runSeedScenario } from './seed-scenario.ts';
 import { runWebSocket } from './websocket.ts';
+import { runHttp2 } from './http2.ts';
 
-const SECTIONS = ['dataplane', 'routes', 'reload', 'seed', 'redis', 'controlplane', 'websocket'] as const;
+const SECTIONS = ['dataplane', 'routes', 'reload', 'seed', 'redis', 'controlplane', 'websocket', 'http2'] as const;
 type Section = (typeof SECTIONS)[number];
 /** The many-connections case needs 1,000 sockets in wrk and twice that in a proxy. */
 const MIN_OPEN_FILES = 4096;
@@ -82,6 +83,9 @@ await section('controlplane', async () => {
 await section('websocket', async () => {
   results.websocket = await runWebSocket({ quick, log });
 });
+await section('http2', async () => {
+  results.http2 = await runHttp2({ quick, log });
+});
 
 // No timing is judged, but a failed request through a proxy or during reloads is a bug, not a number.
 for (const c of results.dataplane?.cases ?? []) {
@@ -97,6 +101,8 @@ for (const r of results.redis?.runs ?? []) {
   if (bad > 0) results.failures.push(`redis: ${bad} requests failed or answered 5xx through the ${r.topology} failover (${r.gateways} gateway(s))`);
 }
 
+for (const s of results.http2?.h2 ?? []) if (s.failed > 0) results.failures.push(`http2: ${s.failed} requests through ${s.id} failed`);
+for (const s of results.http2?.grpc ?? []) if (s.errors > 0) results.failures.push(`grpc: ${s.errors} calls through ${s.id} failed`);
 for (const s of results.websocket?.subjects ?? []) if (s.closedEarly > 0) results.failures.push(`websocket: ${s.closedEarly} connections through ${s.id} closed before their round ended`);
 
 results.seconds = round((performance.now() - started) / 1000, 1);

@@ -2,7 +2,8 @@
 # Installs the Debian packages the test suites and benchmarks use, when missing:
 # redis-server and redis-sentinel (rate limits, failovers), promtool (metrics
 # format), openssl (test certificates), iproute2 (network namespaces), wrk
-# (benchmarks), nginx and haproxy (benchmark peers), shellcheck (hack/*.sh),
+# (benchmarks), h2load from nghttp2-client (HTTP/2 benchmark), nginx and haproxy
+# (benchmark peers), shellcheck (hack/*.sh),
 # chromium (the dashboard's browser tests). Needs root; says what to run
 # otherwise.
 set -euo pipefail
@@ -13,6 +14,7 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
 command -v ip >/dev/null || need+=(iproute2)
 command -v wrk >/dev/null || need+=(wrk)
+command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || need+=(haproxy)
 command -v shellcheck >/dev/null || need+=(shellcheck)

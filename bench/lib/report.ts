@@ -3,6 +3,7 @@ import type { ControlPlaneResult, SizeResult } from '../controlplane.ts';
 import type { DataPlaneResult } from '../dataplane.ts';
 import { redisFailoverTable, type RedisFailoverResult } from '../redis-failover.ts';
 import { webSocketTable, type WebSocketResult } from '../websocket.ts';
+import { http2Tables, type Http2Result } from '../http2.ts';
 import type { ReloadResult } from '../reload.ts';
 import type { RouteScaleResult } from '../route-scale.ts';
 import { seedTable, type SeedScenarioResult } from '../seed-scenario.ts';
@@ -22,6 +23,7 @@ export interface BenchResults {
   redis?: RedisFailoverResult;
   controlPlane?: ControlPlaneResult;
   websocket?: WebSocketResult;
+  http2?: Http2Result;
   /** Sections that failed, with the reason. */
   failures: string[];
 }
@@ -165,6 +167,7 @@ export function renderReport(r: BenchResults): string {
   if (r.seed) out.push(`## The seed's load scenario`, '', `${r.seed.timeScale}; ${int(r.seed.totals.iterations)} iterations, ${int(r.seed.totals.errors)} errors, ${int(r.seed.totals.interrupted)} requests interrupted at the end.`, '', seedTable(r.seed), '');
   if (r.redis) out.push('## Rate limits through a Redis failover', '', ...redisFailoverTable(r.redis));
   if (r.websocket) out.push('## WebSocket messages through the gateway', '', ...webSocketTable(r.websocket));
+  if (r.http2) out.push('## HTTP/2 and gRPC through the gateway', '', ...http2Tables(r.http2));
   if (r.controlPlane) out.push('## Control plane', '', ...controlPlaneTable(r.controlPlane));
   return `${out.join('\n').trimEnd()}\n`;
 }
