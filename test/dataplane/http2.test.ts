@@ -285,6 +285,25 @@ describe('HTTP/2 downstream', () => {
 });
 
 describe('HTTP/2 settings', () => {
+  it('offers only HTTP/1.1 on the TLS listener with http2.enabled: false', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-h2-off-'));
+    const pair = certificate(dir);
+    const up = await startUpstream(echo('u'));
+    const gw = await startGateway({
+      server: { https_port: 0, tls: { cert_file: pair.cert, key_file: pair.key }, http2: { enabled: false } },
+      routes: [{ path: '/x', upstream: 'u' }],
+      upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+    });
+    try {
+      const r = await run('curl', ['-s', '--http2', '--cacert', pair.cert, '-o', '/dev/null', '-w', '%{http_version} %{http_code}', `https://localhost:${gw.gw.ports.https}/x`]);
+      expect(r.stdout).toBe('1.1 200');
+    } finally {
+      await gw.stop();
+      await up.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('serves no h2c on the cleartext listener unless enabled', async () => {
     const up = await startUpstream(echo('u'));
     const gw = await startGateway({ routes: [{ path: '/x', upstream: 'u' }], upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } } });
