@@ -271,7 +271,7 @@ describe('WebSocket over the TLS listener (wss)', () => {
     });
     try {
       const client = await new Promise<WebSocket>((resolve, reject) => {
-        const ws = new WebSocket(`wss://127.0.0.1:${gw.gw.ports.https}/ws`, { servername: 'chat.test', ca: readFileSync(path.join(dir, 'tls.crt')) });
+        const ws = new WebSocket(`wss://127.0.0.1:${gw.gw.ports.https}/ws`, { servername: 'chat.test', ca: readFileSync(path.join(dir, 'tls.crt')) } as WebSocket.ClientOptions);
         ws.once('open', () => resolve(ws));
         ws.once('error', reject);
       });
