@@ -13,6 +13,11 @@ import path from 'node:path';
 import tls from 'node:tls';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../dataplane/src/config/load.ts';
+import { RouteTableSchema } from '../../dataplane/src/contract/schema.ts';
+import { tableVersion } from '../../dataplane/src/contract/version.ts';
+import { silentLogger } from '../../dataplane/src/observability/logger.ts';
+import { Gateway } from '../../dataplane/src/server/gateway.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { echo, startUpstream, type TestUpstream } from '../support/upstreams.ts';
 
@@ -230,5 +235,56 @@ describe('client certificates', () => {
         upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
       }),
     ).rejects.toThrow(/server\.tls\.certificates\[0\]\.cert_file: cannot read .*missing\.crt: ENOENT/);
+  });
+});
+
+describe('certificates from the route table (a cluster: Secrets named by Gateway listeners)', () => {
+  it('serves a renewed table certificate to new handshakes while a connection opened before keeps going', async () => {
+    makeCa('ca');
+    caPem = readFileSync(file('ca.crt'), 'utf8');
+    makeLeaf('ca', 'shop', 'shop.test', 7001, 'DNS:shop.test');
+    const up = await startUpstream(echo('u'));
+    const { config } = parseConfig('server: { http_port: 0, https_port: 0, admin_port: 0, metrics_port: 0, bind_address: 127.0.0.1 }\n', 'bootstrap.yaml', {});
+    const gw = await Gateway.start({ config, log: silentLogger(), tableSource: 'external' });
+    const table = (serial: number): Record<string, unknown> => {
+      const content = {
+        routes: [{ id: 'r', path: { type: 'Prefix' as const, value: '/' }, backends: [{ upstream: 'u' }] }],
+        upstreams: [{ name: 'u', endpoints: [{ url: up.url }] }],
+        certificates: [{ name: `shop/storefront-tls#${serial}`, hosts: ['shop.test'], certificatePem: readFileSync(file('shop.crt'), 'utf8'), privateKeyPem: readFileSync(file('shop.key'), 'utf8') }],
+      };
+      return { ...content, version: tableVersion(RouteTableSchema.parse({ ...content, version: 'x' })) };
+    };
+    try {
+      expect(gw.holder.apply(table(7001), 'test').applied).toBe(true);
+      await until(async () => gw.ports.https !== undefined, 'the TLS listener');
+      const port = gw.ports.https as number;
+      const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+      const open = (): Promise<{ status: number; socket: tls.TLSSocket }> =>
+        new Promise((resolve, reject) => {
+          const req = https.request({ host: '127.0.0.1', port, path: '/x', servername: 'shop.test', headers: { host: 'shop.test' }, ca: caPem, agent }, (res) => {
+            const socket = res.socket as tls.TLSSocket;
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, socket }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const first = await open();
+      expect(first.status).toBe(200);
+      expect(Number.parseInt(first.socket.getPeerCertificate().serialNumber, 16)).toBe(7001);
+
+      // cert-manager renews the Secret: the operator sends a table with the new certificate.
+      makeLeaf('ca', 'shop', 'shop.test', 7002, 'DNS:shop.test');
+      expect(gw.holder.apply(table(7002), 'test').applied).toBe(true);
+      expect(await handshake(port, { servername: 'shop.test' })).toMatchObject({ serial: 7002 });
+      const second = await open();
+      expect(second.status).toBe(200);
+      expect(second.socket).toBe(first.socket);
+      expect(Number.parseInt(second.socket.getPeerCertificate().serialNumber, 16)).toBe(7001);
+      agent.destroy();
+    } finally {
+      await gw.stop(0);
+      await up.close();
+    }
   });
 });
