@@ -6,11 +6,12 @@
  * node:http2 sessions, raw frames and curl.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -285,6 +286,35 @@ describe('HTTP/2 downstream', () => {
 });
 
 describe('HTTP/2 settings', () => {
+  it('keeps the HTTP/1.1 header timeout on the TLS listener that also offers h2: a client that stalls mid-headers gets 408', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-h2-slow-'));
+    const pair = certificate(dir);
+    const up = await startUpstream(echo('u'));
+    const gw = await startGateway({
+      server: { https_port: 0, tls: { cert_file: pair.cert, key_file: pair.key }, timeouts: { client_header_timeout: '1s' } },
+      routes: [{ path: '/x', upstream: 'u' }],
+      upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] } } },
+    });
+    try {
+      const socket = tls.connect({ port: gw.gw.ports.https as number, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(pair.cert), ALPNProtocols: ['http/1.1'] });
+      await new Promise<void>((r) => socket.once('secureConnect', () => r()));
+      expect(socket.alpnProtocol).toBe('http/1.1');
+      const received: Buffer[] = [];
+      socket.on('data', (d: Buffer) => received.push(d));
+      socket.write('GET /x HTTP/1.1\r\nHost: localhost\r\n');
+      // Node's own checking interval is 30 s; the gateway's follows the header timeout, so the answer comes long before.
+      const closed = await Promise.race([new Promise<boolean>((r) => socket.once('close', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
+      socket.destroy();
+      expect(closed).toBe(true);
+      expect(Buffer.concat(received).toString()).toMatch(/^HTTP\/1\.1 408 /);
+      expect(up.seen).toHaveLength(0);
+    } finally {
+      await gw.stop();
+      await up.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('offers only HTTP/1.1 on the TLS listener with http2.enabled: false', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-h2-off-'));
     const pair = certificate(dir);

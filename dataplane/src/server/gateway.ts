@@ -319,6 +319,8 @@ export class Gateway {
       Object.assign(secure, {
         requestTimeout: options.requestTimeout,
         headersTimeout: options.headersTimeout,
+        // Read when the listener starts listening; Node's 30 s would let a slow HTTP/1.1 client overstay by that much.
+        connectionsCheckingInterval: options.connectionsCheckingInterval,
         keepAliveTimeout: options.keepAliveTimeout,
         maxHeaderSize: options.maxHeaderSize,
         requireHostHeader: options.requireHostHeader,
