@@ -315,6 +315,31 @@ describe('HTTP/2 settings', () => {
     }
   });
 
+  it('closes an idle HTTP/2 connection after keepalive_timeout with GOAWAY, not one with a stream open', async () => {
+    const up = await startUpstream((_req, res) => setTimeout(() => res.end('late'), 2500));
+    const gw = await startGateway({
+      server: { http2: { cleartext: true }, timeouts: { keepalive_timeout: '1s' } },
+      routes: [{ path: '/slow', upstream: 'u' }],
+      upstreams: { u: { discovery: { type: 'Static', endpoints: [up.url] }, timeout: '10s' } },
+    });
+    try {
+      const idle = http2.connect(gw.url);
+      idle.on('error', () => undefined);
+      const busy = http2.connect(gw.url);
+      busy.on('error', () => undefined);
+      const idleGoaway = new Promise<number>((r) => idle.once('goaway', (code: number) => r(code)));
+      // The busy connection's one stream stays quiet for 2.5 s, longer than the idle time, and still gets its answer.
+      const answer = await h2request(busy, { ':path': '/slow' });
+      expect(answer.body).toBe('late');
+      expect(await idleGoaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+      await closed(idle);
+      busy.destroy();
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
+  });
+
   it('offers only HTTP/1.1 on the TLS listener with http2.enabled: false', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-h2-off-'));
     const pair = certificate(dir);

@@ -90,6 +90,7 @@ function http2Settings(s: GatewayConfig['server']): Http2Settings {
     maxHeaderListPairs: s.limits.max_headers_count + 5,
     maxResets: h.max_resets,
     resetWindowMs: parseDuration(h.reset_window) ?? 10_000,
+    idleTimeoutMs: parseDuration(s.timeouts.keepalive_timeout) ?? 60_000,
   };
 }
 

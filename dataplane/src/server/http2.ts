@@ -39,6 +39,8 @@ export interface Http2Settings {
   /** Streams reset before they ended normally, per connection, within `resetWindowMs`. */
   maxResets: number;
   resetWindowMs: number;
+  /** A connection with no open stream and no frame for this long gets GOAWAY (`server.timeouts.keepalive_timeout`). */
+  idleTimeoutMs: number;
 }
 
 /** The session options of every HTTP/2 listener. */
@@ -87,11 +89,18 @@ export class Http2Sessions {
     session.once('close', () => this.sessions.delete(session));
     // A protocol error ends the session; Node has sent GOAWAY already, and an unhandled 'error' must not end the process.
     session.on('error', () => session.destroy());
-    const { maxResets, resetWindowMs } = this.settings;
+    const { maxResets, resetWindowMs, idleTimeoutMs } = this.settings;
     let resets = 0;
     let windowStart = performance.now();
+    let open = 0;
+    // Idle as HTTP/1.1 keep-alive is: no stream and no frame for the keep-alive time. A quiet stream (a gRPC watch) keeps its connection.
+    session.setTimeout(idleTimeoutMs, () => {
+      if (open === 0 && !session.closed) session.close();
+    });
     session.on('stream', (stream: http2.ServerHttp2Stream) => {
+      open++;
       stream.once('close', () => {
+        open--;
         // A stream that ended normally closes with NO_ERROR; a reset one (by the client, or by the gateway after an upstream failed mid-answer) with its code.
         if (stream.rstCode === NGHTTP2_NO_ERROR || stream.rstCode === undefined) return;
         const now = performance.now();
