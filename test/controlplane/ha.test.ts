@@ -275,7 +275,16 @@ current-context: test
     const load = steadyLoad(dps.map((d) => `${d.url}/${ns}/one`), { rate: 30 });
     const aLogs = a.proc.logs.length;
     const bLogs = b.proc.logs.length;
-    const writesBeforeCut = metricSum(await a.metrics(), 'switchyard_operator_status_writes_total', { result: 'ok' });
+    // Status writes run several at once, so another object's write may still be in flight after
+    // "one" shows Programmed: count once the count has held still for a second.
+    const okWrites = async (): Promise<number> => metricSum(await a.metrics(), 'switchyard_operator_status_writes_total', { result: 'ok' });
+    let writesBeforeCut = await okWrites();
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      const now = await okWrites();
+      if (now === writesBeforeCut) break;
+      writesBeforeCut = now;
+    }
 
     proxy.cut();
     await b.proc.waitForLog('"event":"serving"', WITHIN);
