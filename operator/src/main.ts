@@ -35,7 +35,7 @@ Options:
       --lease-duration <d>    default 15s; --renew-deadline 10s; --retry-period 2s
       --identity <id>         this replica's name in the election (default: the host name, i.e. the pod name)
       --gateway-api           serve the Gateway API once its CRDs are installed (default on; --no-gateway-api:
-                              GatewayRoutes only, and no rights on Gateway API objects, Secrets or Namespaces needed)
+                              GatewayRoutes only, and no rights on Gateway API objects or Namespaces needed)
       --dataplane-service <ns/name>  the data plane Service: a route is Programmed once each of its ready
                               pods has applied it, connected or not (default: once every connected data plane has)
       --gateway-service <ns/name>  the data plane Service every Gateway is reached at: its address is the

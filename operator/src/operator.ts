@@ -284,6 +284,8 @@ export class Operator {
         upstreams: [...this.store.upstreams.values()],
         services: [...this.store.services.values()],
         endpointSlices: [...this.store.endpointSlices.values()],
+        secrets: [...this.store.secrets.values()],
+        configMaps: this.store.referencedConfigMaps(),
       },
       PARSERS,
       this.gatewayApiSnapshot(),

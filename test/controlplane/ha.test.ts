@@ -233,6 +233,7 @@ rules:
   - { apiGroups: [switchyard.dev], resources: [gatewayroutes/status, upstreams/status], verbs: [get, patch] }
   - { apiGroups: [""], resources: [services], verbs: [list, watch] }
   - { apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch] }
+  - { apiGroups: [""], resources: [secrets, configmaps], verbs: [list, watch] }
   - { apiGroups: [""], resources: [events], verbs: [create] }
   - { apiGroups: [coordination.k8s.io], resources: [leases], verbs: [get, create, update] }
 ---

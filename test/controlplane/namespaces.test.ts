@@ -66,6 +66,7 @@ rules:
   - { apiGroups: [switchyard.dev], resources: [gatewayroutes/status, upstreams/status], verbs: [get, patch] }
   - { apiGroups: [""], resources: [services], verbs: [list, watch] }
   - { apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch] }
+  - { apiGroups: [""], resources: [secrets, configmaps], verbs: [list, watch] }
   - { apiGroups: [""], resources: [events], verbs: [create] }
 ---
 apiVersion: rbac.authorization.k8s.io/v1

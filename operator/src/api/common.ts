@@ -19,7 +19,7 @@ export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
 /** DNS-1123 subdomain: the names of most objects, Upstreams included. */
-const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+export const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 /** DNS-1035 label: the names of Services. */
 export const DNS1035_LABEL = '^[a-z]([-a-z0-9]*[a-z0-9])?$';
 

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { formatDuration, UPSTREAM_DEFAULTS } from '../../../dataplane/src/contract/index.ts';
-import { API_VERSION, DNS1035_LABEL, DURATION_PATTERN, ObjectMetaSchema, conditions, duration, durationNs, observedGeneration } from './common.ts';
+import { API_VERSION, DNS1035_LABEL, DNS1123_SUBDOMAIN, DURATION_PATTERN, ObjectMetaSchema, conditions, duration, durationNs, observedGeneration } from './common.ts';
 import { celString, matching, withRules } from './rules.ts';
 import type { Rule } from './rules.ts';
 
@@ -143,6 +143,26 @@ export const ConnectionPoolSchema = z
   })
   .describe('Connections from each gateway replica to each endpoint.');
 
+const OBJECT_NAME_RULE = matching(DNS1123_SUBDOMAIN, 'must be an object name: a lower-case DNS-1123 subdomain');
+
+/** `spec.tls.caCertificateRef`. */
+export const CaCertificateRefSchema = z
+  .object({
+    kind: z.enum(['Secret', 'ConfigMap']).describe('Secret (of type kubernetes.io/tls, as cert-manager writes them: the operator reads no other Secrets) or ConfigMap.'),
+    name: withRules(z.string().min(1).max(253), [OBJECT_NAME_RULE]).describe('Name of the Secret or ConfigMap, in the namespace of the Upstream.'),
+    key: withRules(z.string().min(1).max(253), [matching('^[-._a-zA-Z0-9]+$', 'must be a data key: letters, digits, "-", "_" and "."')])
+      .default('ca.crt')
+      .describe('The key whose value is the PEM bundle of CA certificates.'),
+  })
+  .describe('CA certificates (PEM) to verify the endpoints with, instead of the system roots. A change to the object (a rotation) reaches the gateways without a restart.');
+
+/** `spec.tls.clientCertificateRef`. */
+export const ClientCertificateRefSchema = z
+  .object({
+    name: withRules(z.string().min(1).max(253), [OBJECT_NAME_RULE]).describe('Name of a kubernetes.io/tls Secret (tls.crt and tls.key) in the namespace of the Upstream.'),
+  })
+  .describe('A client certificate the gateway presents to endpoints that ask for one (mutual TLS).');
+
 /** `spec.tls`. */
 export const TlsSchema = z
   .object({
@@ -152,6 +172,8 @@ export const TlsSchema = z
       .optional()
       .describe('Name sent in SNI and checked against the certificate. Unset: the endpoint host for static endpoints, <service>.<namespace>.svc for a Service.'),
     insecureSkipVerify: z.boolean().default(false).describe('Do not verify the endpoint certificate. For testing only: it allows anyone on the path to read and change the traffic.'),
+    caCertificateRef: CaCertificateRefSchema.optional(),
+    clientCertificateRef: ClientCertificateRefSchema.optional(),
   })
   .describe('TLS towards the endpoints, used with protocol https.');
 

@@ -71,17 +71,24 @@ const notAccepted = (reason: string, message: string): ConditionInput[] => [
 function resolveBackends(route: Route, upstreams: ReadonlyMap<string, UpstreamResult>): ConditionInput {
   const missing: string[] = [];
   const invalid: string[] = [];
+  const unresolved: string[] = [];
   for (const b of route.backends) {
     const target = upstreams.get(b.upstream);
     const name = b.upstream.slice(b.upstream.indexOf('/') + 1);
     if (!target) missing.push(name);
-    else if (!target.upstream) invalid.push(name);
+    else if (!target.upstream) {
+      // Accepted but left out of the table: a reference of its own (TLS certificates) does not resolve.
+      const refs = target.conditions.find((c) => c.type === ConditionType.ResolvedRefs);
+      if (refs?.reason === Reason.InvalidCertificateRef) unresolved.push(name);
+      else invalid.push(name);
+    }
   }
-  if (missing.length === 0 && invalid.length === 0) return condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'all references resolved');
+  if (missing.length === 0 && invalid.length === 0 && unresolved.length === 0) return condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'all references resolved');
   const namespace = route.id.slice(0, route.id.indexOf('/'));
   const parts = [
     ...(missing.length > 0 ? [`Upstream ${missing.map((m) => `"${m}"`).join(', ')} not found in namespace "${namespace}"`] : []),
     ...(invalid.length > 0 ? [`Upstream ${invalid.map((m) => `"${m}"`).join(', ')} is not accepted`] : []),
+    ...(unresolved.length > 0 ? [`Upstream ${unresolved.map((m) => `"${m}"`).join(', ')} has a TLS certificate reference that does not resolve`] : []),
   ];
   route.invalid = parts.join('; ');
   return condition(ConditionType.ResolvedRefs, false, missing.length > 0 ? Reason.BackendNotFound : Reason.BackendInvalid, `${route.invalid}; requests get 503 until it is`);

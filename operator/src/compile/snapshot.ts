@@ -42,6 +42,18 @@ export interface SecretInfo {
   privateKeyPem?: string;
 }
 
+/**
+ * A Secret or ConfigMap an Upstream names for its TLS (a CA bundle, a client
+ * certificate), its data decoded. Only kubernetes.io/tls Secrets are read.
+ */
+export interface DataObjectInfo {
+  namespace: string;
+  name: string;
+  /** A Secret's type; absent for a ConfigMap. */
+  type?: string;
+  data: Record<string, string>;
+}
+
 /** A namespace and its labels, for `allowedRoutes` selectors. */
 export interface NamespaceInfo {
   name: string;
@@ -119,6 +131,9 @@ export interface Snapshot {
   upstreams: Parsed<UpstreamSpec>[];
   services: ServiceInfo[];
   endpointSlices: EndpointSliceInfo[];
+  /** kubernetes.io/tls Secrets and ConfigMaps, for Upstreams' `spec.tls` references. Absent: none. */
+  secrets?: DataObjectInfo[];
+  configMaps?: DataObjectInfo[];
   /** Absent when the Gateway API CRDs are not installed: then only GatewayRoutes and Upstreams compile. */
   gatewayApi?: GatewayApiSnapshot;
 }

@@ -1,6 +1,7 @@
 /** Upstreams: resolve discovery (static or Service → EndpointSlices) into endpoints, with status. */
 import { parseDuration, UPSTREAM_DEFAULTS, type Upstream } from '../../../dataplane/src/contract/index.ts';
 import { condition, ConditionType, Reason, type ConditionInput } from '../status/conditions.ts';
+import { caBundleProblem, certificateProblem } from './pem.ts';
 import { keyOf, type EndpointSliceInfo, type ObjectMeta, type Snapshot, type UpstreamSpec } from './snapshot.ts';
 
 /** Compile's verdict on one Upstream. */
@@ -71,6 +72,41 @@ function resolveEndpoints(meta: ObjectMeta, spec: UpstreamSpec, snapshot: Snapsh
   return { urls: ready, total, refs: condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, `Service "${ref.name}" port ${port.port}`) };
 }
 
+type TableTls = NonNullable<Upstream['tls']>;
+
+/**
+ * `spec.tls` with the PEM its references name, read from the snapshot's
+ * Secrets and ConfigMaps in the Upstream's namespace; or the ResolvedRefs
+ * condition that says which object or key is missing or malformed.
+ */
+export function resolveTls(meta: ObjectMeta, tls: NonNullable<UpstreamSpec['tls']>, snapshot: Snapshot): { tls: TableTls } | { refs: ConditionInput } {
+  const out: TableTls = { serverName: tls.serverName, insecureSkipVerify: tls.insecureSkipVerify };
+  const bad = (message: string) => ({ refs: condition(ConditionType.ResolvedRefs, false, Reason.InvalidCertificateRef, message) });
+  const ca = tls.caCertificateRef;
+  if (ca !== undefined) {
+    const what = `tls.caCertificateRef: ${ca.kind} "${ca.name}" in namespace "${meta.namespace}"`;
+    const obj = (ca.kind === 'Secret' ? snapshot.secrets : snapshot.configMaps)?.find((o) => o.namespace === meta.namespace && o.name === ca.name);
+    // Only kubernetes.io/tls Secrets are read, so another type looks the same as none.
+    if (obj === undefined) return bad(`${what} not found${ca.kind === 'Secret' ? ' (only Secrets of type kubernetes.io/tls are read; put a CA alone in a ConfigMap)' : ''}`);
+    const pem = obj.data[ca.key];
+    if (pem === undefined) return bad(`${what} has no key "${ca.key}"`);
+    const problem = caBundleProblem(pem);
+    if (problem !== undefined) return bad(`${what}, key "${ca.key}": ${problem}`);
+    out.caPem = pem;
+  }
+  const client = tls.clientCertificateRef;
+  if (client !== undefined) {
+    const what = `tls.clientCertificateRef: Secret "${client.name}" in namespace "${meta.namespace}"`;
+    const secret = snapshot.secrets?.find((o) => o.namespace === meta.namespace && o.name === client.name);
+    if (secret === undefined) return bad(`${what} not found (it must be of type kubernetes.io/tls)`);
+    const problem = certificateProblem(secret.data['tls.crt'], secret.data['tls.key']);
+    if (problem !== undefined) return bad(`${what}: ${problem}`);
+    out.certPem = secret.data['tls.crt'];
+    out.keyPem = secret.data['tls.key'];
+  }
+  return { tls: out };
+}
+
 /** Compiles every Upstream of the snapshot. */
 export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
   return snapshot.upstreams.map((u): UpstreamResult => {
@@ -93,7 +129,15 @@ export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
     } catch (err) {
       return { key, generation, upstream: undefined, conditions: [condition(ConditionType.Accepted, false, Reason.Invalid, (err as Error).message)], readyEndpoints: 0, totalEndpoints: 0 };
     }
-    const { urls, total, refs } = resolved;
+    const { urls, total } = resolved;
+    let refs = resolved.refs;
+    let tls: Upstream['tls'];
+    if (spec.tls !== undefined) {
+      const r = resolveTls(u.meta, spec.tls, snapshot);
+      // Broken TLS settings leave the Upstream out of the table: its routes answer 503 and are not Programmed, others serve.
+      if ('refs' in r) refs = r.refs;
+      else tls = r.tls;
+    }
     const hc = spec.healthCheck;
     const cb = spec.circuitBreaker;
     const od = spec.outlierDetection;
@@ -121,14 +165,14 @@ export function compileUpstreams(snapshot: Snapshot): UpstreamResult[] {
         : { connectionsPerEndpoint: UPSTREAM_DEFAULTS.pool.connectionsPerEndpoint, connectTimeoutMs: UPSTREAM_DEFAULTS.pool.connectTimeoutMs },
       // http1 is the default and is left out, as gateway.yaml's compile does: the same intent gives the same table.
       protocol: spec.appProtocol === undefined || spec.appProtocol === 'http1' ? undefined : spec.appProtocol,
-      tls: spec.tls && { serverName: spec.tls.serverName, insecureSkipVerify: spec.tls.insecureSkipVerify },
+      tls,
       source: { kind: 'Upstream', namespace: u.meta.namespace, name: u.meta.name, generation },
     };
     const ready = refs.status === 'True' && urls.length > 0;
     return {
       key,
       generation,
-      upstream,
+      upstream: refs.reason === Reason.InvalidCertificateRef ? undefined : upstream,
       conditions: [
         condition(ConditionType.Accepted, true, Reason.Accepted, 'the spec is valid'),
         refs,

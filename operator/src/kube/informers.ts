@@ -20,10 +20,10 @@ import { GATEWAY_API_GROUP, GATEWAY_API_VERSION } from '../api/gateway-api.ts';
 import { GROUP, VERSION } from './resources.ts';
 import type { KubeObject } from '../store/convert.ts';
 
-/** The kinds every operator watches. */
-export const BASE_KINDS = ['GatewayRoute', 'Upstream', 'Service', 'EndpointSlice'] as const;
+/** The kinds every operator watches (Secrets: kubernetes.io/tls only, for Gateway listeners and Upstreams' client certificates and CAs). */
+export const BASE_KINDS = ['GatewayRoute', 'Upstream', 'Service', 'EndpointSlice', 'Secret', 'ConfigMap'] as const;
 /** The kinds watched when the cluster serves the Gateway API (kube/gateway-api.ts). */
-export const GATEWAY_API_KINDS = ['GatewayClass', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'RoutePolicy', 'Secret', 'Namespace'] as const;
+export const GATEWAY_API_KINDS = ['GatewayClass', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'RoutePolicy', 'Namespace'] as const;
 /** The kinds the operator watches. */
 export type WatchedKind = (typeof BASE_KINDS)[number] | (typeof GATEWAY_API_KINDS)[number];
 
@@ -209,6 +209,9 @@ export class Informers {
             fieldSelector: 'type=kubernetes.io/tls',
             listFn: () => list(ns ? core.listNamespacedSecret({ namespace: ns, fieldSelector: 'type=kubernetes.io/tls' }) : core.listSecretForAllNamespaces({ fieldSelector: 'type=kubernetes.io/tls' })),
           };
+        case 'ConfigMap':
+          // CA bundles Upstreams name; the store keeps every ConfigMap, compile reads only those named.
+          return { kind, path: `/api/v1${prefix}/configmaps`, listFn: () => list(ns ? core.listNamespacedConfigMap({ namespace: ns }) : core.listConfigMapForAllNamespaces()) };
         case 'EndpointSlice':
           return {
             kind,

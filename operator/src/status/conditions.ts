@@ -21,6 +21,7 @@ export const Reason = {
   BackendInvalid: 'BackendInvalid',
   ServiceNotFound: 'ServiceNotFound',
   PortNotFound: 'PortNotFound',
+  InvalidCertificateRef: 'InvalidCertificateRef',
   Programmed: 'Programmed',
   Pending: 'Pending',
   Rejected: 'Rejected',

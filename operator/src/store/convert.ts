@@ -2,7 +2,7 @@
  * From API objects to the snapshot compile reads. Pure: the kube layer feeds
  * it the informers' objects, golden tests feed it YAML.
  */
-import type { EndpointSliceInfo, GatewayApiSnapshot, ObjectMeta, Parsed, RouteSpec, ServiceInfo, Snapshot, UpstreamSpec } from '../compile/snapshot.ts';
+import type { DataObjectInfo, EndpointSliceInfo, GatewayApiSnapshot, ObjectMeta, Parsed, RouteSpec, ServiceInfo, Snapshot, UpstreamSpec } from '../compile/snapshot.ts';
 
 /** The least an API object has. */
 export interface KubeObject {
@@ -74,9 +74,25 @@ function endpointSliceInfo(obj: KubeObject): EndpointSliceInfo {
   };
 }
 
+/** A Secret (its values decoded from base64) or a ConfigMap, for Upstreams' TLS references. */
+export function dataObjectInfo(obj: KubeObject, secret: boolean): DataObjectInfo {
+  const raw = (obj.data ?? {}) as Record<string, unknown>;
+  const data: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) if (typeof v === 'string') data[k] = secret ? Buffer.from(v, 'base64').toString('utf8') : v;
+  return { namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '', ...(secret ? { type: typeof obj.type === 'string' ? obj.type : 'Opaque' } : {}), data };
+}
+
 /** Builds a snapshot from lists of API objects. */
 export function toSnapshot(
-  objects: { routes: readonly KubeObject[]; upstreams: readonly KubeObject[]; services: readonly KubeObject[]; endpointSlices: readonly KubeObject[] },
+  objects: {
+    routes: readonly KubeObject[];
+    upstreams: readonly KubeObject[];
+    services: readonly KubeObject[];
+    endpointSlices: readonly KubeObject[];
+    /** kubernetes.io/tls Secrets; others are left out here. */
+    secrets?: readonly KubeObject[];
+    configMaps?: readonly KubeObject[];
+  },
   parsers: SpecParsers,
   gatewayApi?: GatewayApiSnapshot,
 ): Snapshot {
@@ -86,5 +102,7 @@ export function toSnapshot(
     upstreams: objects.upstreams.map((o) => parsed(o, parsers.upstream)),
     services: objects.services.map(serviceInfo),
     endpointSlices: objects.endpointSlices.map(endpointSliceInfo),
+    ...(objects.secrets === undefined ? {} : { secrets: objects.secrets.filter((o) => o.type === 'kubernetes.io/tls').map((o) => dataObjectInfo(o, true)) }),
+    ...(objects.configMaps === undefined ? {} : { configMaps: objects.configMaps.map((o) => dataObjectInfo(o, false)) }),
   };
 }

@@ -32,6 +32,8 @@ function essence(kind: WatchedKind, o: KubeObject): unknown {
       return [o.metadata?.labels?.['kubernetes.io/service-name'], (o as { addressType?: unknown }).addressType, (o as { ports?: unknown }).ports, (o as { endpoints?: unknown }).endpoints];
     case 'Secret':
       return [(o as { type?: unknown }).type, (o as { data?: unknown }).data];
+    case 'ConfigMap':
+      return (o as { data?: unknown }).data;
     case 'Namespace':
       return o.metadata?.labels;
   }
@@ -51,6 +53,7 @@ export class Store {
   readonly referenceGrants = new Map<string, KubeObject>();
   readonly routePolicies = new Map<string, KubeObject>();
   readonly secrets = new Map<string, KubeObject>();
+  readonly configMaps = new Map<string, KubeObject>();
   readonly namespaces = new Map<string, KubeObject>();
   /** `namespace/name` of the data plane Service whose address Gateways get; it always matters. */
   addressService: string | undefined;
@@ -77,6 +80,8 @@ export class Store {
         return this.routePolicies;
       case 'Secret':
         return this.secrets;
+      case 'ConfigMap':
+        return this.configMaps;
       case 'Namespace':
         return this.namespaces;
     }
@@ -101,9 +106,30 @@ export class Store {
     return out;
   }
 
-  /** Secrets that some Gateway listener names as its certificate, as `namespace/name`. */
-  private referencedSecrets(): Set<string> {
+  /** Secrets or ConfigMaps (by `kind`) that some Upstream's `spec.tls` names, as `namespace/name`. */
+  private upstreamTlsRefs(kind: 'Secret' | 'ConfigMap'): Set<string> {
     const out = new Set<string>();
+    for (const u of this.upstreams.values()) {
+      const tls = (u.spec as { tls?: { caCertificateRef?: { kind?: unknown; name?: unknown }; clientCertificateRef?: { name?: unknown } } } | undefined)?.tls;
+      const ns = u.metadata?.namespace ?? '';
+      if (tls?.caCertificateRef?.kind === kind && typeof tls.caCertificateRef.name === 'string') out.add(`${ns}/${tls.caCertificateRef.name}`);
+      if (kind === 'Secret' && typeof tls?.clientCertificateRef?.name === 'string') out.add(`${ns}/${tls.clientCertificateRef.name}`);
+    }
+    return out;
+  }
+
+  /** ConfigMaps that some Upstream names as its CA bundle: only they are handed to compile. */
+  referencedConfigMaps(): KubeObject[] {
+    const refs = this.upstreamTlsRefs('ConfigMap');
+    return [...refs].flatMap((k): KubeObject[] => {
+      const o = this.configMaps.get(k);
+      return o === undefined ? [] : [o];
+    });
+  }
+
+  /** Secrets that some Gateway listener names as its certificate, or some Upstream as its CA or client certificate, as `namespace/name`. */
+  private referencedSecrets(): Set<string> {
+    const out = this.upstreamTlsRefs('Secret');
     for (const g of this.gateways.values()) {
       const listeners = ((g.spec as { listeners?: { tls?: { certificateRefs?: Ref[] } }[] } | undefined)?.listeners ?? []);
       for (const l of listeners) for (const ref of l.tls?.certificateRefs ?? []) if (ref.name) out.add(`${ref.namespace ?? g.metadata?.namespace ?? ''}/${ref.name}`);
@@ -132,6 +158,7 @@ export class Store {
     // A Gateway's own Service (its address) matters like the data plane Service does.
     if (kind === 'Service') return this.referencedServices().has(key) || (obj.metadata?.labels?.[GATEWAY_SERVICE_LABEL] !== undefined && key.startsWith(`${this.addressService?.split('/')[0]}/`));
     if (kind === 'Secret') return this.referencedSecrets().has(key);
+    if (kind === 'ConfigMap') return this.upstreamTlsRefs('ConfigMap').has(key);
     if (kind === 'Namespace') return this.selectsNamespaces();
     if (kind === 'EndpointSlice') {
       const service = obj.metadata?.labels?.['kubernetes.io/service-name'];

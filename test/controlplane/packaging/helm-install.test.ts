@@ -88,18 +88,23 @@ metadata:
     for (const resource of ['gatewayroutes.switchyard.dev', 'upstreams.switchyard.dev']) {
       expect(await can(OPERATOR_SA, 'patch', resource, '--subresource=status', '-n', 'shop'), `patch ${resource}/status`).toBe(true);
     }
+    // Upstreams' CA bundles and client certificates: list and watch only (the operator asks for kubernetes.io/tls Secrets alone).
+    for (const resource of ['secrets', 'configmaps']) {
+      for (const verb of ['list', 'watch']) expect(await can(OPERATOR_SA, verb, resource, '--all-namespaces'), `${verb} ${resource}`).toBe(true);
+    }
     expect(await can(OPERATOR_SA, 'create', 'events', '-n', 'shop')).toBe(true);
     expect(await can(OPERATOR_SA, 'create', 'leases.coordination.k8s.io', '-n', NS)).toBe(true);
     expect(await can(OPERATOR_SA, 'get', 'leases.coordination.k8s.io/switchyard-operator', '-n', NS)).toBe(true);
     expect(await can(OPERATOR_SA, 'update', 'leases.coordination.k8s.io/switchyard-operator', '-n', NS)).toBe(true);
   });
 
-  it('denies the operator everything else: Secrets, workloads, specs, other Leases', async () => {
+  it('denies the operator everything else: getting or writing Secrets and ConfigMaps, workloads, specs, other Leases', async () => {
     const denied: string[][] = [
       ['get', 'secrets', '-n', NS],
-      ['list', 'secrets', '--all-namespaces'],
-      ['watch', 'secrets', '-n', 'shop'],
+      ['get', 'secrets', '-n', 'shop'],
+      ['create', 'secrets', '-n', 'shop'],
       ['get', 'configmaps', '-n', NS],
+      ['update', 'configmaps', '-n', 'shop'],
       ['create', 'deployments.apps', '-n', NS],
       ['patch', 'deployments.apps', '-n', 'shop'],
       ['update', 'statefulsets.apps', '-n', NS],

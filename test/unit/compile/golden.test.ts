@@ -63,7 +63,9 @@ function gatewayApiOf(objects: KubeObject[]): GatewayApiSnapshot | undefined {
 function run(name: string): string {
   const objects = objectsFor(name);
   const of = (kind: string): KubeObject[] => objects.filter((o) => o.kind === kind);
-  const result = compile(toSnapshot({ routes: of('GatewayRoute'), upstreams: of('Upstream'), services: of('Service'), endpointSlices: of('EndpointSlice') }, PARSERS, gatewayApiOf(objects)));
+  const result = compile(
+    toSnapshot({ routes: of('GatewayRoute'), upstreams: of('Upstream'), services: of('Service'), endpointSlices: of('EndpointSlice'), secrets: of('Secret'), configMaps: of('ConfigMap') }, PARSERS, gatewayApiOf(objects)),
+  );
   const statuses = Object.fromEntries([...result.statuses, ...result.gatewayApi].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return stringify({ table: result.table, statuses, ...(result.gatewayServices.length > 0 ? { gatewayServices: result.gatewayServices } : {}) }, { lineWidth: 0 });
 }

@@ -10,11 +10,12 @@
  * shares that Service and the data planes' own `http` and `https` listeners
  * with GatewayRoutes instead, on the Service's ports.
  */
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Certificate, Listener as TableListener } from '../../../../dataplane/src/contract/index.ts';
 import { GATEWAY_API_GROUP, selects, type GatewaySpec, type Listener } from '../../api/gateway-api.ts';
 import { condition, type ConditionInput } from '../../status/conditions.ts';
 import { GwCondition, GwReason } from '../../status/gateway-api.ts';
+import { certificateProblem } from '../pem.ts';
 import { keyOf, type GatewayAddress, type GatewayApiSnapshot, type ObjectMeta, type Parsed, type ServiceTemplate } from '../snapshot.ts';
 import type { ClassResult } from './gateway-classes.ts';
 import type { ReferenceGrants } from './reference-grants.ts';
@@ -103,18 +104,6 @@ export interface GatewayResult {
   sockets: TableListener[];
   /** Its own Service (none when shared, or without a data plane Service to model it on). */
   service: DesiredService | undefined;
-}
-
-/** Why a certificate and key cannot be served, or undefined. */
-function certificateProblem(certificatePem: string | undefined, privateKeyPem: string | undefined): string | undefined {
-  if (!certificatePem || !privateKeyPem) return 'it needs both tls.crt and tls.key';
-  try {
-    const cert = new X509Certificate(certificatePem);
-    if (!cert.checkPrivateKey(createPrivateKey(privateKeyPem))) return 'tls.key does not belong to the certificate in tls.crt';
-  } catch (err) {
-    return `it does not hold a PEM certificate and key (${(err as Error).message})`;
-  }
-  return undefined;
 }
 
 /** Resolves an HTTPS listener's certificate; the ResolvedRefs condition says what is wrong. */
