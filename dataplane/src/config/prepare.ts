@@ -58,12 +58,19 @@ export class ConfigPreparer {
     });
   }
 
-  /** Stops the worker, if one runs. */
+  /** Stops the worker, if one runs; what was still asked of it is done on this thread, so no caller waits forever. */
   async close(): Promise<void> {
     clearTimeout(this.idleTimer);
     const worker = this.worker;
     this.worker = undefined;
+    this.prepareLeftHere();
     if (worker !== undefined) await worker.terminate();
+  }
+
+  /** Prepares on this thread whatever a worker that is gone was asked. */
+  private prepareLeftHere(): void {
+    for (const [, waiting] of this.pending) prepareHere(waiting.file).then(waiting.resolve, waiting.reject);
+    this.pending.clear();
   }
 
   private ensureWorker(): Worker | undefined {
@@ -89,9 +96,7 @@ export class ConfigPreparer {
       if (this.worker !== worker) return;
       this.worker = undefined;
       this.inline = true;
-      // What was asked of it is done here instead.
-      for (const [, waiting] of this.pending) prepareHere(waiting.file).then(waiting.resolve, waiting.reject);
-      this.pending.clear();
+      this.prepareLeftHere();
     };
     worker.on('error', failed);
     worker.on('exit', () => {

@@ -18,7 +18,8 @@ function configFile(text: string): string {
   return file;
 }
 
-describe('ConfigPreparer (a reload read and compiled on a worker thread)', () => {
+// A worker loads the config modules afresh: seconds on a busy machine, more than the unit tier's default timeout.
+describe('ConfigPreparer (a reload read and compiled on a worker thread)', { timeout: 60_000 }, () => {
   it('gives the same config, table and warnings as loading and compiling on the main thread, with ${VAR} from the same environment', async () => {
     process.env.SWITCHYARD_PREPARE_TEST_SECRET = 'a-secret-of-at-least-thirty-two-bytes-long!!';
     const file = configFile(
@@ -62,5 +63,14 @@ describe('ConfigPreparer (a reload read and compiled on a worker thread)', () =>
     const first = await preparer.prepare(file);
     await preparer.close();
     expect(await preparer.prepare(file)).toEqual(first);
+  });
+
+  it('answers a prepare still in flight when it is closed, on this thread', async () => {
+    const preparer = new ConfigPreparer();
+    preparers.push(preparer);
+    const file = configFile(stringify({ routes: [{ path: '/a', upstream: 'u' }], upstreams: { u: { discovery: { type: 'Static', endpoints: ['http://127.0.0.1:1'] } } } }));
+    const inFlight = preparer.prepare(file);
+    await preparer.close();
+    expect((await inFlight).table.routes).toHaveLength(1);
   });
 });
