@@ -118,11 +118,11 @@ export class Store {
     return out;
   }
 
-  /** ConfigMaps that some Upstream names as its CA bundle: only they are handed to compile. */
-  referencedConfigMaps(): KubeObject[] {
-    const refs = this.upstreamTlsRefs('ConfigMap');
-    return [...refs].flatMap((k): KubeObject[] => {
-      const o = this.configMaps.get(k);
+  /** The Secrets or ConfigMaps that some Upstream names in `spec.tls`: only they are handed to compile (and decoded). */
+  upstreamTlsObjects(kind: 'Secret' | 'ConfigMap'): KubeObject[] {
+    const map = kind === 'Secret' ? this.secrets : this.configMaps;
+    return [...this.upstreamTlsRefs(kind)].flatMap((k): KubeObject[] => {
+      const o = map.get(k);
       return o === undefined ? [] : [o];
     });
   }

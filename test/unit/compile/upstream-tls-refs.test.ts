@@ -125,8 +125,9 @@ describe('Upstream TLS references', () => {
     expect(store.apply('Secret', 'add', tlsSecret('gateway-client', { 'tls.crt': client.certPem, 'tls.key': client.keyPem }))).toBe(true);
     expect(store.apply('Secret', 'add', tlsSecret('unrelated', { 'tls.crt': client.certPem, 'tls.key': client.keyPem }))).toBe(false);
     expect(store.apply('ConfigMap', 'delete', configMap('internal-ca', {}))).toBe(true);
-    expect(store.referencedConfigMaps()).toEqual([]);
+    expect(store.upstreamTlsObjects('ConfigMap')).toEqual([]);
     store.apply('ConfigMap', 'add', configMap('internal-ca', { 'ca.crt': ca.certPem }));
-    expect(store.referencedConfigMaps().map((o) => o.metadata?.name)).toEqual(['internal-ca']);
+    expect(store.upstreamTlsObjects('ConfigMap').map((o) => o.metadata?.name)).toEqual(['internal-ca']);
+    expect(store.upstreamTlsObjects('Secret').map((o) => o.metadata?.name)).toEqual(['gateway-client']);
   });
 });
