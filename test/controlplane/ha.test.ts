@@ -276,8 +276,10 @@ current-context: test
     const load = steadyLoad(dps.map((d) => `${d.url}/${ns}/one`), { rate: 30 });
     const aLogs = a.proc.logs.length;
     const bLogs = b.proc.logs.length;
-    // Status writes run several at once, so another object's write may still be in flight after
-    // "one" shows Programmed: count once the count has held still for a second.
+    proxy.cut();
+    // Status writes run several at once, and on a busy API server one can take more than a
+    // second: count op-a's writes once cut off, when no answer can reach it any more, and once
+    // the count has held still (an answer already relayed may still be on its way in).
     const okWrites = async (): Promise<number> => metricSum(await a.metrics(), 'switchyard_operator_status_writes_total', { result: 'ok' });
     let writesBeforeCut = await okWrites();
     for (;;) {
@@ -286,8 +288,6 @@ current-context: test
       if (now === writesBeforeCut) break;
       writesBeforeCut = now;
     }
-
-    proxy.cut();
     await b.proc.waitForLog('"event":"serving"', WITHIN);
     // op-a stepped down on its own clock before op-b could take over: never two leaders.
     // (An order of two events, read from the replicas' own log times on one machine.)
