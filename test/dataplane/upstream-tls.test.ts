@@ -3,7 +3,6 @@
  * (mutual TLS), against real TLS servers whose certificates openssl made,
  * including a CA rotation by reload.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,30 +12,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
-
-interface Pair {
-  cert: string;
-  key: string;
-}
-
-/** A CA, and certificates it signs. */
-function makeCa(dir: string, name: string): Pair {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-keyout', key, '-out', cert], { stdio: 'ignore' });
-  return { cert, key };
-}
-
-function issue(dir: string, ca: Pair, name: string, ext: string): Pair {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  const csr = path.join(dir, `${name}.csr`);
-  const extFile = path.join(dir, `${name}.ext`);
-  writeFileSync(extFile, ext);
-  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`, '-keyout', key, '-out', csr], { stdio: 'ignore' });
-  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '1', '-extfile', extFile, '-out', cert], { stdio: 'ignore' });
-  return { cert, key };
-}
+import { issue, makeCa, type Pair } from '../support/pki.ts';
 
 describe('TLS to upstreams', () => {
   let dir: string;
