@@ -202,8 +202,15 @@ and listeners, the Redis store and tracing filled in from their own values.
 {{- $_ := set $server "metrics_port" (int $v.ports.metrics) -}}
 {{- $_ := set $server "bind_address" "0.0.0.0" -}}
 {{- $_ := set $server "admin_bind_address" (ternary "0.0.0.0" "127.0.0.1" $v.admin.service.enabled) -}}
+{{- if and $v.tls.clientCA.configMap (not $v.tls.secretName) -}}
+{{- fail "dataplane.tls.clientCA.configMap asks clients of the https port for a certificate, but there is no https port of the data plane's own: set dataplane.tls.secretName too" -}}
+{{- end -}}
 {{- if $v.tls.secretName -}}
-{{- $_ := set $server "tls" (dict "cert_file" "/app/tls/tls.crt" "key_file" "/app/tls/tls.key") -}}
+{{- $tls := dict "cert_file" "/app/tls/tls.crt" "key_file" "/app/tls/tls.key" -}}
+{{- if $v.tls.clientCA.configMap -}}
+{{- $_ := set $tls "client_auth" (dict "ca_file" "/app/tls-client-ca/ca.crt" "required" $v.tls.clientCA.required) -}}
+{{- end -}}
+{{- $_ := set $server "tls" $tls -}}
 {{- end -}}
 {{- $_ := set $config "server" $server -}}
 {{- $storage := include "switchyard.redis.storage" . | fromYaml -}}

@@ -81,7 +81,14 @@ describe('helm template', () => {
     } else {
       expect(loaded.config.server.admin_bind_address).toBe('127.0.0.1');
     }
-    if (ports.https !== undefined) expect(loaded.config.server.tls).toEqual({ cert_file: '/app/tls/tls.crt', key_file: '/app/tls/tls.key', min_version: 'TLSv1.2' });
+    if (ports.https !== undefined) {
+      const tls = loaded.config.server.tls;
+      expect(tls).toMatchObject({ cert_file: '/app/tls/tls.crt', key_file: '/app/tls/tls.key', min_version: 'TLSv1.2' });
+      // Every file the TLS listener reads is in a volume the container mounts.
+      const mounts = (container.volumeMounts ?? []).map((m) => m.mountPath);
+      const files = [tls?.cert_file, tls?.key_file, tls?.client_auth?.ca_file].filter((f) => f !== undefined);
+      for (const f of files) expect(mounts, f).toContain(path.dirname(f));
+    }
     expect(container.args).toContain('--config=/app/config/gateway.yaml');
   });
 
@@ -159,6 +166,12 @@ describe('values.schema.json', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('jwt.enabled is false, but dataplane.config still reads ${JWT_SECRET}');
   });
+
+  it('refuses client certificates without an https port of the data plane, naming the value to set', async () => {
+    const r = await helm(['template', 'switchyard', CHART, '--set', 'dataplane.tls.clientCA.configMap=clients-ca']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('dataplane.tls.clientCA.configMap asks clients of the https port for a certificate, but there is no https port of the data plane\'s own: set dataplane.tls.secretName too');
+  });
 });
 
 interface Container {
@@ -166,6 +179,7 @@ interface Container {
   args?: string[];
   env?: { name: string; value?: string; valueFrom?: unknown }[];
   ports?: { name: string; containerPort: number }[];
+  volumeMounts?: { name: string; mountPath: string }[];
 }
 
 function podSpec(workload: K8sObject): { containers: Container[] } {
