@@ -109,6 +109,11 @@ metadata: { name: both, namespace: ${ns} }
 spec: { service: { name: web, port: http }, static: { endpoints: ["${upstream.url}"] } }
 ---
 apiVersion: switchyard.dev/v1alpha1
+kind: Upstream
+metadata: { name: no-ca, namespace: ${ns} }
+spec: { protocol: https, static: { endpoints: ["https://127.0.0.1:1"] }, tls: { caCertificateRef: { kind: ConfigMap, name: missing-ca } } }
+---
+apiVersion: switchyard.dev/v1alpha1
 kind: GatewayRoute
 metadata: { name: ok, namespace: ${ns} }
 spec: { path: { value: /reasons/ok }, upstream: ok }
@@ -153,6 +158,7 @@ spec: { path: { value: /reasons/ok }, upstream: ok }
     expect((await expectCondition('upstreams', 'no-service', 'ResolvedRefs', 'False', 'ServiceNotFound')).message).toContain('ghost');
     expect((await expectCondition('upstreams', 'no-port', 'ResolvedRefs', 'False', 'PortNotFound')).message).toContain('grpc');
     await expectCondition('upstreams', 'no-pods', 'Ready', 'False', 'NoReadyEndpoints');
+    expect((await expectCondition('upstreams', 'no-ca', 'ResolvedRefs', 'False', 'InvalidCertificateRef')).message).toBe(`tls.caCertificateRef: ConfigMap "missing-ca" in namespace "${ns}" not found`);
     expect((await expectCondition('upstreams', 'both', 'Accepted', 'False', 'Invalid')).message).toBe('spec: set either service or static, not both');
     await expectCondition('upstreams', 'both', 'ResolvedRefs', 'False', 'NotAccepted');
     await expectCondition('upstreams', 'both', 'Ready', 'False', 'NotAccepted');
