@@ -354,8 +354,10 @@ spec:
       },
       120_000,
     );
-    // Keep the load on a little while the table drops the removed pods.
+    // Keep the load on while the table drops the removed pods, and until the run has sent what
+    // the check below asks for (scaling can take less than ten seconds on a quiet node).
     await new Promise((r) => setTimeout(r, 5000));
+    await waitFor('enough requests through the scaling', async () => (traffic.stats.sent >= RATE * 10 ? true : undefined), 60_000, 200);
     const stats = await traffic.stop();
     const perPod = [...stats.instances].map(([pod, s]) => `${pod} ${s.count}`).join(', ');
     log(`scale 1 → 3 → 1: requests per pod: ${perPod}; one left: ${left?.metadata.name ?? ''}`);
