@@ -32,7 +32,8 @@ hack=$repo/hack
 module=$hack/conformance
 cache=${SWITCHYARD_CACHE:-${HOME}/.cache/switchyard}/conformance
 version=$(cat "$repo/crds/gateway-api/VERSION")
-report=${CONFORMANCE_REPORT:-$repo/docs/conformance/report.yaml}
+# Absolute: the suite runs in another directory, and a relative path would be its own.
+report=$(realpath -m "${CONFORMANCE_REPORT:-$repo/docs/conformance/report.yaml}")
 logs=$repo/.cache/conformance
 kubeconfig=$repo/.cache/cluster/kubeconfig
 # hack/cluster.sh's containerd: one per machine, at a fixed socket.
