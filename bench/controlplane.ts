@@ -37,6 +37,12 @@ const VERSION = 'v1alpha1';
 const TOKEN = 'bench-operator-token-0123456789abcdef';
 /** The operator image's NODE_OPTIONS (Dockerfile). */
 export const OPERATOR_NODE_OPTIONS = '--max-semi-space-size=8';
+/** With BENCH_CPU_PROF_DIR set, the operator and the data plane write CPU profiles there when they stop. */
+function profileFlags(name: string): string {
+  const dir = process.env.BENCH_CPU_PROF_DIR;
+  return dir ? `--cpu-prof --cpu-prof-dir=${dir} --cpu-prof-name=${name}.cpuprofile` : '';
+}
+
 /** Concurrent API creates for the background routes. */
 const CREATE_CONCURRENCY = 32;
 
@@ -134,7 +140,8 @@ async function programmedRoutes(kube: Kube): Promise<number> {
 /** Runs the section. */
 export async function runControlPlane(options: ControlPlaneOptions): Promise<ControlPlaneResult> {
   const { quick, log } = options;
-  const sizes = quick ? [10, 300] : [10, 1_000, 5_000];
+  // BENCH_CONTROLPLANE_SIZES=1000 measures chosen sizes only (for profiling one of them).
+  const sizes = process.env.BENCH_CONTROLPLANE_SIZES?.split(',').map(Number) ?? (quick ? [10, 300] : [10, 1_000, 5_000]);
   const changes = quick ? 20 : 100;
   const podSamples = quick ? 5 : 20;
   const tmp = tempDir('controlplane');
@@ -174,7 +181,7 @@ spec: { service: { name: pods, port: 8080 } }
     const opPort = await freePort();
     const opMetrics = await freePort();
     // With the Node.js flags the operator's image sets (Dockerfile), so that its RSS is the one that ships.
-    operator = startProcess('operator/bin/switchyard-operator.ts', ['--kubeconfig', cp.kubeconfigPath, '--listen', `127.0.0.1:${opPort}`, '--metrics', `127.0.0.1:${opMetrics}`, '--token-file', tokenFile, '--lease-namespace', NS, '--identity', 'bench-operator'], { NODE_OPTIONS: OPERATOR_NODE_OPTIONS });
+    operator = startProcess('operator/bin/switchyard-operator.ts', ['--kubeconfig', cp.kubeconfigPath, '--listen', `127.0.0.1:${opPort}`, '--metrics', `127.0.0.1:${opMetrics}`, '--token-file', tokenFile, '--lease-namespace', NS, '--identity', 'bench-operator'], { NODE_OPTIONS: `${OPERATOR_NODE_OPTIONS} ${profileFlags('operator')}` });
     await operator.waitForLog('"event":"listening"');
     const bootstrap = path.join(tmp.dir, 'bootstrap.yaml');
     writeFileSync(bootstrap, 'server: { bind_address: 127.0.0.1 }\nobservability: { logging: { access_log: false }, metrics: { prometheus_enabled: false } }\n');
@@ -182,6 +189,7 @@ spec: { service: { name: pods, port: 8080 } }
     dataplane = startProcess('dataplane/bin/switchyard-dataplane.ts', ['--config', bootstrap, '--operator', `http://127.0.0.1:${opPort}`, '--token-file', tokenFile, '--dataplane-id', 'bench-dp'], {
       GATEWAY_SERVER_HTTP_PORT: String(dpPort),
       GATEWAY_SERVER_ADMIN_PORT: String(dpAdmin),
+      NODE_OPTIONS: profileFlags('dataplane'),
     });
     await dataplane.waitForLog('"event":"listening"');
     const dp = `http://127.0.0.1:${dpPort}`;

@@ -53,6 +53,8 @@ export interface OperatorOptions {
    */
   debounce?: { quietMs?: number; delayMs: number; maxDelayMs: number };
   heartbeatMs?: number;
+  /** How long a Programmed=Pending status waits for the data planes before it is written (default PENDING_HOLD_MS, 2 s). */
+  pendingHoldMs?: number;
 }
 
 const HISTORY = 64;
@@ -98,7 +100,7 @@ export class Operator {
   constructor(options: OperatorOptions) {
     this.options = options;
     const { log } = options;
-    this.writer = new StatusWriter(options.kubeconfig, this.store, log, options.identity, { writes: this.metrics.statusWrites, events: this.metrics.events });
+    this.writer = new StatusWriter(options.kubeconfig, this.store, log, options.identity, { writes: this.metrics.statusWrites, events: this.metrics.events }, { pendingHoldMs: options.pendingHoldMs });
     this.server = new ConfigServer({
       token: options.token,
       tls: options.tls,

@@ -202,6 +202,35 @@ spec: { path: { value: /reasons/ok }, upstream: ok }
     expect([...seen].sort()).toEqual(documented);
   });
 
+  it('writes a new route once, already Programmed, with one Event naming every condition', async () => {
+    const ns = 'once';
+    await kube.kubectl(['create', 'namespace', ns]);
+    // A hold far longer than the data plane needs, so the check does not depend on the machine's speed;
+    // only this namespace, so the writes counted are this test's.
+    const op = await startOperator(kube, 'operator-once', { pendingHoldMs: 60_000, namespaces: [ns] });
+    cleanup.push(() => op.stop());
+    const dp = await startDataplane([`http://127.0.0.1:${op.port}`], 'dp-once');
+    cleanup.push(() => dp.stop());
+    await kube.apply(`apiVersion: switchyard.dev/v1alpha1\nkind: Upstream\nmetadata: { name: svc, namespace: ${ns} }\nspec: { static: { endpoints: ["${upstream.url}"] } }\n`);
+    await waitCondition(kube, 'upstreams', ns, 'svc', 'Ready', 'True');
+    // Connected and in step: a route compiled now waits only on this data plane (Pending), not on none.
+    await eventually(() => (op.table && dp.gw.holder.current?.version === op.table.version ? true : undefined), 30_000, 'the data plane in step');
+    const routeWrites = async (): Promise<number> => metricSum(await op.metrics.registry.metrics(), 'switchyard_operator_status_writes_total', { kind: 'GatewayRoute', result: 'ok' });
+    expect(await routeWrites()).toBe(0);
+
+    await kube.apply(`apiVersion: switchyard.dev/v1alpha1\nkind: GatewayRoute\nmetadata: { name: fresh, namespace: ${ns} }\nspec: { path: { value: /once }, upstream: svc }\n`);
+    const programmed = await waitCondition(kube, 'gatewayroutes', ns, 'fresh', 'Programmed', 'True', 'Programmed', 30_000);
+    expect(programmed.message).toBe('applied by 1 data plane');
+    await op.writer.drained();
+    expect(await routeWrites()).toBe(1);
+    const events = await eventually(async () => {
+      const list = JSON.parse(await kube.kubectl(['get', 'events', '-n', ns, '--field-selector', 'involvedObject.kind=GatewayRoute,involvedObject.name=fresh', '-o', 'json'])) as { items: { type: string; reason: string; message: string }[] };
+      return list.items.length > 0 ? list.items : undefined;
+    }, 15_000, 'the route\'s Event');
+    expect(events.map((e) => `${e.type} ${e.reason}`)).toEqual(['Normal Programmed']);
+    expect(events[0]?.message).toBe('Accepted=True: the route is valid; ResolvedRefs=True: all references resolved; Programmed=True: applied by 1 data plane');
+  });
+
   it('keeps every condition when another writer changes the same status meanwhile, retrying its conflicts', async () => {
     const ns = 'conflicts';
     await kube.kubectl(['create', 'namespace', ns]);

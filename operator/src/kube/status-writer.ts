@@ -15,7 +15,7 @@ import type { KubeConfig} from '@kubernetes/client-node';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import type { ObjectStatus } from '../compile/index.ts';
-import { mergeConditions, sameConditions, type Condition } from '../status/conditions.ts';
+import { isProgrammedPending, mergeConditions, sameConditions, transitionEvent, type Condition } from '../status/conditions.ts';
 import type { Store } from '../store/store.ts';
 import type { KubeObject } from '../store/convert.ts';
 import { API_VERSION, GROUP, PLURAL, VERSION } from './resources.ts';
@@ -25,6 +25,8 @@ import { API_VERSION, GROUP, PLURAL, VERSION } from './resources.ts';
 const CONFLICT_ATTEMPTS = 5;
 /** Status writes in flight at once: enough to keep up with a burst of creates, few enough for one API server. */
 const WRITERS = 24;
+/** How long a Programmed=Pending status waits for the data planes before it is written. */
+export const PENDING_HOLD_MS = 2000;
 
 /** Counters the writer reports. */
 export interface StatusWriterMetrics {
@@ -49,6 +51,10 @@ export class StatusWriter {
   private readonly metrics: StatusWriterMetrics | undefined;
   private desired = new Map<string, ObjectStatus>();
   private readonly queue = new Set<string>();
+  /** Objects whose Pending status is held back, with when the hold ends (past: written as it comes). */
+  private readonly held = new Map<string, number>();
+  private holdTimer: NodeJS.Timeout | undefined;
+  private readonly holdMs: number;
   /** Per object: what it last wrote, and the resourceVersion it wrote over. */
   private readonly written = new Map<string, { fingerprint: string; base: string | undefined }>();
   private running = false;
@@ -56,7 +62,8 @@ export class StatusWriter {
   private retryTimer: NodeJS.Timeout | undefined;
   private idle: (() => void)[] = [];
 
-  constructor(kc: KubeConfig, store: Store, log: Logger, identity: string, metrics?: StatusWriterMetrics) {
+  constructor(kc: KubeConfig, store: Store, log: Logger, identity: string, metrics?: StatusWriterMetrics, options: { pendingHoldMs?: number } = {}) {
+    this.holdMs = options.pendingHoldMs ?? PENDING_HOLD_MS;
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
     this.store = store;
@@ -71,16 +78,42 @@ export class StatusWriter {
     if (enabled) {
       // A new leader re-checks everything: the previous one may have died mid-batch.
       this.written.clear();
-      for (const key of this.desired.keys()) this.queue.add(key);
-      this.kick();
+      this.queueAll();
     }
   }
 
   /** Replaces the desired statuses; objects whose status would change are queued. */
   update(desired: Map<string, ObjectStatus>): void {
     this.desired = desired;
-    for (const key of desired.keys()) this.queue.add(key);
+    for (const key of this.held.keys()) if (!desired.has(key)) this.held.delete(key);
+    this.queueAll();
+  }
+
+  /** Queues every desired status, except a Pending one still within its hold. */
+  private queueAll(): void {
+    const now = Date.now();
+    for (const [key, want] of this.desired) {
+      if (!isProgrammedPending(want.conditions)) {
+        this.held.delete(key);
+        this.queue.add(key);
+        continue;
+      }
+      const until = this.held.get(key);
+      if (until === undefined && this.holdMs > 0) this.held.set(key, now + this.holdMs);
+      else if (until === undefined || until <= now) this.queue.add(key);
+    }
+    this.armHold(now);
     this.kick();
+  }
+
+  /** Wakes up when the earliest hold ends. */
+  private armHold(now: number): void {
+    clearTimeout(this.holdTimer);
+    let next = Infinity;
+    for (const until of this.held.values()) if (until > now && until < next) next = until;
+    if (next === Infinity) return;
+    this.holdTimer = setTimeout(() => this.queueAll(), next - now);
+    this.holdTimer.unref();
   }
 
   /** Resolves when the queue is empty (for tests and shutdown). */
@@ -198,21 +231,13 @@ export class StatusWriter {
     this.written.set(key, { fingerprint, base });
     this.metrics?.writes.inc({ kind: want.kind, result: 'ok' });
 
-    const before = new Map((current.conditions ?? []).map((c) => [c.type, c]));
-    // One Event per condition that changed, sent together.
-    await Promise.all(
-      conditions
-        .filter((c) => {
-          const old = before.get(c.type);
-          return !(old && old.status === c.status && old.reason === c.reason);
-        })
-        .map((c) => this.event(want, obj.metadata?.uid, c).catch((err: unknown) => this.log.warn({ event: 'event_write_failed', object: key, error: (err as Error).message }, 'cannot record an event'))),
-    );
+    const event = transitionEvent(current.conditions, conditions);
+    if (event) await this.event(want, obj.metadata?.uid, event).catch((err: unknown) => this.log.warn({ event: 'event_write_failed', object: key, error: (err as Error).message }, 'cannot record an event'));
     return 'written';
   }
 
-  private async event(want: ObjectStatus, uid: string | undefined, c: Condition): Promise<void> {
-    const warning = c.status === 'False' && !(c.type === 'Programmed' && c.reason === 'Pending');
+  private async event(want: ObjectStatus, uid: string | undefined, e: { warning: boolean; reason: string; message: string }): Promise<void> {
+    const { warning } = e;
     const now = new Date();
     await this.core.createNamespacedEvent({
       namespace: want.namespace,
@@ -220,8 +245,8 @@ export class StatusWriter {
         metadata: { generateName: `${want.name}.`, namespace: want.namespace },
         involvedObject: { apiVersion: API_VERSION, kind: want.kind, name: want.name, namespace: want.namespace, uid },
         type: warning ? 'Warning' : 'Normal',
-        reason: c.reason,
-        message: `${c.type}=${c.status}: ${c.message}`,
+        reason: e.reason,
+        message: e.message,
         source: { component: 'switchyard-operator' },
         reportingComponent: 'switchyard.dev/operator',
         reportingInstance: this.identity,
@@ -237,5 +262,6 @@ export class StatusWriter {
   stop(): void {
     this.enabled = false;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.holdTimer);
   }
 }

@@ -75,3 +75,42 @@ export function sameConditions(a: readonly Condition[] | undefined, b: readonly 
   const right = b.map(key).sort();
   return left.every((k, i) => k === right[i]);
 }
+
+/** Whether a status waits only on the data planes: Programmed=False with reason Pending. */
+export function isProgrammedPending(conditions: readonly ConditionInput[]): boolean {
+  return conditions.some((c) => c.type === ConditionType.Programmed && c.status === 'False' && c.reason === Reason.Pending);
+}
+
+const EVENT_ORDER: readonly string[] = [ConditionType.Accepted, ConditionType.ResolvedRefs, ConditionType.Programmed, ConditionType.Ready];
+const eventOrder = (type: string): number => {
+  const i = EVENT_ORDER.indexOf(type);
+  return i < 0 ? EVENT_ORDER.length : i;
+};
+
+/** The longest Event message client-go's recorder sends; longer ones are cut there too. */
+const EVENT_MESSAGE_MAX = 1024;
+
+/**
+ * The one Event for a status write: the conditions whose status or reason
+ * changed, in one message ("Accepted=True: …; Programmed=True: …"). It is a
+ * Warning when any of them turned False for a reason other than Pending, and
+ * takes that condition's reason; otherwise the reason of the one that sums the
+ * object up (Programmed for a route, Ready for an Upstream) when it changed.
+ * The conditions are listed in the order they are decided: Accepted,
+ * ResolvedRefs, then Programmed or Ready. Undefined when nothing changed.
+ */
+export function transitionEvent(before: readonly Condition[] | undefined, after: readonly Condition[]): { warning: boolean; reason: string; message: string } | undefined {
+  const old = new Map((before ?? []).map((c) => [c.type, c]));
+  const changed = after
+    .filter((c) => {
+      const o = old.get(c.type);
+      return !(o && o.status === c.status && o.reason === c.reason);
+    })
+    .sort((a, b) => eventOrder(a.type) - eventOrder(b.type));
+  const last = changed.at(-1);
+  if (!last) return undefined;
+  const warn = changed.find((c) => c.status === 'False' && !(c.type === ConditionType.Programmed && c.reason === Reason.Pending));
+  let message = changed.map((c) => `${c.type}=${c.status}: ${c.message}`).join('; ');
+  if (message.length > EVENT_MESSAGE_MAX) message = `${message.slice(0, EVENT_MESSAGE_MAX - 1)}…`;
+  return { warning: warn !== undefined, reason: (warn ?? last).reason, message };
+}
