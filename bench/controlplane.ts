@@ -22,7 +22,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, Watch } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../test/support/control-plane.ts';
 import { kubeFor, type Kube } from '../test/support/kube.ts';
 import { startProcess, type Proc } from '../test/support/processes.ts';
@@ -124,17 +124,36 @@ async function createRoute(kube: Kube, name: string, spec: Record<string, unknow
   await kube.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'gatewayroutes', body: routeBody(name, spec) });
 }
 
-/** GatewayRoutes of the namespace whose Programmed condition is True for their current generation. */
-async function programmedRoutes(kube: Kube): Promise<number> {
-  const list = (await kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'gatewayroutes' })) as {
-    items: { metadata: { generation?: number }; status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] } }[];
-  };
-  let n = 0;
-  for (const item of list.items) {
-    const c = item.status?.conditions?.find((x) => x.type === 'Programmed');
-    if (c?.status === 'True' && (c.observedGeneration === undefined || c.observedGeneration === item.metadata.generation)) n++;
+/**
+ * Waits, as `kubectl wait` does, on a watch (not by listing every route over and
+ * over, which would load the API server the operator writes through), until
+ * `expected` GatewayRoutes of the namespace say Programmed=True for their current
+ * generation. Returns the milliseconds from `since`.
+ */
+async function programmedRoutes(kube: Kube, expected: number, since: number, timeoutMs: number): Promise<number> {
+  type Item = { metadata: { name: string; generation?: number }; status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] } };
+  const programmed = new Set<string>();
+  let request: AbortController | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${expected} routes Programmed (${programmed.size} are)`)), since + timeoutMs - performance.now());
+      const onEvent = (type: string, item: Item): void => {
+        const c = item.status?.conditions?.find((x) => x.type === 'Programmed');
+        const ok = type !== 'DELETED' && c?.status === 'True' && (c.observedGeneration === undefined || c.observedGeneration === item.metadata.generation);
+        if (ok) programmed.add(item.metadata.name);
+        else programmed.delete(item.metadata.name);
+        if (programmed.size >= expected) resolve(performance.now() - since);
+      };
+      // Without a resourceVersion the watch starts with every existing route (ADDED), then follows changes.
+      new Watch(kube.kc)
+        .watch(`/apis/${GROUP}/${VERSION}/namespaces/${NS}/gatewayroutes`, {}, onEvent, (err: unknown) => reject(new Error(`the watch of GatewayRoutes ended before ${expected} were Programmed (${programmed.size} were): ${String(err ?? 'closed')}`)))
+        .then((c) => (request = c), reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    request?.abort();
   }
-  return n;
 }
 
 /** Runs the section. */
@@ -225,12 +244,15 @@ spec: { service: { name: pods, port: 8080 } }
       const [inTable, programmed] = await Promise.all([
         until(async () => (await tableRoutes()) >= expected, t0, `${expected} routes in the data plane's table`, 50, 600_000),
         // Every route's status says Programmed for its current generation: what a user waits for after a burst.
-        until(async () => (await programmedRoutes(kube)) >= expected, lastCreate, `${expected} routes Programmed`, 250, 600_000),
+        programmedRoutes(kube, expected, lastCreate, 600_000),
       ]);
       // Let the status writes of the burst finish before measuring.
       await settle(operatorPid);
       const ingest = { created: specs.length, createSeconds: round(createSeconds, 1), inTableSeconds: round(inTable / 1000, 1), operatorCpuSeconds: round((procUsage(operatorPid)?.cpuSeconds ?? 0) - cpuBefore, 1), programmedAfterLastCreateSeconds: round(programmed / 1000, 2) };
       log(`control plane: ${size} background routes: created in ${ingest.createSeconds} s, all in the data plane's table after ${ingest.inTableSeconds} s, all Programmed ${ingest.programmedAfterLastCreateSeconds} s after the last create (operator CPU ${ingest.operatorCpuSeconds} s)`);
+      log(`control plane: ${size} background routes: operator API requests so far: ${await operatorWrites(opMetrics)}; warnings logged: ${operator.logs.filter((l) => l.includes('"level":40')).length}`);
+      const firstWarning = operator.logs.find((l) => l.includes('"level":40'));
+      if (firstWarning) log(`control plane: the operator's first warning: ${firstWarning.slice(0, 400)}`);
 
       const compilesBefore = operator.logs.length;
       const opCpu0 = procUsage(operatorPid)?.cpuSeconds ?? 0;
@@ -293,6 +315,18 @@ spec: { service: { name: pods, port: 8080 } }
     await cp?.stop();
     tmp.remove();
   }
+}
+
+/** The operator's status writes by result and its Events, from its metrics. */
+async function operatorWrites(port: number): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const sums = new Map<string, number>();
+  for (const m of text.matchAll(/^switchyard_operator_(status_writes|events)_total\{([^}]*)\} (\S+)$/gm)) {
+    const label = /(?:result|type)="([^"]+)"/.exec(m[2] as string)?.[1] ?? '?';
+    const key = `${m[1] === 'events' ? 'Events' : 'status writes'} ${label}`;
+    sums.set(key, (sums.get(key) ?? 0) + Number(m[3]));
+  }
+  return [...sums].map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
 }
 
 /** Waits (bounded) until the operator's CPU use stays below 20 % for half a second: its status writes are done. */

@@ -24,7 +24,13 @@ import { API_VERSION, GROUP, PLURAL, VERSION } from './resources.ts';
 // unless that writer writes continuously, and then the queue retries after a pause.
 const CONFLICT_ATTEMPTS = 5;
 /** Status writes in flight at once: enough to keep up with a burst of creates, few enough for one API server. */
-const WRITERS = 24;
+const WRITERS = 32;
+/** Events in flight at once. Events go out beside the status writes, never holding the next write back. */
+const EVENT_WRITERS = 8;
+/** How long an Event waits for the status writes under way to finish before it goes anyway. */
+const EVENT_WAIT_MS = 1000;
+/** Events waiting beyond this are dropped (with a warning), as client-go's recorder drops them when its buffer is full. */
+const EVENT_BACKLOG = 10_000;
 /** How long a Programmed=Pending status waits for the data planes before it is written. */
 export const PENDING_HOLD_MS = 2000;
 
@@ -57,10 +63,16 @@ export class StatusWriter {
   private readonly holdMs: number;
   /** Per object: what it last wrote, and the resourceVersion it wrote over. */
   private readonly written = new Map<string, { fingerprint: string; base: string | undefined }>();
-  private running = false;
+  /** Workers writing now, the keys they write, and whether a failed write stopped them. */
+  private active = 0;
+  private readonly writing = new Set<string>();
+  private failed = false;
   private enabled = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private idle: (() => void)[] = [];
+  private readonly events: (() => Promise<void>)[] = [];
+  private eventWriters = 0;
+  private eventsDropped = 0;
 
   constructor(kc: KubeConfig, store: Store, log: Logger, identity: string, metrics?: StatusWriterMetrics, options: { pendingHoldMs?: number } = {}) {
     this.holdMs = options.pendingHoldMs ?? PENDING_HOLD_MS;
@@ -118,53 +130,69 @@ export class StatusWriter {
 
   /** Resolves when the queue is empty (for tests and shutdown). */
   drained(): Promise<void> {
-    if (!this.running && (this.queue.size === 0 || !this.enabled)) return Promise.resolve();
+    if (this.active === 0 && (this.queue.size === 0 || !this.enabled)) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
   }
 
-  private kick(): void {
-    if (this.running || !this.enabled || this.queue.size === 0) {
-      if (!this.running) for (const r of this.idle.splice(0)) r();
-      return;
-    }
-    this.running = true;
-    void this.drain();
+  /** Resolves when no status write is under way, or after `ms`. */
+  private statusIdle(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([this.drained(), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
   }
 
   /**
-   * Writes what is queued with WRITERS requests in flight, each taking the next
-   * key as soon as it is done (no batch waits for its slowest write). A failed
-   * write goes back in the queue and stops the round; the queue is retried
-   * after a pause.
+   * Keeps up to WRITERS writes in flight while keys wait: each worker takes the
+   * next key as soon as its write is done (no batch waits for its slowest
+   * write), and keys queued while workers run get workers of their own. A burst
+   * that starts with one change thus does not stay one write at a time.
    */
-  private async drain(): Promise<void> {
-    let failed = false;
-    // Keys being written: an object queued again meanwhile waits for its write, so two never race each other.
-    const writing = new Set<string>();
-    const next = (): string | undefined => {
-      for (const key of this.queue) if (!writing.has(key)) return key;
-      return undefined;
-    };
-    const worker = async (): Promise<void> => {
-      for (let key = next(); key !== undefined && this.enabled && !failed; key = next()) {
+  private kick(): void {
+    if (this.enabled && !this.failed) {
+      const idleWorkers = Math.min(WRITERS - this.active, this.queue.size);
+      for (let i = 0; i < idleWorkers; i++) {
+        this.active++;
+        void this.worker();
+      }
+    }
+    if (this.active === 0 && (this.queue.size === 0 || !this.enabled)) for (const r of this.idle.splice(0)) r();
+  }
+
+  /** The next queued key no worker is writing (an object queued again meanwhile waits for its write, so two never race). */
+  private next(): string | undefined {
+    for (const key of this.queue) if (!this.writing.has(key)) return key;
+    return undefined;
+  }
+
+  /**
+   * Writes queued keys until none is left. A failed write goes back in the queue
+   * and stops every worker; once the last one stops, the queue is retried after
+   * a pause.
+   */
+  private async worker(): Promise<void> {
+    try {
+      for (let key = this.next(); key !== undefined && this.enabled && !this.failed; key = this.next()) {
         this.queue.delete(key);
-        writing.add(key);
+        this.writing.add(key);
         try {
           await this.writeOne(key);
         } catch (err) {
-          failed = true;
+          this.failed = true;
           this.queue.add(key);
           this.log.warn({ event: 'status_write_failed', object: key, error: String((err as Error)?.message ?? err) }, 'status write failed; will retry');
         } finally {
-          writing.delete(key);
+          this.writing.delete(key);
         }
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(WRITERS, this.queue.size) }, worker));
-    this.running = false;
-    if (failed) {
+    } finally {
+      this.active--;
+    }
+    if (this.active > 0) return;
+    if (this.failed) {
       clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.kick(), 500 + Math.random() * 1000);
+      this.retryTimer = setTimeout(() => {
+        this.failed = false;
+        this.kick();
+      }, 500 + Math.random() * 1000);
       return;
     }
     this.kick();
@@ -232,8 +260,38 @@ export class StatusWriter {
     this.metrics?.writes.inc({ kind: want.kind, result: 'ok' });
 
     const event = transitionEvent(current.conditions, conditions);
-    if (event) await this.event(want, obj.metadata?.uid, event).catch((err: unknown) => this.log.warn({ event: 'event_write_failed', object: key, error: (err as Error).message }, 'cannot record an event'));
+    if (event) this.sendEvent(key, () => this.event(want, obj.metadata?.uid, event));
     return 'written';
+  }
+
+  /** Queues an Event; EVENT_WRITERS send them in order, beside the status writes. */
+  private sendEvent(key: string, send: () => Promise<void>): void {
+    if (this.events.length >= EVENT_BACKLOG) {
+      if (this.eventsDropped++ === 0) this.log.warn({ event: 'events_dropped', object: key, backlog: EVENT_BACKLOG }, 'too many Events waiting; dropping new ones until the backlog clears');
+      return;
+    }
+    this.events.push(async () => {
+      try {
+        await send();
+      } catch (err) {
+        this.log.warn({ event: 'event_write_failed', object: key, error: (err as Error).message }, 'cannot record an event');
+      }
+    });
+    while (this.eventWriters < EVENT_WRITERS && this.events.length > 0) {
+      this.eventWriters++;
+      void (async () => {
+        for (let next = this.events.shift(); next; next = this.events.shift()) {
+          // Status first: an Event waits while status writes are under way, for a second at most.
+          if (this.active > 0) await this.statusIdle(EVENT_WAIT_MS);
+          await next();
+        }
+        this.eventWriters--;
+        if (this.eventWriters === 0 && this.eventsDropped > 0) {
+          this.log.warn({ event: 'events_dropped', count: this.eventsDropped }, `${this.eventsDropped} Events were dropped`);
+          this.eventsDropped = 0;
+        }
+      })();
+    }
   }
 
   private async event(want: ObjectStatus, uid: string | undefined, e: { warning: boolean; reason: string; message: string }): Promise<void> {
