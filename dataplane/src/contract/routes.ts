@@ -43,7 +43,17 @@ export interface ResolveOptions<R> {
    * GatewayRoute is served as written or not at all.
    */
   partialHosts?: (route: R) => boolean;
+  /**
+   * The routes never change once resolved (a caller that builds an unchanged
+   * route as the same object, compile after compile): remember each one's check
+   * and parsed form by object, and use them again.
+   */
+  reuse?: boolean;
 }
+
+/** For `reuse`: each route's problem (or none), and its claim when its hosts are one claim. */
+const checked = new WeakMap<object, { problem: string | undefined }>();
+const wholeClaims = new WeakMap<object, object>();
 
 const ALL_LISTENERS: readonly string[] = TRAFFIC_LISTENERS;
 
@@ -54,7 +64,12 @@ export function resolveRoutes<R extends ResolvableRoute>(routes: readonly R[], o
   const candidates: { id: string; route: R; hosts: string[]; path: R['path']; methods: string[]; headers: R['headers']; queryParams: R['queryParams']; methodsAsCondition: boolean | undefined; listeners: readonly string[] }[] = [];
   const owner = new Map<string, R>();
   for (const route of routes) {
-    const problem = routeProblem(route);
+    let known = options.reuse ? checked.get(route) : undefined;
+    if (known === undefined) {
+      known = { problem: routeProblem(route) };
+      if (options.reuse) checked.set(route, known);
+    }
+    const problem = known.problem;
     if (problem !== undefined) {
       rejected.set(route, { route, reason: 'Invalid', message: problem });
       continue;
@@ -62,7 +77,13 @@ export function resolveRoutes<R extends ResolvableRoute>(routes: readonly R[], o
     const split = options.partialHosts?.(route) === true && route.hosts.length > 1;
     const base = { route, path: route.path, methods: route.methods, headers: route.headers, queryParams: route.queryParams, methodsAsCondition: route.methodsAsCondition, listeners: route.listeners ?? ALL_LISTENERS };
     if (!split) {
-      candidates.push({ ...base, id: route.id, hosts: route.hosts });
+      // The same candidate object for the same route, so the matcher's parsed form of it is reused too.
+      let whole = options.reuse ? (wholeClaims.get(route) as (typeof candidates)[number] | undefined) : undefined;
+      if (whole === undefined) {
+        whole = { ...base, id: route.id, hosts: route.hosts };
+        if (options.reuse) wholeClaims.set(route, whole);
+      }
+      candidates.push(whole);
       owner.set(route.id, route);
       continue;
     }
@@ -74,7 +95,7 @@ export function resolveRoutes<R extends ResolvableRoute>(routes: readonly R[], o
     }
   }
   const lostHosts = new Map<R, Claim[]>();
-  for (const lost of resolveClaims(candidates, (c) => c.listeners)) {
+  for (const lost of resolveClaims(candidates, (c) => c.listeners, { reuseParsed: options.reuse === true })) {
     const route = owner.get(lost.route) as R;
     const claim: Claim = { by: (owner.get(lost.by) as R).id, method: lost.method, host: lost.host };
     if (lost.route === route.id) rejected.set(route, { route, reason: 'Conflicted', ...claim });

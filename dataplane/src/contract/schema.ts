@@ -408,8 +408,7 @@ export function tableIssues(table: { routes: readonly Route[]; upstreams: readon
   return issues;
 }
 
-export const RouteTableSchema = z
-  .object({
+const RouteTableShape = z.object({
     /** Hash of the canonical table without this field; see `tableVersion`. */
     version: z.string().min(1),
     routes: z.array(RouteSchema),
@@ -418,9 +417,42 @@ export const RouteTableSchema = z
     listeners: z.array(ListenerSchema).optional(),
     /** Certificates HTTPS listeners present, chosen by SNI. Absent: only the data plane's own `server.tls`, on `https`. */
     certificates: z.array(CertificateSchema).optional(),
-  })
-  .superRefine((table, ctx) => {
-    for (const i of tableIssues(table)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
-  });
+});
+
+export const RouteTableSchema = RouteTableShape.superRefine((table, ctx) => {
+  for (const i of tableIssues(table)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+});
 export type RouteTable = z.infer<typeof RouteTableSchema>;
 export type RouteTableInput = z.input<typeof RouteTableSchema>;
+
+const TableWithoutRoutesSchema = RouteTableShape.omit({ routes: true });
+
+/**
+ * `RouteTableSchema.parse`, validating each route once per object: `validated`
+ * maps a route object to its parsed form. A caller that builds an unchanged
+ * route as the same object on every call (the operator's compile) gets the
+ * same parsed object back, so the table hash and the matcher reuse their work
+ * for it (`tableVersion`'s `reuse`, the matcher's `reuseParsed`). The result
+ * equals `RouteTableSchema.parse(input)`; a bad table throws as that does.
+ * Only for route objects that are never changed once given here.
+ */
+export function parseTableReusing(input: RouteTableInput, validated: WeakMap<object, Route>): RouteTable {
+  const routes: Route[] = [];
+  for (const r of input.routes) {
+    let v = validated.get(r);
+    if (v === undefined) {
+      const parsed = RouteSchema.safeParse(r);
+      // The whole-table parse throws the error with its place in the table.
+      if (!parsed.success) return RouteTableSchema.parse(input);
+      v = parsed.data;
+      validated.set(r, v);
+    }
+    routes.push(v);
+  }
+  const rest = TableWithoutRoutesSchema.parse({ ...input, routes: undefined });
+  const table: RouteTable = { version: rest.version, routes, upstreams: rest.upstreams };
+  if (rest.listeners !== undefined) table.listeners = rest.listeners;
+  if (rest.certificates !== undefined) table.certificates = rest.certificates;
+  if (tableIssues(table).length > 0) return RouteTableSchema.parse(input);
+  return table;
+}

@@ -261,8 +261,8 @@ export interface LostClaim {
  * its claims everywhere for the routes after it, whatever the order of the
  * spaces. Valid routes only (see `routeProblem`). One entry per route left out.
  */
-export function resolveClaims<R extends MatchableRoute>(routes: readonly R[], spacesOf: (route: R) => readonly string[]): LostClaim[] {
-  return TrieMatcher.resolveAcross(routes, spacesOf);
+export function resolveClaims<R extends MatchableRoute>(routes: readonly R[], spacesOf: (route: R) => readonly string[], options: Pick<MatcherOptions, 'reuseParsed'> = {}): LostClaim[] {
+  return TrieMatcher.resolveAcross(routes, spacesOf, options.reuseParsed ?? false);
 }
 
 /** What is wrong with one route on its own (path, hosts, methods, conditions), or undefined when the matcher takes it. */
@@ -427,7 +427,7 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
   }
 
   /** See `resolveClaims`: one matcher per space, built route by route, never finished (no request is matched). */
-  static resolveAcross<R extends MatchableRoute>(routes: readonly R[], spacesOf: (route: R) => readonly string[]): LostClaim[] {
+  static resolveAcross<R extends MatchableRoute>(routes: readonly R[], spacesOf: (route: R) => readonly string[], reuseParsed: boolean): LostClaim[] {
     const spaces = new Map<string, TrieMatcher<R>>();
     const lostClaims: LostClaim[] = [];
     const discard: Shadow[] = [];
@@ -435,7 +435,7 @@ class TrieMatcher<R extends MatchableRoute> implements Matcher<R> {
       const names = [...new Set(spacesOf(route))];
       const prepared = names.map((name) => {
         let m = spaces.get(name);
-        if (m === undefined) spaces.set(name, (m = new TrieMatcher<R>([], true)));
+        if (m === undefined) spaces.set(name, (m = new TrieMatcher<R>([], true, reuseParsed)));
         return [name, m, m.#prepare(route)] as const;
       });
       let lost: LostClaim | undefined;

@@ -61,14 +61,35 @@ function toRoute(meta: ObjectMeta, s: RouteSpec): Route {
   };
 }
 
+/**
+ * Each GatewayRoute's table entry by its parsed spec, which the store keeps one
+ * object per object version: an unchanged route is the same object in every
+ * compile, and what is derived from it by object (validation, hash text, the
+ * matcher's parse) is reused. Entries are never changed once built.
+ */
+const built = new WeakMap<RouteSpec, { source: string; route: Route }>();
+
+function routeOf(meta: ObjectMeta, spec: RouteSpec): Route {
+  const source = `${keyOf(meta)}\0${meta.generation}`;
+  const known = built.get(spec);
+  if (known?.source === source) return known.route;
+  const route = toRoute(meta, spec);
+  built.set(spec, { source, route });
+  return route;
+}
+
 const notAccepted = (reason: string, message: string): ConditionInput[] => [
   condition(ConditionType.Accepted, false, reason, message),
   condition(ConditionType.ResolvedRefs, false, Reason.NotAccepted, 'the route is not accepted'),
   condition(ConditionType.Programmed, false, Reason.NotAccepted, 'the route is not accepted'),
 ];
 
-/** Accepted routes: do their backends name Upstreams that exist and compiled? A route that cannot be served answers 503. */
-function resolveBackends(route: Route, upstreams: ReadonlyMap<string, UpstreamResult>): ConditionInput {
+/**
+ * Accepted routes: do their backends name Upstreams that exist and compiled? A
+ * route that cannot be served answers 503: `invalid` says why, for its table
+ * entry (a copy: the route object is shared between compiles).
+ */
+function resolveBackends(route: Route, upstreams: ReadonlyMap<string, UpstreamResult>): { refs: ConditionInput; invalid?: string } {
   const missing: string[] = [];
   const invalid: string[] = [];
   const unresolved: string[] = [];
@@ -83,15 +104,15 @@ function resolveBackends(route: Route, upstreams: ReadonlyMap<string, UpstreamRe
       else invalid.push(name);
     }
   }
-  if (missing.length === 0 && invalid.length === 0 && unresolved.length === 0) return condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'all references resolved');
+  if (missing.length === 0 && invalid.length === 0 && unresolved.length === 0) return { refs: condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'all references resolved') };
   const namespace = route.id.slice(0, route.id.indexOf('/'));
   const parts = [
     ...(missing.length > 0 ? [`Upstream ${missing.map((m) => `"${m}"`).join(', ')} not found in namespace "${namespace}"`] : []),
     ...(invalid.length > 0 ? [`Upstream ${invalid.map((m) => `"${m}"`).join(', ')} is not accepted`] : []),
     ...(unresolved.length > 0 ? [`Upstream ${unresolved.map((m) => `"${m}"`).join(', ')} has a TLS certificate reference that does not resolve`] : []),
   ];
-  route.invalid = parts.join('; ');
-  return condition(ConditionType.ResolvedRefs, false, missing.length > 0 ? Reason.BackendNotFound : Reason.BackendInvalid, `${route.invalid}; requests get 503 until it is`);
+  const why = parts.join('; ');
+  return { refs: condition(ConditionType.ResolvedRefs, false, missing.length > 0 ? Reason.BackendNotFound : Reason.BackendInvalid, `${why}; requests get 503 until it is`), invalid: why };
 }
 
 /** What conflict resolution decided, for the table and for every route's status. */
@@ -120,7 +141,7 @@ export function compileRoutes(routes: readonly Parsed<RouteSpec>[], upstreams: r
   const ordered = [...routes].sort(olderFirst);
   type Entry = { route: Route; created: string; key: string; kind: number; seq: number };
   const entries: Entry[] = [
-    ...ordered.flatMap((r) => (r.spec === undefined ? [] : [{ route: toRoute(r.meta, r.spec), created: r.meta.creationTimestamp, key: keyOf(r.meta), kind: 0, seq: 0 }])),
+    ...ordered.flatMap((r) => (r.spec === undefined ? [] : [{ route: routeOf(r.meta, r.spec), created: r.meta.creationTimestamp, key: keyOf(r.meta), kind: 0, seq: 0 }])),
     ...others.map((c) => ({ route: c.route, created: c.created, key: c.key, kind: 1, seq: c.seq })),
   ];
   entries.sort((a, b) => (a.created !== b.created ? (a.created < b.created ? -1 : 1) : a.key !== b.key ? (a.key < b.key ? -1 : 1) : a.kind - b.kind || a.seq - b.seq));
@@ -129,11 +150,13 @@ export function compileRoutes(routes: readonly Parsed<RouteSpec>[], upstreams: r
 
   const resolution = resolveRoutes(
     entries.map((e) => e.route),
-    { partialHosts: (r) => r.source?.kind === 'HTTPRoute' },
+    { partialHosts: (r) => r.source?.kind === 'HTTPRoute', reuse: true },
   );
   const rejected = new Map(resolution.rejected.map((x) => [x.route.id, x]));
   const accepted = new Map(resolution.accepted.map((r) => [r.id, r]));
 
+  // Accepted routes whose backends do not resolve, and their table entries saying so.
+  const unserved = new Map<Route, Route>();
   const results = ordered.map((r): RouteResult => {
     const key = keyOf(r.meta);
     const generation = r.meta.generation;
@@ -145,13 +168,16 @@ export function compileRoutes(routes: readonly Parsed<RouteSpec>[], upstreams: r
       return { key, generation, route: undefined, conditions: notAccepted(Reason.Conflicted, message) };
     }
     const route = accepted.get(key) as Route;
-    const refs = resolveBackends(route, byKey);
-    return { key, generation, route, conditions: [condition(ConditionType.Accepted, true, Reason.Accepted, 'the route is valid'), refs] };
+    const { refs, invalid } = resolveBackends(route, byKey);
+    const entry = invalid === undefined ? route : { ...route, invalid };
+    if (entry !== route) unserved.set(route, entry);
+    return { key, generation, route: entry, conditions: [condition(ConditionType.Accepted, true, Reason.Accepted, 'the route is valid'), refs] };
   });
 
   const trimmed = new Map(resolution.trimmed.map((t) => [t.route.id, { lost: t.lost, describe }]));
   const lostWhole = new Map(
     resolution.rejected.flatMap((x) => (x.reason === 'Conflicted' && where.has(x.route.id) ? [[x.route.id, { claim: { by: x.by, method: x.method, host: x.host }, describe }] as const] : [])),
   );
-  return { table: resolution.accepted, results, trimmed, rejected: lostWhole };
+  const table = unserved.size === 0 ? resolution.accepted : resolution.accepted.map((r) => unserved.get(r) ?? r);
+  return { table, results, trimmed, rejected: lostWhole };
 }
