@@ -229,6 +229,12 @@ spec: { path: { value: /reasons/ok }, upstream: ok }
     }, 15_000, 'the route\'s Event');
     expect(events.map((e) => `${e.type} ${e.reason}`)).toEqual(['Normal Programmed']);
     expect(events[0]?.message).toBe('Accepted=True: the route is valid; ResolvedRefs=True: all references resolved; Programmed=True: applied by 1 data plane');
+
+    // Someone clears the status: the operator, which had found it in place, writes it again.
+    const ref = { group: 'switchyard.dev', version: 'v1alpha1', namespace: ns, plural: 'gatewayroutes', name: 'fresh' };
+    const obj = (await kube.custom.getNamespacedCustomObjectStatus(ref)) as Record<string, unknown>;
+    await kube.custom.replaceNamespacedCustomObjectStatus({ ...ref, body: { ...obj, status: {} } });
+    await waitCondition(kube, 'gatewayroutes', ns, 'fresh', 'Programmed', 'True', 'Programmed', 30_000);
   });
 
   it('keeps every condition when another writer changes the same status meanwhile, retrying its conflicts', async () => {

@@ -34,6 +34,11 @@ const EVENT_BACKLOG = 10_000;
 /** How long a Programmed=Pending status waits for the data planes before it is written. */
 export const PENDING_HOLD_MS = 2000;
 
+/** What a desired status says, as text: equal texts, equal statuses. */
+function fingerprintOf(want: ObjectStatus): string {
+  return JSON.stringify([want.generation, want.conditions, want.readyEndpoints ?? 0, want.totalEndpoints ?? 0]);
+}
+
 /** Counters the writer reports. */
 export interface StatusWriterMetrics {
   writes: { inc(labels: { kind: string; result: string }): void };
@@ -63,6 +68,8 @@ export class StatusWriter {
   private readonly holdMs: number;
   /** Per object: what it last wrote, and the resourceVersion it wrote over. */
   private readonly written = new Map<string, { fingerprint: string; base: string | undefined }>();
+  /** Per object: a desired status found already in place, and the resourceVersion it was found in. */
+  private readonly settled = new Map<string, { fingerprint: string; base: string | undefined }>();
   /** Workers writing now, the keys they write, and whether a failed write stopped them. */
   private active = 0;
   private readonly writing = new Set<string>();
@@ -90,6 +97,7 @@ export class StatusWriter {
     if (enabled) {
       // A new leader re-checks everything: the previous one may have died mid-batch.
       this.written.clear();
+      this.settled.clear();
       this.queueAll();
     }
   }
@@ -98,6 +106,7 @@ export class StatusWriter {
   update(desired: Map<string, ObjectStatus>): void {
     this.desired = desired;
     for (const key of this.held.keys()) if (!desired.has(key)) this.held.delete(key);
+    for (const key of this.settled.keys()) if (!desired.has(key)) this.settled.delete(key);
     this.queueAll();
   }
 
@@ -107,6 +116,9 @@ export class StatusWriter {
     for (const [key, want] of this.desired) {
       if (!isProgrammedPending(want.conditions)) {
         this.held.delete(key);
+        // Found in place before, and the object has not changed since: nothing to check again.
+        const settled = this.settled.get(key);
+        if (settled !== undefined && settled.base === this.store.get(want.kind, `${want.namespace}/${want.name}`)?.metadata?.resourceVersion && settled.fingerprint === fingerprintOf(want)) continue;
         this.queue.add(key);
         continue;
       }
@@ -238,11 +250,16 @@ export class StatusWriter {
       sameConditions(current.conditions, conditions) &&
       current.readyEndpoints === status.readyEndpoints &&
       current.totalEndpoints === status.totalEndpoints;
-    const fingerprint = JSON.stringify([want.generation, want.conditions, status.readyEndpoints, status.totalEndpoints]);
+    const fingerprint = fingerprintOf(want);
     const base = obj.metadata?.resourceVersion;
     const last = this.written.get(key);
     // The same write over the same copy: the watch has not brought our own write back yet.
-    if (unchanged || (last?.fingerprint === fingerprint && last.base === base)) return 'skipped';
+    if (unchanged) {
+      this.settled.set(key, { fingerprint, base });
+      return 'skipped';
+    }
+    this.settled.delete(key);
+    if (last?.fingerprint === fingerprint && last.base === base) return 'skipped';
 
     try {
       await this.custom.patchNamespacedCustomObjectStatus(
