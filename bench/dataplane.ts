@@ -10,7 +10,7 @@ import path from 'node:path';
 import { gatewayModes } from './lib/gateway-modes.ts';
 import { cpuPlan, ROOT, tempDir } from './lib/processes.ts';
 import { LARGE_BYTES, startGateway, startHaproxy, startNginxProxy, startNodePeer, startUpstream, type Server } from './lib/servers.ts';
-import { median, round } from './lib/stats.ts';
+import { cpuTicks, median, round, stolenSince } from './lib/stats.ts';
 import { errorCount, runWrk, type WrkResult } from './lib/wrk.ts';
 
 /** What kind of thing a subject is; ratios are taken against these groups. */
@@ -23,6 +23,8 @@ export interface RunRecord {
   p99: number;
   p999: number;
   errors: number;
+  /** CPU time the hypervisor took for other guests during the run, in percent (see MachineInfo.stolenPercent). */
+  stolenPercent?: number | undefined;
 }
 
 /** A subject's medians over its runs. */
@@ -155,6 +157,9 @@ async function verifySubjects(subjects: Subject[]): Promise<void> {
   }
 }
 
+/** Each wrk run's share of CPU time stolen by the hypervisor. */
+const stolenBy = new WeakMap<WrkResult, number | undefined>();
+
 async function runCase(spec: CaseSpec, all: Subject[], loadCpu: string | undefined, log: (line: string) => void): Promise<CaseResult> {
   const subjects = spec.subjects.map((id) => all.find((s) => s.id === id) as Subject);
   const runs = new Map<string, WrkResult[]>(subjects.map((s) => [s.id, []]));
@@ -164,9 +169,12 @@ async function runCase(spec: CaseSpec, all: Subject[], loadCpu: string | undefin
   }
   for (let round = 1; round <= spec.rounds; round++) {
     for (const s of subjects) {
+      const ticks = cpuTicks();
       const r = await runWrk({ url: s.origin + spec.path, connections: spec.connections, durationS: spec.durationS, cpu: loadCpu, bearer: s.bearer });
+      const stolen = stolenSince(ticks);
       runs.get(s.id)?.push(r);
-      log(`data plane: ${spec.id} round ${round}/${spec.rounds} ${s.id}: ${Math.round(r.rps)} req/s, p99 ${r.latencyMs.p99.toFixed(2)} ms${errorCount(r) > 0 ? `, ${errorCount(r)} errors` : ''}`);
+      stolenBy.set(r, stolen);
+      log(`data plane: ${spec.id} round ${round}/${spec.rounds} ${s.id}: ${Math.round(r.rps)} req/s, p99 ${r.latencyMs.p99.toFixed(2)} ms${errorCount(r) > 0 ? `, ${errorCount(r)} errors` : ''}${stolen === undefined ? '' : `, ${stolen} % CPU stolen`}`);
     }
   }
   const summaries = subjects.map((s) => summarize(s, runs.get(s.id) ?? []));
@@ -198,7 +206,7 @@ function summarize(s: Subject, runs: WrkResult[]): SubjectSummary {
     },
     mibPerSecond: round(median(runs.map((r) => r.bytesPerSecond)) / 1024 / 1024, 1),
     errors: runs.reduce((n, r) => n + errorCount(r), 0),
-    runs: runs.map((r) => ({ rps: round(r.rps, 0), p50: round(r.latencyMs.p50, 3), p99: round(r.latencyMs.p99, 3), p999: round(r.latencyMs.p999, 3), errors: errorCount(r) })),
+    runs: runs.map((r) => ({ rps: round(r.rps, 0), p50: round(r.latencyMs.p50, 3), p99: round(r.latencyMs.p99, 3), p999: round(r.latencyMs.p999, 3), errors: errorCount(r), stolenPercent: stolenBy.get(r) })),
   };
 }
 

@@ -15,7 +15,7 @@ import { runDataPlane } from './dataplane.ts';
 import { runRedisFailover } from './redis-failover.ts';
 import { cpuPlan, pinSelf, ROOT } from './lib/processes.ts';
 import { renderReport, type BenchResults } from './lib/report.ts';
-import { machineInfo, round } from './lib/stats.ts';
+import { cpuTicks, machineInfo, round, stolenSince } from './lib/stats.ts';
 import { runReload } from './reload.ts';
 import { runRouteScale } from './route-scale.ts';
 import { runSeedScenario } from './seed-scenario.ts';
@@ -48,6 +48,7 @@ const started = performance.now();
 const log = (line: string): void => {
   process.stderr.write(`[${Math.round((performance.now() - started) / 1000)}s] ${line}\n`);
 };
+const ticksAtStart = cpuTicks();
 const results: BenchResults = { mode: quick ? 'quick' : 'full', startedAt: new Date().toISOString(), seconds: 0, machine: machineInfo(), failures: [] };
 log(`npm run bench${quick ? ' --quick' : ''}: ${results.machine.cpus} CPUs, load average ${results.machine.loadStart}, sections: ${only.join(', ')}`);
 
@@ -107,6 +108,7 @@ for (const s of results.websocket?.subjects ?? []) if (s.closedEarly > 0) result
 
 results.seconds = round((performance.now() - started) / 1000, 1);
 results.machine.loadEnd = round(os.loadavg()[0] as number);
+results.machine.stolenPercent = stolenSince(ticksAtStart);
 const dir = path.join(ROOT, 'bench/results');
 mkdirSync(dir, { recursive: true });
 // Only a full run of every section replaces the committed results.

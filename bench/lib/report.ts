@@ -156,7 +156,7 @@ export function renderReport(r: BenchResults): string {
   const out = [
     `# Switchyard benchmarks (${r.mode})`,
     '',
-    `${r.startedAt}, ${Math.round(r.seconds)} s. ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node.js ${m.node}, ${m.kernel}; wrk ${m.wrk}, nginx ${m.nginx}, HAProxy ${m.haproxy}. Load average (1 min) ${m.loadStart} at the start, ${m.loadEnd ?? 'n/a'} at the end.`,
+    `${r.startedAt}, ${Math.round(r.seconds)} s. ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node.js ${m.node}, ${m.kernel}; wrk ${m.wrk}, nginx ${m.nginx}, HAProxy ${m.haproxy}. Load average (1 min) ${m.loadStart} at the start, ${m.loadEnd ?? 'n/a'} at the end.${m.stolenPercent === undefined ? '' : ` CPU time stolen by the hypervisor over the run: ${m.stolenPercent} %${m.stolenPercent >= 10 ? ' (the host was busy with other guests: rates are low by about that much or more)' : ''}.`}`,
     '',
   ];
   if (r.failures.length > 0) out.push('**Failed sections:**', '', ...r.failures.map((f) => `- ${f}`), '');

@@ -62,6 +62,33 @@ export interface MachineInfo {
   /** 1-minute load average when the run started and ended. */
   loadStart: number;
   loadEnd?: number;
+  /**
+   * Share of the machine's CPU time over the run that the hypervisor gave to
+   * other guests (`steal` in /proc/stat), in percent; absent off Linux. A few
+   * percent is usual on a VM; tens of percent mean the run measured a host
+   * busy with others, and every rate in it is low by about that much or more.
+   */
+  stolenPercent?: number;
+}
+
+/** The all-CPU time counters of /proc/stat: steal and the total, in ticks; undefined off Linux. */
+export function cpuTicks(): { steal: number; total: number } | undefined {
+  try {
+    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest and guest_nice are counted in user and nice).
+    const counted = fields.slice(0, 8);
+    if (counted.length < 8 || counted.some((n) => !Number.isFinite(n))) return undefined;
+    return { steal: counted[7] as number, total: counted.reduce((a, b) => a + b, 0) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The share of CPU time stolen since `from` (cpuTicks()), in percent with one decimal. */
+export function stolenSince(from: { steal: number; total: number } | undefined): number | undefined {
+  const to = cpuTicks();
+  if (!from || !to || to.total <= from.total) return undefined;
+  return round(((to.steal - from.steal) / (to.total - from.total)) * 100, 1);
 }
 
 function version(cmd: string, args: string[], pattern: RegExp): string {
