@@ -128,31 +128,40 @@ async function createRoute(kube: Kube, name: string, spec: Record<string, unknow
  * Waits, as `kubectl wait` does, on a watch (not by listing every route over and
  * over, which would load the API server the operator writes through), until
  * `expected` GatewayRoutes of the namespace say Programmed=True for their current
- * generation. Returns the milliseconds from `since`.
+ * generation. Returns the milliseconds from `since`. A watch the API server
+ * closes (it drops watchers that fall behind a burst of events) is opened again,
+ * as an informer would: a new watch starts with every route as it is.
  */
 async function programmedRoutes(kube: Kube, expected: number, since: number, timeoutMs: number): Promise<number> {
   type Item = { metadata: { name: string; generation?: number }; status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] } };
-  const programmed = new Set<string>();
-  let request: AbortController | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await new Promise<number>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${expected} routes Programmed (${programmed.size} are)`)), since + timeoutMs - performance.now());
-      const onEvent = (type: string, item: Item): void => {
-        const c = item.status?.conditions?.find((x) => x.type === 'Programmed');
-        const ok = type !== 'DELETED' && c?.status === 'True' && (c.observedGeneration === undefined || c.observedGeneration === item.metadata.generation);
-        if (ok) programmed.add(item.metadata.name);
-        else programmed.delete(item.metadata.name);
-        if (programmed.size >= expected) resolve(performance.now() - since);
-      };
-      // Without a resourceVersion the watch starts with every existing route (ADDED), then follows changes.
-      new Watch(kube.kc)
-        .watch(`/apis/${GROUP}/${VERSION}/namespaces/${NS}/gatewayroutes`, {}, onEvent, (err: unknown) => reject(new Error(`the watch of GatewayRoutes ended before ${expected} were Programmed (${programmed.size} were): ${String(err ?? 'closed')}`)))
-        .then((c) => (request = c), reject);
-    });
-  } finally {
-    clearTimeout(timer);
-    request?.abort();
+  const deadline = since + timeoutMs;
+  let reopened = 0;
+  for (;;) {
+    const programmed = new Set<string>();
+    let request: AbortController | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const done = await new Promise<number | 'closed'>((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${expected} routes Programmed (${programmed.size} are; the watch was opened again ${reopened} times)`)), deadline - performance.now());
+        const onEvent = (type: string, item: Item): void => {
+          const c = item.status?.conditions?.find((x) => x.type === 'Programmed');
+          const ok = type !== 'DELETED' && c?.status === 'True' && (c.observedGeneration === undefined || c.observedGeneration === item.metadata.generation);
+          if (ok) programmed.add(item.metadata.name);
+          else programmed.delete(item.metadata.name);
+          if (programmed.size >= expected) resolve(performance.now() - since);
+        };
+        // Without a resourceVersion the watch starts with every existing route (ADDED), then follows changes.
+        new Watch(kube.kc)
+          .watch(`/apis/${GROUP}/${VERSION}/namespaces/${NS}/gatewayroutes`, {}, onEvent, () => resolve('closed'))
+          .then((c) => (request = c), reject);
+      });
+      if (done !== 'closed') return done;
+      reopened++;
+    } finally {
+      clearTimeout(timer);
+      request?.abort();
+    }
+    await sleep(100);
   }
 }
 
