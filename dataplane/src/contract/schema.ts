@@ -409,14 +409,14 @@ export function tableIssues(table: { routes: readonly Route[]; upstreams: readon
 }
 
 const RouteTableShape = z.object({
-    /** Hash of the canonical table without this field; see `tableVersion`. */
-    version: z.string().min(1),
-    routes: z.array(RouteSchema),
-    upstreams: z.array(UpstreamSchema),
-    /** Listeners to open besides `http` and `https`. */
-    listeners: z.array(ListenerSchema).optional(),
-    /** Certificates HTTPS listeners present, chosen by SNI. Absent: only the data plane's own `server.tls`, on `https`. */
-    certificates: z.array(CertificateSchema).optional(),
+  /** Hash of the canonical table without this field; see `tableVersion`. */
+  version: z.string().min(1),
+  routes: z.array(RouteSchema),
+  upstreams: z.array(UpstreamSchema),
+  /** Listeners to open besides `http` and `https`. */
+  listeners: z.array(ListenerSchema).optional(),
+  /** Certificates HTTPS listeners present, chosen by SNI. Absent: only the data plane's own `server.tls`, on `https`. */
+  certificates: z.array(CertificateSchema).optional(),
 });
 
 export const RouteTableSchema = RouteTableShape.superRefine((table, ctx) => {

@@ -80,6 +80,7 @@ export class StatusWriter {
   private readonly events: (() => Promise<void>)[] = [];
   private eventWriters = 0;
   private eventsDropped = 0;
+  private whenIdle: Promise<void> | undefined;
 
   constructor(kc: KubeConfig, store: Store, log: Logger, identity: string, metrics?: StatusWriterMetrics, options: { pendingHoldMs?: number } = {}) {
     this.holdMs = options.pendingHoldMs ?? PENDING_HOLD_MS;
@@ -148,8 +149,10 @@ export class StatusWriter {
 
   /** Resolves when no status write is under way, or after `ms`. */
   private statusIdle(ms: number): Promise<void> {
+    // One waiter per busy spell, shared by every Event that waits in it (not one per Event).
+    this.whenIdle ??= this.drained().finally(() => (this.whenIdle = undefined));
     let timer: NodeJS.Timeout | undefined;
-    return Promise.race([this.drained(), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+    return Promise.race([this.whenIdle, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
   }
 
   /**
