@@ -24,6 +24,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PatchStrategy, setHeaderOptions, Watch } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../test/support/control-plane.ts';
+import { metricSum } from '../test/support/fleet.ts';
 import { kubeFor, type Kube } from '../test/support/kube.ts';
 import { startProcess, type Proc } from '../test/support/processes.ts';
 import { freePort, procUsage, sleep, tempDir } from './lib/processes.ts';
@@ -329,13 +330,11 @@ spec: { service: { name: pods, port: 8080 } }
 /** The operator's status writes by result and its Events, from its metrics. */
 async function operatorWrites(port: number): Promise<string> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const sums = new Map<string, number>();
-  for (const m of text.matchAll(/^switchyard_operator_(status_writes|events)_total\{([^}]*)\} (\S+)$/gm)) {
-    const label = /(?:result|type)="([^"]+)"/.exec(m[2] as string)?.[1] ?? '?';
-    const key = `${m[1] === 'events' ? 'Events' : 'status writes'} ${label}`;
-    sums.set(key, (sums.get(key) ?? 0) + Number(m[3]));
-  }
-  return [...sums].map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const counts = [
+    ...['ok', 'conflict', 'error'].map((result) => [`status writes ${result}`, metricSum(text, 'switchyard_operator_status_writes_total', { result })] as const),
+    ...['Normal', 'Warning'].map((type) => [`Events ${type}`, metricSum(text, 'switchyard_operator_events_total', { type })] as const),
+  ];
+  return counts.map(([what, n]) => `${what} ${n}`).join(', ');
 }
 
 /** Waits (bounded) until the operator's CPU use stays below 20 % for half a second: its status writes are done. */
